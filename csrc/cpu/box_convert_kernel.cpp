@@ -1,0 +1,72 @@
+// CPU kernel of box_convert between the axis-aligned formats.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <string_view>
+#include <type_traits>
+
+#include "../box_dtypes.h"
+#include "../checks.h"
+#include "../common/box.h"
+
+namespace vo {
+namespace {
+
+// Integer to integer conversions (xyxy <-> xywh) are exact in int64; the
+// others compute in the floating accumulation type and round once.
+template <typename scalar_t, typename out_t>
+using convert_acc_t = std::conditional_t<std::is_integral_v<out_t>, int64_t, box_acc_t<scalar_t>>;
+
+template <typename in_t, typename out_t>
+VO_CPU_MULTIVERSION void convert_loop(const in_t* __restrict__ b, int64_t begin, int64_t end, BoxFormat in_fmt,
+                                      BoxFormat out_fmt, out_t* __restrict__ out) {
+  using T = convert_acc_t<in_t, out_t>;
+  for (int64_t k = begin; k < end; ++k) {
+    const in_t* p = b + 4 * k;
+    const Box4<T> r = box_convert_value(
+        Box4<T>{static_cast<T>(p[0]), static_cast<T>(p[1]), static_cast<T>(p[2]), static_cast<T>(p[3])}, in_fmt,
+        out_fmt);
+    out_t* o = out + 4 * k;
+    o[0] = static_cast<out_t>(r.x1);
+    o[1] = static_cast<out_t>(r.y1);
+    o[2] = static_cast<out_t>(r.x2);
+    o[3] = static_cast<out_t>(r.y2);
+  }
+}
+
+at::Tensor box_convert_cpu(const at::Tensor& boxes, std::string_view in_fmt, std::string_view out_fmt) {
+  constexpr const char* op = "box_convert";
+  const BoxFormat fi = parse_box_format(in_fmt, op, "in_fmt");
+  const BoxFormat fo = parse_box_format(out_fmt, op, "out_fmt");
+  check_boxes(boxes, op, "boxes", 1, "[..., 4]");
+  const auto out_dtype = convert_out_dtype(boxes.scalar_type(), fi, fo);
+  at::Tensor out = at::empty(boxes.sizes(), boxes.options().dtype(out_dtype));
+  if (out.numel() == 0) return out;
+  const at::Tensor b = boxes.reshape({-1, 4}).contiguous();
+  const int64_t K = b.size(0);
+  VO_DISPATCH_BOX_TYPES(boxes.scalar_type(), "box_convert", [&] {
+    using in_t = scalar_t;
+    VO_DISPATCH_BOX_TYPES(out_dtype, "box_convert_out", [&] {
+      using out_t = scalar_t;
+      if constexpr (std::is_same_v<in_t, out_t> || std::is_same_v<out_t, float>) {
+        const in_t* src = b.data_ptr<in_t>();
+        out_t* dst = out.data_ptr<out_t>();
+        at::parallel_for(0, K, 16384, [&](int64_t begin, int64_t end) {
+          convert_loop<in_t, out_t>(src, begin, end, fi, fo, dst);
+        });
+      } else {
+        TORCH_INTERNAL_ASSERT(false, "box_convert: unexpected output dtype");
+      }
+    });
+  });
+  return out;
+}
+
+}  // namespace
+}  // namespace vo
+
+TORCH_LIBRARY_IMPL(visionops, CPU, m) {
+  m.impl("box_convert", &vo::box_convert_cpu);
+}

@@ -1,0 +1,25 @@
+// The Python extension module visionops._C. It holds no functions: importing
+// it loads this shared library, whose static initializers register the ops
+// with the dispatcher (TORCH_LIBRARY). It records which torch it was built
+// against so that visionops/_extension.py can explain a mismatch.
+#include <Python.h>
+
+#ifndef VISIONOPS_TORCH_VERSION
+#define VISIONOPS_TORCH_VERSION "unknown"
+#endif
+#ifndef VISIONOPS_WITH_CUDA
+#define VISIONOPS_WITH_CUDA 0
+#endif
+
+static struct PyModuleDef visionops_c_module = {PyModuleDef_HEAD_INIT, "_C", "visionops native ops", -1, nullptr};
+
+PyMODINIT_FUNC PyInit__C(void) {
+  PyObject* m = PyModule_Create(&visionops_c_module);
+  if (m == nullptr) return nullptr;
+  if (PyModule_AddStringConstant(m, "TORCH_VERSION", VISIONOPS_TORCH_VERSION) < 0 ||
+      PyModule_AddIntConstant(m, "WITH_CUDA", VISIONOPS_WITH_CUDA) < 0) {
+    Py_DECREF(m);
+    return nullptr;
+  }
+  return m;
+}

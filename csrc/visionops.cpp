@@ -1,0 +1,31 @@
+// The public contract of visionops: every operator schema, in one place.
+//
+// Kernels register per device in csrc/cpu/ and csrc/cuda/; fake (meta)
+// kernels, autograd and the Python API live in visionops/. Private ops (names
+// starting with '_') are the backward passes that autograd calls.
+#include <torch/library.h>
+
+TORCH_LIBRARY(visionops, m) {
+  // ---- boxes: area and format conversion (axis-aligned formats)
+  m.def("box_area(Tensor boxes, str fmt=\"xyxy\") -> Tensor");
+  m.def("box_convert(Tensor boxes, str in_fmt, str out_fmt) -> Tensor");
+
+  // ---- the pairwise IoU family: [..., N, 4] x [..., M, 4] -> [..., N, M]
+  m.def("box_iou(Tensor boxes1, Tensor boxes2, str fmt=\"xyxy\") -> Tensor");
+  m.def("generalized_box_iou(Tensor boxes1, Tensor boxes2) -> Tensor");
+  m.def("distance_box_iou(Tensor boxes1, Tensor boxes2, float eps=1e-07) -> Tensor");
+  m.def("complete_box_iou(Tensor boxes1, Tensor boxes2, float eps=1e-07) -> Tensor");
+  // variant: 'iou' | 'giou' | 'diou' | 'ciou'. Returns the gradients with the
+  // broadcast batch shape; autograd sums them back to each input's shape.
+  m.def(
+      "_pairwise_box_iou_backward(Tensor grad, Tensor boxes1, Tensor boxes2, str variant, str fmt, float eps) "
+      "-> (Tensor, Tensor)");
+
+  // ---- elementwise IoU losses: [..., 4] x [..., 4] -> [...] or a scalar
+  m.def("generalized_box_iou_loss(Tensor boxes1, Tensor boxes2, str reduction=\"none\", float eps=1e-07) -> Tensor");
+  m.def("distance_box_iou_loss(Tensor boxes1, Tensor boxes2, str reduction=\"none\", float eps=1e-07) -> Tensor");
+  m.def("complete_box_iou_loss(Tensor boxes1, Tensor boxes2, str reduction=\"none\", float eps=1e-07) -> Tensor");
+  m.def(
+      "_box_iou_loss_backward(Tensor grad, Tensor boxes1, Tensor boxes2, str variant, str reduction, float eps) "
+      "-> (Tensor, Tensor)");
+}

@@ -1,0 +1,58 @@
+"""Shared fixtures: devices (CUDA skips cleanly without a GPU), fixed seeds,
+and generators of random and adversarial boxes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import visionops
+
+_NO_CUDA = "no CUDA device visible" if not torch.cuda.is_available() else (
+    "visionops was built without CUDA kernels (VISIONOPS_CUDA=0)" if not visionops.WITH_CUDA else None
+)
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(_NO_CUDA is not None, reason=f"CUDA case: {_NO_CUDA}")),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def random_boxes(n: int, *lead: int, size: float = 100.0, scale: float = 50.0, dtype=torch.float64, device="cpu",
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """xyxy boxes with x1 < x2 and y1 < y2: corners in [0, size), sides in (0, scale)."""
+    xy = torch.rand(*lead, n, 2, dtype=torch.float64, generator=generator) * size
+    wh = torch.rand(*lead, n, 2, dtype=torch.float64, generator=generator) * scale + 1e-3
+    return torch.cat([xy, xy + wh], dim=-1).to(dtype=dtype, device=device)
+
+
+def adversarial_boxes(dtype=torch.float64, device="cpu") -> torch.Tensor:
+    """Zero-area, inverted, identical, shared-edge, huge, negative and NaN boxes."""
+    nan = float("nan")
+    rows = [
+        [0, 0, 10, 10],
+        [0, 0, 10, 10],  # identical to the first
+        [10, 0, 20, 10],  # shares an edge with the first
+        [5, 5, 5, 5],  # a point
+        [3, 0, 3, 10],  # zero width
+        [10, 10, 0, 0],  # inverted (x2 < x1, y2 < y1)
+        [8, 2, 2, 8],  # inverted in x only
+        [-50, -40, -10, -5],  # negative
+        [-5, -5, 5, 5],  # straddles the origin
+        [1e6, 1e6, 1e6 + 30, 1e6 + 20],  # huge
+        [-1e6, -1e6, 1e6, 1e6],  # enormous
+        [0, 0, 1e-3, 1e-3],  # tiny
+        [nan, 0, 10, 10],  # NaN corner
+        [0, 0, 10, nan],
+    ]
+    return torch.tensor(rows, dtype=torch.float64).to(dtype=dtype, device=device)

@@ -1,0 +1,111 @@
+"""Bad input: a clear error naming the op, the argument and what was expected,
+of torchvision's exception type, with the same message from the CPU, CUDA
+and fake (meta) kernels."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import visionops
+
+from .conftest import _NO_CUDA
+
+ERROR_DEVICES = [
+    "cpu",
+    "meta",
+    pytest.param("cuda", marks=pytest.mark.skipif(_NO_CUDA is not None, reason=f"CUDA case: {_NO_CUDA}")),
+]
+
+
+def boxes(*shape, dtype=torch.float32, device="cpu"):
+    return torch.zeros(shape, dtype=dtype, device=device)
+
+
+PAIRWISE = [
+    ("box_iou", visionops.box_iou),
+    ("generalized_box_iou", visionops.generalized_box_iou),
+    ("distance_box_iou", visionops.distance_box_iou),
+    ("complete_box_iou", visionops.complete_box_iou),
+]
+LOSSES = [
+    ("generalized_box_iou_loss", visionops.generalized_box_iou_loss),
+    ("distance_box_iou_loss", visionops.distance_box_iou_loss),
+    ("complete_box_iou_loss", visionops.complete_box_iou_loss),
+]
+
+
+def raises(exc, message):
+    return pytest.raises(exc, match="^" + re.escape(message))
+
+
+@pytest.mark.parametrize("name,fn", PAIRWISE)
+def test_pairwise_shapes(name, fn, error_device):
+    d = error_device
+    with raises(RuntimeError, f"visionops.{name}: boxes1 must have shape [..., N, 4], got [10, 5]"):
+        fn(boxes(10, 5, device=d), boxes(3, 4, device=d))
+    with raises(RuntimeError, f"visionops.{name}: boxes2 must have shape [..., M, 4], got [4]"):
+        fn(boxes(10, 4, device=d), boxes(4, device=d))
+    with raises(RuntimeError, f"visionops.{name}: boxes1 and boxes2 must have the same dtype, got Float and Double"):
+        fn(boxes(2, 4, device=d), boxes(3, 4, dtype=torch.float64, device=d))
+    with raises(RuntimeError, f"visionops.{name}: boxes1 must be a floating point or integer tensor, got Bool"):
+        fn(boxes(2, 4, dtype=torch.bool, device=d), boxes(3, 4, dtype=torch.bool, device=d))
+    with raises(
+        RuntimeError,
+        f"visionops.{name}: the leading (batch) dimensions of boxes1 and boxes2 must broadcast, got [2, 3, 4] and "
+        "[5, 1, 4]",
+    ):
+        fn(boxes(2, 3, 4, device=d), boxes(5, 1, 4, device=d))
+
+
+def test_box_iou_formats(error_device):
+    d = error_device
+    with raises(ValueError, "visionops.box_iou: fmt must be one of 'xyxy', 'xywh', 'cxcywh', got 'xyz'"):
+        visionops.box_iou(boxes(2, 4, device=d), boxes(2, 4, device=d), fmt="xyz")
+    with raises(NotImplementedError, "visionops.box_iou: rotated box format 'cxcywhr' for fmt is not supported"):
+        visionops.box_iou(boxes(2, 5, device=d), boxes(2, 5, device=d), fmt="cxcywhr")
+
+
+def test_area_and_convert(error_device):
+    d = error_device
+    with raises(RuntimeError, "visionops.box_area: boxes must have shape [..., 4], got [3, 2]"):
+        visionops.box_area(boxes(3, 2, device=d))
+    with raises(RuntimeError, "visionops.box_area: boxes must have shape [..., 4], got []"):
+        visionops.box_area(boxes(device=d))
+    with raises(ValueError, "visionops.box_area: fmt must be one of 'xyxy', 'xywh', 'cxcywh', got 'yxyx'"):
+        visionops.box_area(boxes(3, 4, device=d), fmt="yxyx")
+    with raises(ValueError, "visionops.box_convert: in_fmt must be one of 'xyxy', 'xywh', 'cxcywh', got 'bad'"):
+        visionops.box_convert(boxes(3, 4, device=d), "bad", "xyxy")
+    with raises(ValueError, "visionops.box_convert: out_fmt must be one of 'xyxy', 'xywh', 'cxcywh', got 'bad'"):
+        visionops.box_convert(boxes(3, 4, device=d), "xyxy", "bad")
+    with raises(RuntimeError, "visionops.box_convert: boxes must have shape [..., 4], got [3, 8]"):
+        visionops.box_convert(boxes(3, 8, device=d), "xyxy", "xywh")
+
+
+@pytest.mark.parametrize("name,fn", LOSSES)
+def test_losses(name, fn, error_device):
+    d = error_device
+    with raises(ValueError, f"visionops.{name}: reduction must be one of 'none', 'mean', 'sum', got 'avg'"):
+        fn(boxes(3, 4, device=d), boxes(3, 4, device=d), reduction="avg")
+    with raises(RuntimeError, f"visionops.{name}: boxes1 must have shape [..., 4], got [3, 3]"):
+        fn(boxes(3, 3, device=d), boxes(3, 4, device=d))
+    with raises(RuntimeError, f"visionops.{name}: boxes1 and boxes2 must have the same shape, got [3, 4] and [2, 4]"):
+        fn(boxes(3, 4, device=d), boxes(2, 4, device=d))
+    with raises(RuntimeError, f"visionops.{name}: boxes1 and boxes2 must have the same dtype, got Half and Float"):
+        fn(boxes(3, 4, dtype=torch.float16, device=d), boxes(3, 4, device=d))
+
+
+def test_mismatched_devices():
+    # CPU against meta: the dispatcher picks one kernel, which must refuse.
+    with pytest.raises(RuntimeError, match="must be on the same device, got meta and cpu|got cpu and meta"):
+        visionops.box_iou(boxes(2, 4, device="meta"), boxes(2, 4))
+    if _NO_CUDA is None:
+        with raises(RuntimeError, "visionops.box_iou: boxes1 and boxes2 must be on the same device, got cpu and "):
+            visionops.box_iou(boxes(2, 4), boxes(2, 4, device="cuda"))
+
+
+@pytest.fixture(params=ERROR_DEVICES)
+def error_device(request) -> str:
+    return request.param

@@ -1,0 +1,34 @@
+"""visionops: fast native detection and segmentation ops for PyTorch.
+
+The ops have torchvision.ops' names, signatures and results, and are
+registered with the dispatcher as ``torch.ops.visionops.*``.
+"""
+
+from visionops import _registrations  # noqa: F401  (fake kernels and autograd)
+from visionops._extension import WITH_CUDA
+from visionops.ops import (
+    box_area,
+    box_convert,
+    box_iou,
+    complete_box_iou,
+    complete_box_iou_loss,
+    distance_box_iou,
+    distance_box_iou_loss,
+    generalized_box_iou,
+    generalized_box_iou_loss,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "WITH_CUDA",
+    "box_area",
+    "box_convert",
+    "box_iou",
+    "generalized_box_iou",
+    "distance_box_iou",
+    "complete_box_iou",
+    "generalized_box_iou_loss",
+    "distance_box_iou_loss",
+    "complete_box_iou_loss",
+]

@@ -1,0 +1,322 @@
+"""Fake (meta) kernels and autograd for every visionops op.
+
+The fake kernels repeat the native argument checks (csrc/checks.h) with the
+same messages and exception types, and the native output dtype rules
+(csrc/box_dtypes.h); tests/test_errors.py holds the two in step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from visionops._extension import _C  # noqa: F401  (loads the library: the ops must exist first)
+
+_lib = "visionops::"
+
+# c10's names for dtypes, as the native messages print them.
+_DTYPE_NAMES = {
+    torch.float32: "Float",
+    torch.float64: "Double",
+    torch.float16: "Half",
+    torch.bfloat16: "BFloat16",
+    torch.int64: "Long",
+    torch.int32: "Int",
+    torch.int16: "Short",
+    torch.int8: "Char",
+    torch.uint8: "Byte",
+    torch.bool: "Bool",
+    torch.complex64: "ComplexFloat",
+    torch.complex128: "ComplexDouble",
+}
+
+_FORMATS = ("xyxy", "xywh", "cxcywh")
+_ROTATED_FORMATS = ("xywhr", "cxcywhr", "xyxyxyxy")
+_REDUCTIONS = ("none", "mean", "sum")
+_VARIANTS = ("iou", "giou", "diou", "ciou")
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return _DTYPE_NAMES.get(dtype, str(dtype).replace("torch.", ""))
+
+
+# ----------------------------------------------------------------- checks (mirror csrc/checks.h)
+
+
+def check_boxes(t: Tensor, op: str, arg: str, min_dim: int, expected: str) -> None:
+    torch._check(
+        t.dim() >= min_dim and t.shape[-1] == 4,
+        lambda: f"visionops.{op}: {arg} must have shape {expected}, got {list(t.shape)}",
+    )
+    torch._check(
+        (t.dtype.is_floating_point or not (t.dtype.is_complex or t.dtype == torch.bool)),
+        lambda: f"visionops.{op}: {arg} must be a floating point or integer tensor, got {_dtype_name(t.dtype)}",
+    )
+
+
+def check_same_dtype_device(a: Tensor, b: Tensor, op: str, name_a: str, name_b: str) -> None:
+    torch._check(
+        a.dtype == b.dtype,
+        lambda: f"visionops.{op}: {name_a} and {name_b} must have the same dtype, got "
+        f"{_dtype_name(a.dtype)} and {_dtype_name(b.dtype)}",
+    )
+    torch._check(
+        a.device == b.device,
+        lambda: f"visionops.{op}: {name_a} and {name_b} must be on the same device, got {a.device} and {b.device}",
+    )
+
+
+def check_format(fmt: str, op: str, arg: str) -> str:
+    torch._check_not_implemented(
+        fmt not in _ROTATED_FORMATS,
+        lambda: f"visionops.{op}: rotated box format '{fmt}' for {arg} is not supported; "
+        "use torchvision.ops for rotated boxes",
+    )
+    torch._check_value(
+        fmt in _FORMATS, lambda: f"visionops.{op}: {arg} must be one of 'xyxy', 'xywh', 'cxcywh', got '{fmt}'"
+    )
+    return fmt
+
+
+def check_reduction(reduction: str, op: str) -> str:
+    torch._check_value(
+        reduction in _REDUCTIONS,
+        lambda: f"visionops.{op}: reduction must be one of 'none', 'mean', 'sum', got '{reduction}'",
+    )
+    return reduction
+
+
+def check_variant(variant: str, op: str) -> str:
+    torch._check_value(
+        variant in _VARIANTS,
+        lambda: f"visionops.{op}: variant must be one of 'iou', 'giou', 'diou', 'ciou', got '{variant}'",
+    )
+    return variant
+
+
+# ----------------------------------------------------------------- dtype rules (mirror csrc/box_dtypes.h)
+
+
+def iou_out_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def area_out_dtype(dtype: torch.dtype) -> torch.dtype:
+    if dtype.is_floating_point:
+        return iou_out_dtype(dtype)
+    return torch.int64 if dtype == torch.int64 else torch.int32
+
+
+def convert_out_dtype(dtype: torch.dtype, in_fmt: str, out_fmt: str) -> torch.dtype:
+    halves = in_fmt != out_fmt and "cxcywh" in (in_fmt, out_fmt)
+    return torch.float32 if (not dtype.is_floating_point and halves) else dtype
+
+
+# ----------------------------------------------------------------- box area and convert
+
+
+@torch.library.register_fake(_lib + "box_area")
+def _box_area_fake(boxes: Tensor, fmt: str = "xyxy") -> Tensor:
+    check_format(fmt, "box_area", "fmt")
+    check_boxes(boxes, "box_area", "boxes", 1, "[..., 4]")
+    return boxes.new_empty(boxes.shape[:-1], dtype=area_out_dtype(boxes.dtype))
+
+
+def _box_area_setup(ctx, inputs, output):
+    boxes, fmt = inputs
+    ctx.fmt = fmt
+    ctx.save_for_backward(boxes)
+
+
+def _box_area_backward(ctx, grad: Tensor):
+    # area is bilinear in the coordinates: its gradient is a few products,
+    # written with torch ops so that it is itself differentiable.
+    (boxes,) = ctx.saved_tensors
+    b = boxes.to(grad.dtype)
+    g = grad
+    if ctx.fmt == "xyxy":
+        w = b[..., 2] - b[..., 0]
+        h = b[..., 3] - b[..., 1]
+        gb = torch.stack((-g * h, -g * w, g * h, g * w), dim=-1)
+    else:
+        zero = torch.zeros_like(g)
+        gb = torch.stack((zero, zero, g * b[..., 3], g * b[..., 2]), dim=-1)
+    return gb.to(boxes.dtype), None
+
+
+torch.library.register_autograd(_lib + "box_area", _box_area_backward, setup_context=_box_area_setup)
+
+
+@torch.library.register_fake(_lib + "box_convert")
+def _box_convert_fake(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
+    check_format(in_fmt, "box_convert", "in_fmt")
+    check_format(out_fmt, "box_convert", "out_fmt")
+    check_boxes(boxes, "box_convert", "boxes", 1, "[..., 4]")
+    return boxes.new_empty(boxes.shape, dtype=convert_out_dtype(boxes.dtype, in_fmt, out_fmt))
+
+
+def _box_convert_setup(ctx, inputs, output):
+    _, ctx.in_fmt, ctx.out_fmt = inputs
+    ctx.in_dtype = inputs[0].dtype
+
+
+def _to_xyxy_transpose(g: Tensor, fmt: str) -> Tensor:
+    """Gradient through the map fmt -> xyxy (a constant linear map)."""
+    g0, g1, g2, g3 = g.unbind(-1)
+    if fmt == "xywh":  # (x, y, x + w, y + h)
+        return torch.stack((g0 + g2, g1 + g3, g2, g3), dim=-1)
+    if fmt == "cxcywh":  # (cx - w/2, cy - h/2, cx + w/2, cy + h/2)
+        return torch.stack((g0 + g2, g1 + g3, (g2 - g0) * 0.5, (g3 - g1) * 0.5), dim=-1)
+    return g
+
+
+def _from_xyxy_transpose(g: Tensor, fmt: str) -> Tensor:
+    """Gradient through the map xyxy -> fmt."""
+    g0, g1, g2, g3 = g.unbind(-1)
+    if fmt == "xywh":  # (x1, y1, x2 - x1, y2 - y1)
+        return torch.stack((g0 - g2, g1 - g3, g2, g3), dim=-1)
+    if fmt == "cxcywh":  # ((x1 + x2)/2, (y1 + y2)/2, x2 - x1, y2 - y1)
+        return torch.stack((g0 * 0.5 - g2, g1 * 0.5 - g3, g0 * 0.5 + g2, g1 * 0.5 + g3), dim=-1)
+    return g
+
+
+def _box_convert_backward(ctx, grad: Tensor):
+    g = _to_xyxy_transpose(_from_xyxy_transpose(grad, ctx.out_fmt), ctx.in_fmt)
+    return g.to(ctx.in_dtype), None, None
+
+
+torch.library.register_autograd(_lib + "box_convert", _box_convert_backward, setup_context=_box_convert_setup)
+
+
+# ----------------------------------------------------------------- pairwise IoU family
+
+
+def _pairwise_fake_shape(boxes1: Tensor, boxes2: Tensor, op: str) -> list:
+    check_boxes(boxes1, op, "boxes1", 2, "[..., N, 4]")
+    check_boxes(boxes2, op, "boxes2", 2, "[..., M, 4]")
+    check_same_dtype_device(boxes1, boxes2, op, "boxes1", "boxes2")
+    lead1, lead2 = list(boxes1.shape[:-2]), list(boxes2.shape[:-2])
+    nd = max(len(lead1), len(lead2))
+    lead1 = [1] * (nd - len(lead1)) + lead1
+    lead2 = [1] * (nd - len(lead2)) + lead2
+    batch = []
+    for d1, d2 in zip(lead1, lead2):
+        torch._check(
+            d1 == d2 or d1 == 1 or d2 == 1,
+            lambda: f"visionops.{op}: the leading (batch) dimensions of boxes1 and boxes2 must broadcast, got "
+            f"{list(boxes1.shape)} and {list(boxes2.shape)}",
+        )
+        batch.append(d2 if d1 == 1 else d1)
+    return batch
+
+
+def _register_pairwise(op: str, variant: str, has_fmt: bool, has_eps: bool) -> None:
+    def fake(boxes1: Tensor, boxes2: Tensor, *args) -> Tensor:
+        if has_fmt:
+            check_format(args[0] if args else "xyxy", op, "fmt")
+        batch = _pairwise_fake_shape(boxes1, boxes2, op)
+        shape = batch + [boxes1.shape[-2], boxes2.shape[-2]]
+        return boxes1.new_empty(shape, dtype=iou_out_dtype(boxes1.dtype))
+
+    def setup_context(ctx, inputs, output):
+        boxes1, boxes2, *args = inputs
+        ctx.fmt = args[0] if has_fmt else "xyxy"
+        ctx.eps = args[0] if has_eps else 0.0
+        ctx.save_for_backward(boxes1, boxes2)
+
+    def backward(ctx, grad: Tensor):
+        boxes1, boxes2 = ctx.saved_tensors
+        g1, g2 = torch.ops.visionops._pairwise_box_iou_backward(grad, boxes1, boxes2, variant, ctx.fmt, ctx.eps)
+        g1 = g1.sum_to_size(boxes1.shape) if ctx.needs_input_grad[0] else None
+        g2 = g2.sum_to_size(boxes2.shape) if ctx.needs_input_grad[1] else None
+        return (g1, g2) + (None,) * (int(has_fmt) + int(has_eps))
+
+    torch.library.register_fake(_lib + op, fake)
+    torch.library.register_autograd(_lib + op, backward, setup_context=setup_context)
+
+
+_register_pairwise("box_iou", "iou", has_fmt=True, has_eps=False)
+_register_pairwise("generalized_box_iou", "giou", has_fmt=False, has_eps=False)
+_register_pairwise("distance_box_iou", "diou", has_fmt=False, has_eps=True)
+_register_pairwise("complete_box_iou", "ciou", has_fmt=False, has_eps=True)
+
+
+@torch.library.register_fake(_lib + "_pairwise_box_iou_backward")
+def _pairwise_backward_fake(grad, boxes1, boxes2, variant, fmt, eps):
+    op = "_pairwise_box_iou_backward"
+    check_variant(variant, op)
+    check_format(fmt, op, "fmt")
+    batch = _pairwise_fake_shape(boxes1, boxes2, op)
+    return (
+        boxes1.new_empty(batch + [boxes1.shape[-2], 4]),
+        boxes2.new_empty(batch + [boxes2.shape[-2], 4]),
+    )
+
+
+# ----------------------------------------------------------------- IoU losses
+
+
+def _loss_fake_check(boxes1: Tensor, boxes2: Tensor, op: str) -> None:
+    check_boxes(boxes1, op, "boxes1", 1, "[..., 4]")
+    check_boxes(boxes2, op, "boxes2", 1, "[..., 4]")
+    check_same_dtype_device(boxes1, boxes2, op, "boxes1", "boxes2")
+    torch._check(
+        boxes1.shape == boxes2.shape,
+        lambda: f"visionops.{op}: boxes1 and boxes2 must have the same shape, got "
+        f"{list(boxes1.shape)} and {list(boxes2.shape)}",
+    )
+
+
+def _register_loss(op: str, variant: str) -> None:
+    def fake(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+        check_reduction(reduction, op)
+        _loss_fake_check(boxes1, boxes2, op)
+        shape = boxes1.shape[:-1] if reduction == "none" else ()
+        return boxes1.new_empty(shape, dtype=iou_out_dtype(boxes1.dtype))
+
+    def setup_context(ctx, inputs, output):
+        boxes1, boxes2, reduction, eps = inputs
+        ctx.reduction, ctx.eps = reduction, eps
+        ctx.save_for_backward(boxes1, boxes2)
+
+    def backward(ctx, grad: Tensor):
+        boxes1, boxes2 = ctx.saved_tensors
+        g1, g2 = torch.ops.visionops._box_iou_loss_backward(grad, boxes1, boxes2, variant, ctx.reduction, ctx.eps)
+        return (g1 if ctx.needs_input_grad[0] else None, g2 if ctx.needs_input_grad[1] else None, None, None)
+
+    torch.library.register_fake(_lib + op, fake)
+    torch.library.register_autograd(_lib + op, backward, setup_context=setup_context)
+
+
+_register_loss("generalized_box_iou_loss", "giou")
+_register_loss("distance_box_iou_loss", "diou")
+_register_loss("complete_box_iou_loss", "ciou")
+
+
+@torch.library.register_fake(_lib + "_box_iou_loss_backward")
+def _loss_backward_fake(grad, boxes1, boxes2, variant, reduction, eps):
+    op = "_box_iou_loss_backward"
+    check_variant(variant, op)
+    torch._check_value(variant != "iou", lambda: f"visionops.{op}: variant must be 'giou', 'diou' or 'ciou'")
+    check_reduction(reduction, op)
+    _loss_fake_check(boxes1, boxes2, op)
+    return boxes1.new_empty(boxes1.shape), boxes2.new_empty(boxes2.shape)
+
+
+# ----------------------------------------------------------------- no double backward
+
+
+def _refuse_double_backward(op: str, public: str) -> None:
+    def setup_context(ctx, inputs, output):
+        pass
+
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            f"visionops.{public}: double backward is not supported (the backward is a fused native kernel)"
+        )
+
+    torch.library.register_autograd(_lib + op, backward, setup_context=setup_context)
+
+
+_refuse_double_backward("_pairwise_box_iou_backward", "box_iou family")
+_refuse_double_backward("_box_iou_loss_backward", "box IoU losses")

@@ -1,0 +1,23 @@
+"""The Python API of the ops: thin wrappers over torch.ops.visionops."""
+
+from visionops.ops.boxes import (
+    box_area,
+    box_convert,
+    box_iou,
+    complete_box_iou,
+    distance_box_iou,
+    generalized_box_iou,
+)
+from visionops.ops.losses import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
+
+__all__ = [
+    "box_area",
+    "box_convert",
+    "box_iou",
+    "generalized_box_iou",
+    "distance_box_iou",
+    "complete_box_iou",
+    "generalized_box_iou_loss",
+    "distance_box_iou_loss",
+    "complete_box_iou_loss",
+]

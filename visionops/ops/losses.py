@@ -1,0 +1,77 @@
+"""The IoU losses: one fused native pass forward and one backward.
+
+Same signatures, defaults and results as torchvision.ops 0.29's
+generalized_box_iou_loss, distance_box_iou_loss and complete_box_iou_loss.
+boxes1 and boxes2 are (x1, y1, x2, y2) boxes of the same shape [..., 4] (or
+shapes that broadcast); the loss is float64 for float64 boxes and float32
+otherwise. A NaN coordinate gives a NaN loss for that pair (and a NaN 'mean'
+or 'sum'). The 'mean' of no boxes is 0, as in torchvision.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _broadcast(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
+    # Broadcast only well-formed boxes: anything else goes to the op as it is,
+    # which then names the argument that is wrong.
+    if boxes1.shape != boxes2.shape and boxes1.dim() >= 1 and boxes2.dim() >= 1:
+        if boxes1.shape[-1] == 4 and boxes2.shape[-1] == 4:
+            try:
+                return torch.broadcast_tensors(boxes1, boxes2)
+            except RuntimeError:
+                pass
+    return boxes1, boxes2
+
+
+def generalized_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """1 - GIoU of each pair of boxes.
+
+    Args:
+        boxes1 (Tensor[..., 4]): predicted boxes, (x1, y1, x2, y2).
+        boxes2 (Tensor[..., 4]): target boxes, (x1, y1, x2, y2).
+        reduction (str): ``'none'`` | ``'mean'`` | ``'sum'``.
+        eps (float): added to the denominators.
+
+    Returns:
+        Tensor[...] for ``'none'``, else a scalar.
+    """
+    boxes1, boxes2 = _broadcast(boxes1, boxes2)
+    return torch.ops.visionops.generalized_box_iou_loss(boxes1, boxes2, reduction, eps)
+
+
+def distance_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """1 - DIoU of each pair of boxes.
+
+    Args:
+        boxes1 (Tensor[..., 4]): predicted boxes, (x1, y1, x2, y2).
+        boxes2 (Tensor[..., 4]): target boxes, (x1, y1, x2, y2).
+        reduction (str): ``'none'`` | ``'mean'`` | ``'sum'``.
+        eps (float): added to the denominators.
+
+    Returns:
+        Tensor[...] for ``'none'``, else a scalar.
+    """
+    boxes1, boxes2 = _broadcast(boxes1, boxes2)
+    return torch.ops.visionops.distance_box_iou_loss(boxes1, boxes2, reduction, eps)
+
+
+def complete_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """1 - CIoU of each pair of boxes.
+
+    As in torchvision, ``eps`` enters the aspect-ratio weight alpha only; the
+    DIoU part always uses 1e-7.
+
+    Args:
+        boxes1 (Tensor[..., 4]): predicted boxes, (x1, y1, x2, y2).
+        boxes2 (Tensor[..., 4]): target boxes, (x1, y1, x2, y2).
+        reduction (str): ``'none'`` | ``'mean'`` | ``'sum'``.
+        eps (float): added to alpha's denominator.
+
+    Returns:
+        Tensor[...] for ``'none'``, else a scalar.
+    """
+    boxes1, boxes2 = _broadcast(boxes1, boxes2)
+    return torch.ops.visionops.complete_box_iou_loss(boxes1, boxes2, reduction, eps)
