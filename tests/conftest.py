@@ -56,3 +56,15 @@ def adversarial_boxes(dtype=torch.float64, device="cpu") -> torch.Tensor:
         [0, 0, 10, nan],
     ]
     return torch.tensor(rows, dtype=torch.float64).to(dtype=dtype, device=device)
+
+
+def torchvision_supports(fn_name: str, param: str) -> bool:
+    """Whether the installed torchvision's ops.<fn_name> takes <param> (fmt= is
+    new in 0.29; the GPU image carries an older torchvision)."""
+    import inspect
+
+    try:
+        import torchvision.ops as tv_ops
+    except ImportError:
+        return False
+    return param in inspect.signature(getattr(tv_ops, fn_name)).parameters

@@ -18,6 +18,7 @@
 #include "../common/box.h"
 #include "../pairwise_shapes.h"
 #include "huge_pages.h"
+#include "streaming_store.h"
 
 namespace vo {
 namespace {
@@ -79,11 +80,23 @@ at::Tensor pairwise_forward(const at::Tensor& boxes1, const at::Tensor& boxes2, 
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "pairwise_out", [&] {
       using out_t = scalar_t;
       out_t* o = out.data_ptr<out_t>();
+      const bool stream = out.nbytes() >= static_cast<size_t>(kStreamingStoreBytes);
       at::parallel_for(0, s.B * N, grain, [&](int64_t begin, int64_t end) {
+        constexpr int64_t kTile = 2048;  // computed in L1, then streamed out
+        out_t tile[kTile];
         for (int64_t r = begin; r < end; ++r) {
-          const RecordArrays<T> b = record_arrays<T>(rec2, (r / N) * M);
-          pairwise_row<V, T, out_t>(a.load(r), b, M, teps, o + r * M);
+          const int64_t b0 = (r / N) * M;  // this row's batch in boxes2
+          if (!stream) {
+            pairwise_row<V, T, out_t>(a.load(r), record_arrays<T>(rec2, b0), M, teps, o + r * M);
+            continue;
+          }
+          for (int64_t j0 = 0; j0 < M; j0 += kTile) {
+            const int64_t len = std::min(kTile, M - j0);
+            pairwise_row<V, T, out_t>(a.load(r), record_arrays<T>(rec2, b0 + j0), len, teps, tile);
+            stream_copy(o + r * M + j0, tile, len);
+          }
         }
+        if (stream) stream_fence();
       });
     });
   });

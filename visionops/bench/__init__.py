@@ -1,0 +1,1 @@
+"""Benchmarks of visionops against torchvision: ``python -m visionops.bench``."""

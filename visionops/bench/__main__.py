@@ -1,0 +1,81 @@
+"""``python -m visionops.bench``: visionops against torchvision, side by side.
+
+    python -m visionops.bench                       # every box op, CPU, 1 and 2 threads
+    python -m visionops.bench boxes --ops box_iou --sizes 1000,4000 --threads 1,2 --json results/boxes.json
+    python -m visionops.bench --device cuda --dtype float16
+
+Prints one row per (op, case, threads): torchvision's median time,
+visionops' median time, and the speedup. --json also writes the results with
+the torch version, CPU or GPU name and git commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from visionops.bench import boxes
+from visionops.bench.timing import Result, median_ms, print_header, print_row, write_json
+
+SUITES = {"boxes": boxes}
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m visionops.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suites", nargs="*", default=["boxes"], help=f"suites to run: {', '.join(SUITES)} (default boxes)")
+    p.add_argument("--ops", default="", help="comma-separated op names (default: every op of the suites)")
+    p.add_argument("--sizes", type=_int_list, default=[1000, 4000], help="N for the N x N pairwise ops")
+    p.add_argument("--elements", type=int, default=200_000, help="boxes for area, convert and the losses")
+    p.add_argument("--threads", type=_int_list, default=[1, 2], help="intra-op thread counts (CPU)")
+    p.add_argument("--dtype", choices=sorted(_DTYPES), default="float32")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    p.add_argument("--min-run-time", type=float, default=0.3, help="seconds of timing per measurement")
+    p.add_argument("--json", default="", help="also write the results to this JSON file")
+    args = p.parse_args(argv)
+    for s in args.suites:
+        if s not in SUITES:
+            p.error(f"unknown suite {s!r}; choose from {', '.join(SUITES)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("visionops.bench: --device cuda but no CUDA device is visible", file=sys.stderr)
+        return 2
+    dtype = _DTYPES[args.dtype]
+    threads = args.threads if args.device == "cpu" else [torch.get_num_threads()]
+    results: list[Result] = []
+    print(f"visionops.bench: {', '.join(args.suites)} on {args.device}, {args.dtype}, threads {threads}; medians")
+    print_header()
+    for suite_name in args.suites:
+        suite = SUITES[suite_name]
+        ops = [o for o in args.ops.split(",") if o] or suite.ALL
+        for case in suite.cases(ops, args.sizes, args.elements, dtype, args.device):
+            for t in threads:
+                ours = median_ms(case.visionops, t, args.device, args.min_run_time)
+                theirs = None
+                if case.torchvision is not None:
+                    theirs = median_ms(case.torchvision, t, args.device, args.min_run_time)
+                r = Result(case.op, case.case, args.device, args.dtype, t, theirs, ours,
+                           theirs / ours if theirs is not None else None)
+                print_row(r)
+                results.append(r)
+    if args.json:
+        write_json(args.json, results, args.device, argv)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Benchmark cases of the box family: the pairwise IoU ops, area and
+conversion, and the IoU losses forward and forward+backward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+import visionops
+
+PAIRWISE = ["box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou"]
+ELEMENTWISE = ["box_area", "box_convert"]
+LOSSES = ["generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"]
+ALL = PAIRWISE + ELEMENTWISE + LOSSES
+
+
+@dataclass
+class Case:
+    op: str
+    case: str
+    visionops: Callable[[], object]
+    torchvision: Callable[[], object] | None
+
+
+def detector_boxes(n: int, dtype: torch.dtype, device: str, generator: torch.Generator) -> torch.Tensor:
+    """xyxy boxes as a detector sees them: centres uniform in a 1333 x 800
+    image, sides from 10 to 300 pixels."""
+    centre = torch.rand(n, 2, generator=generator) * torch.tensor([1333.0, 800.0])
+    size = 10 + torch.rand(n, 2, generator=generator) * 290
+    return torch.cat([centre - size / 2, centre + size / 2], dim=1).to(dtype=dtype, device=device)
+
+
+def _torchvision_ops():
+    try:
+        import torchvision.ops as tv_ops
+    except ImportError:
+        return None
+    return tv_ops
+
+
+def _fwd_bwd(fn, p: torch.Tensor, t: torch.Tensor) -> Callable[[], None]:
+    def run():
+        x = p.detach().requires_grad_()
+        fn(x, t, reduction="mean").backward()
+
+    return run
+
+
+def cases(ops: list[str], sizes: list[int], elements: int, dtype: torch.dtype, device: str) -> list[Case]:
+    tv = _torchvision_ops()
+    g = torch.Generator().manual_seed(0)
+    out: list[Case] = []
+    for op in ops:
+        ours = getattr(visionops, op)
+        theirs = getattr(tv, op) if tv is not None else None
+        if op in PAIRWISE:
+            for n in sizes:
+                a, b = detector_boxes(n, dtype, device, g), detector_boxes(n, dtype, device, g)
+                out.append(Case(op, f"{n}x{n}", lambda f=ours, a=a, b=b: f(a, b),
+                                theirs and (lambda f=theirs, a=a, b=b: f(a, b))))
+        elif op == "box_area":
+            x = detector_boxes(elements, dtype, device, g)
+            out.append(Case(op, f"{elements} boxes", lambda f=ours, x=x: f(x),
+                            theirs and (lambda f=theirs, x=x: f(x))))
+        elif op == "box_convert":
+            x = detector_boxes(elements, dtype, device, g)
+            out.append(Case(op, f"{elements} xyxy->cxcywh", lambda f=ours, x=x: f(x, "xyxy", "cxcywh"),
+                            theirs and (lambda f=theirs, x=x: f(x, "xyxy", "cxcywh"))))
+        elif op in LOSSES:
+            p, t = detector_boxes(elements, dtype, device, g), detector_boxes(elements, dtype, device, g)
+            t = (p + (t - p) * 0.1).contiguous()  # targets near the predictions, as in training
+            out.append(Case(op, f"{elements} fwd", lambda f=ours, p=p, t=t: f(p, t, reduction="mean"),
+                            theirs and (lambda f=theirs, p=p, t=t: f(p, t, reduction="mean"))))
+            out.append(Case(op, f"{elements} fwd+bwd", _fwd_bwd(ours, p, t), theirs and _fwd_bwd(theirs, p, t)))
+        else:
+            raise ValueError(f"unknown box op {op!r}; choose from {', '.join(ALL)}")
+    return out

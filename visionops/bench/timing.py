@@ -1,0 +1,106 @@
+"""Timing, tables and JSON for the benchmark CLI.
+
+Each case times torchvision and visionops on the same inputs in the same run,
+at each thread count, and reports medians (torch.utils.benchmark). The ratio
+is the figure that matters; absolute times depend on the machine.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.utils.benchmark as tbench
+
+
+@dataclass
+class Result:
+    op: str
+    case: str
+    device: str
+    dtype: str
+    threads: int
+    torchvision_ms: float | None
+    visionops_ms: float
+    speedup: float | None
+
+
+def median_ms(fn: Callable[[], object], threads: int, device: str, min_run_time: float) -> float:
+    """Median wall time of fn() in milliseconds, at `threads` intra-op threads."""
+    fn()  # warm-up: first-touch allocations, lazy init, autotuning
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if out.returncode == 0:
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def environment(device: str) -> dict:
+    try:
+        import torchvision
+
+        tv_version = torchvision.__version__
+    except ImportError:
+        tv_version = None
+    env = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "torchvision": tv_version,
+        "python": platform.python_version(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "git_commit": git_commit(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return env
+
+
+_HEADER = f"{'op':<26} {'case':<24} {'threads':>7} {'torchvision ms':>15} {'visionops ms':>13} {'speedup':>8}"
+
+
+def print_header() -> None:
+    print(_HEADER)
+    print("-" * len(_HEADER), flush=True)
+
+
+def print_row(r: Result) -> None:
+    tv = f"{r.torchvision_ms:15.3f}" if r.torchvision_ms is not None else f"{'-':>15}"
+    sp = f"{r.speedup:7.1f}x" if r.speedup is not None else f"{'-':>8}"
+    print(f"{r.op:<26} {r.case:<24} {r.threads:>7} {tv} {r.visionops_ms:13.3f} {sp}", flush=True)
+
+
+def write_json(path: str, results: list[Result], device: str, argv: list[str]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"environment": environment(device), "argv": argv, "results": [asdict(r) for r in results]}, f,
+                  indent=2)
