@@ -44,8 +44,8 @@ if _cuda_home:
     # script named nvcc on the PATH would otherwise mislead it.
     os.environ.setdefault("CUDA_HOME", _cuda_home)
 
-import torch  # noqa: E402
-from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+import torch
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
 
 def _decide_cuda() -> tuple[bool, str]:

@@ -19,20 +19,19 @@ namespace vo {
 // the last-level cache of current server parts.
 constexpr int64_t kStreamingStoreBytes = int64_t(32) << 20;
 
-inline void stream_copy(float* dst, const float* src, int64_t n) {
-  int64_t i = 0;
 #ifdef VO_HAVE_STREAMING_STORES
-  for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 15) != 0; ++i) dst[i] = src[i];
-  for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+inline void stream_16_bytes(float* dst, const float* src) { _mm_stream_ps(dst, _mm_loadu_ps(src)); }
+inline void stream_16_bytes(double* dst, const double* src) { _mm_stream_pd(dst, _mm_loadu_pd(src)); }
 #endif
-  for (; i < n; ++i) dst[i] = src[i];
-}
 
-inline void stream_copy(double* dst, const double* src, int64_t n) {
+// dst[0, n) = src[0, n), streaming the 16-byte-aligned middle of dst.
+template <typename T>
+inline void stream_copy(T* dst, const T* src, int64_t n) {
   int64_t i = 0;
 #ifdef VO_HAVE_STREAMING_STORES
+  constexpr int64_t kLanes = 16 / sizeof(T);
   for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 15) != 0; ++i) dst[i] = src[i];
-  for (; i + 2 <= n; i += 2) _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
+  for (; i + kLanes <= n; i += kLanes) stream_16_bytes(dst + i, src + i);
 #endif
   for (; i < n; ++i) dst[i] = src[i];
 }

@@ -106,10 +106,27 @@ Box4<double> random_box(std::mt19937_64& rng) {
 
 double& coord(Box4<double>& b, int k) { return k == 0 ? b.x1 : k == 1 ? b.y1 : k == 2 ? b.x2 : b.y2; }
 
+// Checks the analytic gradients (ga, gb) of f at (a, b) against central
+// differences, coordinate by coordinate.
+void check_against_differences(const std::function<double(const Box4<double>&, const Box4<double>&)>& f,
+                               const Box4<double>& a, const Box4<double>& b, Box4<double> ga, Box4<double> gb,
+                               const char* name) {
+  const double h = 1e-6;
+  for (int k = 0; k < 4; ++k) {
+    Box4<double> ap = a, am = a, bp = b, bm = b;
+    coord(ap, k) += h;
+    coord(am, k) -= h;
+    coord(bp, k) += h;
+    coord(bm, k) -= h;
+    check_close(coord(ga, k), (f(ap, b) - f(am, b)) / (2 * h), 1e-5, name);
+    check_close(coord(gb, k), (f(a, bp) - f(a, bm)) / (2 * h), 1e-5, name);
+  }
+}
+
 template <IouVariant V>
 void test_pairwise_backward(BoxFormat fmt, const char* name) {
   std::mt19937_64 rng(7);
-  const double eps = 1e-7, h = 1e-6;
+  const double eps = 1e-7;
   for (int trial = 0; trial < 200; ++trial) {
     Box4<double> a = random_box(rng), b = random_box(rng);
     if (fmt != BoxFormat::XYXY) {
@@ -135,23 +152,14 @@ void test_pairwise_backward(BoxFormat fmt, const char* name) {
         return vo::pairwise_iou<V>(rx, ry, eps);
       }
     };
-    for (int k = 0; k < 4; ++k) {
-      for (int side = 0; side < 2; ++side) {
-        Box4<double> p = side ? b : a, m = side ? b : a;
-        coord(p, k) += h;
-        coord(m, k) -= h;
-        const double num = side ? (f(a, p) - f(a, m)) / (2 * h) : (f(p, b) - f(m, b)) / (2 * h);
-        Box4<double> an = side ? db : da;
-        check_close(coord(an, k), num, 1e-5, name);
-      }
-    }
+    check_against_differences(f, a, b, da, db, name);
   }
 }
 
 template <IouVariant V>
 void test_loss_backward(const char* name) {
   std::mt19937_64 rng(11);
-  const double eps = 1e-7, h = 1e-6;
+  const double eps = 1e-7;
   for (int trial = 0; trial < 200; ++trial) {
     const Box4<double> p = random_box(rng), t = random_box(rng);
     Box4<double> gp, gt;
@@ -170,16 +178,7 @@ void test_loss_backward(const char* name) {
         return vo::box_iou_loss<V>(x, y, eps);
       }
     };
-    for (int k = 0; k < 4; ++k) {
-      for (int side = 0; side < 2; ++side) {
-        Box4<double> a = side ? t : p, b = side ? t : p;
-        coord(a, k) += h;
-        coord(b, k) -= h;
-        const double num = side ? (f(p, a) - f(p, b)) / (2 * h) : (f(a, t) - f(b, t)) / (2 * h);
-        Box4<double> an = side ? gt : gp;
-        check_close(coord(an, k), num, 1e-5, name);
-      }
-    }
+    check_against_differences(f, p, t, gp, gt, name);
   }
 }
 

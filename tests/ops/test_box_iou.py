@@ -257,7 +257,7 @@ def test_gradients_match_torchvision_including_ties(variant, dtype):
     (ours(variant, a1, b1) * grad_out).nan_to_num().sum().backward()
     (theirs(variant, a2, b2) * grad_out).nan_to_num().sum().backward()
     # Pairs with 0/0 or an inverted box make NaN in both; compare the rest.
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-9, atol=1e-9)
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == torch.float32 else {"rtol": 1e-9, "atol": 1e-9}
     torch.testing.assert_close(a1.grad, a2.grad, equal_nan=True, **tol)
     torch.testing.assert_close(b1.grad, b2.grad, equal_nan=True, **tol)
 

@@ -72,7 +72,7 @@ def test_matches_torchvision_forward_and_backward(variant, reduction, dtype, dev
     p2, t2 = p.clone().requires_grad_(), t.clone().requires_grad_()
     got = ours(variant, p1, t1, reduction=reduction)
     want = theirs(variant, p2, t2, reduction=reduction)
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-10}
     torch.testing.assert_close(got.cpu(), want, equal_nan=True, **tol)
     gout = torch.randn(want.shape, dtype=dtype)
     (got * gout.to(device)).nan_to_num().sum().backward()

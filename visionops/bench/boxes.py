@@ -3,8 +3,8 @@ conversion, and the IoU losses forward and forward+backward."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -17,12 +17,12 @@ from torch import Tensor
 def _broadcast(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
     # Broadcast only well-formed boxes: anything else goes to the op as it is,
     # which then names the argument that is wrong.
-    if boxes1.shape != boxes2.shape and boxes1.dim() >= 1 and boxes2.dim() >= 1:
-        if boxes1.shape[-1] == 4 and boxes2.shape[-1] == 4:
-            try:
-                return torch.broadcast_tensors(boxes1, boxes2)
-            except RuntimeError:
-                pass
+    well_formed = boxes1.dim() >= 1 and boxes2.dim() >= 1 and boxes1.shape[-1] == 4 and boxes2.shape[-1] == 4
+    if well_formed and boxes1.shape != boxes2.shape:
+        try:
+            return torch.broadcast_tensors(boxes1, boxes2)
+        except RuntimeError:
+            pass
     return boxes1, boxes2
 
 
