@@ -61,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     for suite_name in args.suites:
         suite = SUITES[suite_name]
         ops = [o for o in args.ops.split(",") if o] or suite.ALL
-        for case in suite.cases(ops, args.sizes, args.elements, dtype, args.device):
+        try:
+            cases = suite.cases(ops, args.sizes, args.elements, dtype, args.device)
+        except ValueError as e:
+            print(f"visionops.bench: {e}", file=sys.stderr)
+            return 2
+        for case in cases:
             for t in threads:
                 ours = median_ms(case.visionops, t, args.device, args.min_run_time)
                 theirs = None

@@ -52,6 +52,9 @@ def cases(ops: list[str], sizes: list[int], elements: int, dtype: torch.dtype, d
     tv = _torchvision_ops()
     g = torch.Generator().manual_seed(0)
     out: list[Case] = []
+    unknown = [op for op in ops if op not in ALL]
+    if unknown:
+        raise ValueError(f"unknown box op {unknown[0]!r}; choose from {', '.join(ALL)}")
     for op in ops:
         ours = getattr(visionops, op)
         theirs = getattr(tv, op) if tv is not None else None
@@ -74,6 +77,4 @@ def cases(ops: list[str], sizes: list[int], elements: int, dtype: torch.dtype, d
             out.append(Case(op, f"{elements} fwd", lambda f=ours, p=p, t=t: f(p, t, reduction="mean"),
                             theirs and (lambda f=theirs, p=p, t=t: f(p, t, reduction="mean"))))
             out.append(Case(op, f"{elements} fwd+bwd", _fwd_bwd(ours, p, t), theirs and _fwd_bwd(theirs, p, t)))
-        else:
-            raise ValueError(f"unknown box op {op!r}; choose from {', '.join(ALL)}")
     return out
