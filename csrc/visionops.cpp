@@ -28,4 +28,15 @@ TORCH_LIBRARY(visionops, m) {
   m.def(
       "_box_iou_loss_backward(Tensor grad, Tensor boxes1, Tensor boxes2, str variant, str reduction, float eps) "
       "-> (Tensor, Tensor)");
+
+  // ---- non-maximum suppression: kept indices in decreasing score order.
+  // score_threshold drops boxes whose score is not above it; max_output keeps
+  // the first max_output (the greedy pass stops there).
+  m.def(
+      "nms(Tensor boxes, Tensor scores, float iou_threshold, *, float? score_threshold=None, "
+      "int? max_output=None) -> Tensor");
+  // NMS within each class of idxs, as one native call.
+  m.def(
+      "batched_nms(Tensor boxes, Tensor scores, Tensor idxs, float iou_threshold, *, "
+      "float? score_threshold=None, int? max_output=None) -> Tensor");
 }

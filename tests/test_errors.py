@@ -109,3 +109,22 @@ def test_mismatched_devices():
 @pytest.fixture(params=ERROR_DEVICES)
 def error_device(request) -> str:
     return request.param
+
+
+def test_nms(error_device):
+    d = error_device
+    scores = torch.zeros(10, device=d)
+    with raises(RuntimeError, "visionops.nms: boxes must have shape [N, 4], got [10, 5]"):
+        visionops.nms(boxes(10, 5, device=d), scores, 0.5)
+    with raises(RuntimeError, "visionops.nms: scores must have shape [10] (one per box), got [9]"):
+        visionops.nms(boxes(10, 4, device=d), torch.zeros(9, device=d), 0.5)
+    with raises(RuntimeError, "visionops.nms: scores must have the same dtype as boxes, got Double and Float"):
+        visionops.nms(boxes(10, 4, device=d), torch.zeros(10, dtype=torch.float64, device=d), 0.5)
+    with raises(RuntimeError, "visionops.nms: boxes must be a floating point tensor, got Long"):
+        visionops.nms(boxes(10, 4, dtype=torch.int64, device=d), torch.zeros(10, dtype=torch.int64, device=d), 0.5)
+    with raises(ValueError, "visionops.nms: max_output must be >= 0, got -1"):
+        visionops.nms(boxes(10, 4, device=d), scores, 0.5, max_output=-1)
+    with raises(RuntimeError, "visionops.batched_nms: idxs must have shape [10] (one per box), got [10, 1]"):
+        visionops.batched_nms(boxes(10, 4, device=d), scores, torch.zeros(10, 1, dtype=torch.int64, device=d), 0.5)
+    with raises(RuntimeError, "visionops.batched_nms: idxs must be an integer tensor, got Float"):
+        visionops.batched_nms(boxes(10, 4, device=d), scores, torch.zeros(10, device=d), 0.5)

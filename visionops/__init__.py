@@ -7,6 +7,7 @@ registered with the dispatcher as ``torch.ops.visionops.*``.
 from visionops import _registrations  # noqa: F401  (fake kernels and autograd)
 from visionops._extension import WITH_CUDA
 from visionops.ops import (
+    batched_nms,
     box_area,
     box_convert,
     box_iou,
@@ -16,12 +17,14 @@ from visionops.ops import (
     distance_box_iou_loss,
     generalized_box_iou,
     generalized_box_iou_loss,
+    nms,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "WITH_CUDA",
+    "batched_nms",
     "box_area",
     "box_convert",
     "box_iou",
@@ -31,4 +34,5 @@ __all__ = [
     "distance_box_iou_loss",
     "generalized_box_iou",
     "generalized_box_iou_loss",
+    "nms",
 ]

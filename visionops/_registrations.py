@@ -303,6 +303,72 @@ def _loss_backward_fake(grad, boxes1, boxes2, variant, reduction, eps):
     return boxes1.new_empty(boxes1.shape), boxes2.new_empty(boxes2.shape)
 
 
+# ----------------------------------------------------------------- NMS (mirror csrc/nms_checks.h)
+
+
+def check_nms_args(boxes: Tensor, scores: Tensor, idxs: Tensor | None, max_output: int | None, op: str) -> None:
+    torch._check(
+        boxes.dim() == 2 and boxes.shape[1] == 4,
+        lambda: f"visionops.{op}: boxes must have shape [N, 4], got {list(boxes.shape)}",
+    )
+    torch._check(
+        boxes.dtype.is_floating_point,
+        lambda: f"visionops.{op}: boxes must be a floating point tensor, got {_dtype_name(boxes.dtype)}",
+    )
+    torch._check(
+        scores.dim() == 1 and scores.shape[0] == boxes.shape[0],
+        lambda: f"visionops.{op}: scores must have shape [{boxes.shape[0]}] (one per box), got {list(scores.shape)}",
+    )
+    torch._check(
+        scores.dtype == boxes.dtype,
+        lambda: f"visionops.{op}: scores must have the same dtype as boxes, got {_dtype_name(scores.dtype)} and "
+        f"{_dtype_name(boxes.dtype)}",
+    )
+    torch._check(
+        scores.device == boxes.device,
+        lambda: f"visionops.{op}: scores must be on the same device as boxes, got {scores.device} and "
+        f"{boxes.device}",
+    )
+    if idxs is not None:
+        torch._check(
+            idxs.dim() == 1 and idxs.shape[0] == boxes.shape[0],
+            lambda: f"visionops.{op}: idxs must have shape [{boxes.shape[0]}] (one per box), got {list(idxs.shape)}",
+        )
+        torch._check(
+            not (idxs.dtype.is_floating_point or idxs.dtype.is_complex or idxs.dtype == torch.bool),
+            lambda: f"visionops.{op}: idxs must be an integer tensor, got {_dtype_name(idxs.dtype)}",
+        )
+        torch._check(
+            idxs.device == boxes.device,
+            lambda: f"visionops.{op}: idxs must be on the same device as boxes, got {idxs.device} and {boxes.device}",
+        )
+    torch._check_value(
+        max_output is None or max_output >= 0,
+        lambda: f"visionops.{op}: max_output must be >= 0, got {max_output}",
+    )
+
+
+def _kept_indices(boxes: Tensor, max_output: int | None) -> Tensor:
+    # The number kept depends on the data: an unbacked size, at most N (and
+    # at most max_output).
+    ctx = torch.library.get_ctx()
+    bound = boxes.shape[0] if max_output is None else max_output
+    k = ctx.new_dynamic_size(min=0, max=bound) if isinstance(bound, int) else ctx.new_dynamic_size()
+    return boxes.new_empty((k,), dtype=torch.int64)
+
+
+@torch.library.register_fake(_lib + "nms")
+def _nms_fake(boxes, scores, iou_threshold, *, score_threshold=None, max_output=None):
+    check_nms_args(boxes, scores, None, max_output, "nms")
+    return _kept_indices(boxes, max_output)
+
+
+@torch.library.register_fake(_lib + "batched_nms")
+def _batched_nms_fake(boxes, scores, idxs, iou_threshold, *, score_threshold=None, max_output=None):
+    check_nms_args(boxes, scores, idxs, max_output, "batched_nms")
+    return _kept_indices(boxes, max_output)
+
+
 # ----------------------------------------------------------------- no double backward
 
 

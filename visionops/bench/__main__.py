@@ -1,6 +1,6 @@
 """``python -m visionops.bench``: visionops against torchvision, side by side.
 
-    python -m visionops.bench                       # every box op, CPU, 1 and 2 threads
+    python -m visionops.bench                       # every suite (boxes, nms), CPU, 1 and 2 threads
     python -m visionops.bench boxes --ops box_iou --sizes 1000,4000 --threads 1,2 --json results/boxes.json
     python -m visionops.bench --device cuda --dtype float16
 
@@ -16,10 +16,10 @@ import sys
 
 import torch
 
-from visionops.bench import boxes
+from visionops.bench import boxes, nms
 from visionops.bench.timing import Result, median_ms, print_header, print_row, write_json
 
-SUITES = {"boxes": boxes}
+SUITES = {"boxes": boxes, "nms": nms}
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -31,9 +31,11 @@ def _int_list(text: str) -> list[int]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m visionops.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suites", nargs="*", default=["boxes"], help=f"suites to run: {', '.join(SUITES)} (default boxes)")
+    p.add_argument("suites", nargs="*", default=list(SUITES),
+                   help=f"suites to run: {', '.join(SUITES)} (default: all)")
     p.add_argument("--ops", default="", help="comma-separated op names (default: every op of the suites)")
-    p.add_argument("--sizes", type=_int_list, default=[1000, 4000], help="N for the N x N pairwise ops")
+    p.add_argument("--sizes", type=_int_list, default=None,
+                   help="N: the N x N pairwise ops (default 1000,4000), the boxes given to NMS (default 1000,20000)")
     p.add_argument("--elements", type=int, default=200_000, help="boxes for area, convert and the losses")
     p.add_argument("--threads", type=_int_list, default=[1, 2], help="intra-op thread counts (CPU)")
     p.add_argument("--dtype", choices=sorted(_DTYPES), default="float32")
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         suite = SUITES[suite_name]
         ops = [o for o in args.ops.split(",") if o] or suite.ALL
         try:
-            cases = suite.cases(ops, args.sizes, args.elements, dtype, args.device)
+            cases = suite.cases(ops, args.sizes or suite.DEFAULT_SIZES, args.elements, dtype, args.device)
         except ValueError as e:
             print(f"visionops.bench: {e}", file=sys.stderr)
             return 2

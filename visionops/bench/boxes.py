@@ -14,6 +14,7 @@ PAIRWISE = ["box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_
 ELEMENTWISE = ["box_area", "box_convert"]
 LOSSES = ["generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"]
 ALL = PAIRWISE + ELEMENTWISE + LOSSES
+DEFAULT_SIZES = [1000, 4000]
 
 
 @dataclass

@@ -9,8 +9,10 @@ from visionops.ops.boxes import (
     generalized_box_iou,
 )
 from visionops.ops.losses import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
+from visionops.ops.nms import batched_nms, nms
 
 __all__ = [
+    "batched_nms",
     "box_area",
     "box_convert",
     "box_iou",
@@ -20,4 +22,5 @@ __all__ = [
     "distance_box_iou_loss",
     "generalized_box_iou",
     "generalized_box_iou_loss",
+    "nms",
 ]

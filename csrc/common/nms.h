@@ -1,0 +1,136 @@
+// The NMS suppression test shared by the CPU and CUDA kernels.
+//
+// torchvision suppresses box j when `inter / union > iou_threshold`, with
+// inter and union computed in the box dtype and the quotient (a float for
+// float boxes) compared with the threshold as a double. We reproduce that
+// decision exactly, without the division, for float arithmetic:
+//
+//   fl32(inter / union) > t   <=>   fl32(q) >= f, f the smallest float > t
+//                             <=>   q > m, or q == m and f's last bit is 0
+//
+// where m is the midpoint between f and the float below it (round to
+// nearest even sends q == m to the even one of the two). With union > 0 that
+// is inter > m * union (or ==), and m * union is exact in double (25 + 24
+// significant bits), so the test is exact. It needs t >= 0 (then only boxes
+// that really overlap can suppress, which the CPU's spatial grid relies on);
+// for t < 0, a NaN t, and float64 boxes the kernels divide, as torchvision.
+//
+// The products that feed inter and union are rounded explicitly (mul_rn)
+// so that nvcc cannot fuse them into an FMA: CPU and CUDA then compute
+// bitwise the same inter and union and keep the same boxes.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "../macros.h"
+
+namespace vo {
+
+VO_HOST_DEVICE_INLINE float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;  // CPU sources build with -ffp-contract=off
+#endif
+}
+
+VO_HOST_DEVICE_INLINE double mul_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+// xyxy box with its area, as NMS reads it (in float for float, half and
+// bfloat16 boxes, in double for double).
+template <typename T>
+struct NmsBox {
+  T x1, y1, x2, y2, area;
+};
+
+template <typename T>
+VO_HOST_DEVICE_INLINE NmsBox<T> make_nms_box(T x1, T y1, T x2, T y2) {
+  return {x1, y1, x2, y2, mul_rn(x2 - x1, y2 - y1)};
+}
+
+// Whether the box can ever take part in a suppression when t >= 0: a finite
+// box of positive width, height and area. Others (empty, inverted, NaN or
+// infinite) have no positive overlap with anything.
+template <typename T>
+VO_HOST_DEVICE_INLINE bool nms_box_is_proper(const NmsBox<T>& b) {
+  return b.x1 < b.x2 && b.y1 < b.y2 && b.area > T(0) && b.area < T(INFINITY) && b.x1 > T(-INFINITY) &&
+         b.x2 < T(INFINITY) && b.y1 > T(-INFINITY) && b.y2 < T(INFINITY);
+}
+
+struct NmsPredicate {
+  double threshold;    // t as given
+  double midpoint;     // m above
+  bool tie_suppresses; // q == m rounds up to f
+  bool division_free;  // t >= 0: the test above applies
+};
+
+// Host side: the constants of the test for threshold t.
+inline NmsPredicate make_nms_predicate(double t) {
+  NmsPredicate p{t, 0.0, false, t >= 0.0};
+  if (!p.division_free) return p;
+  const float ft = static_cast<float>(t);
+  const float f = static_cast<double>(ft) > t ? ft : std::nextafter(ft, INFINITY);
+  const float below = std::nextafter(f, -INFINITY);
+  p.midpoint = (static_cast<double>(below) + static_cast<double>(f)) * 0.5;
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  p.tie_suppresses = (bits & 1u) == 0u;
+  return p;
+}
+
+// Intersection and union of two boxes, in torchvision's order of operations.
+template <typename T>
+VO_HOST_DEVICE_INLINE void nms_inter_union(const NmsBox<T>& a, const NmsBox<T>& b, T& inter, T& uni) {
+  const T w = clamp_min(min(a.x2, b.x2) - max(a.x1, b.x1), T(0));
+  const T h = clamp_min(min(a.y2, b.y2) - max(a.y1, b.y1), T(0));
+  inter = mul_rn(w, h);
+  uni = a.area + b.area - inter;
+}
+
+// Does kept box a suppress box b? The division-free form, valid when
+// p.division_free (t >= 0); branch-free so that CPU loops vectorize it.
+VO_HOST_DEVICE_INLINE bool nms_suppresses_division_free(const NmsBox<float>& a, const NmsBox<float>& b,
+                                                        const NmsPredicate& p) {
+  float inter, uni;
+  nms_inter_union(a, b, inter, uni);
+  const double lhs = static_cast<double>(inter);
+  const double rhs = mul_rn(p.midpoint, static_cast<double>(uni));  // exact
+  // lhs > rhs, or lhs == rhs when the tie rounds up: lhs >= rhs then.
+  return uni > 0.0f && (p.tie_suppresses ? lhs >= rhs : lhs > rhs);
+}
+
+// float64 boxes: torchvision's division, in double.
+VO_HOST_DEVICE_INLINE bool nms_suppresses_division_free(const NmsBox<double>& a, const NmsBox<double>& b,
+                                                        const NmsPredicate& p) {
+  double inter, uni;
+  nms_inter_union(a, b, inter, uni);
+  return inter / uni > p.threshold;
+}
+
+// Does kept box a suppress box b? Any threshold.
+template <typename T>
+VO_HOST_DEVICE_INLINE bool nms_suppresses(const NmsBox<T>& a, const NmsBox<T>& b, const NmsPredicate& p) {
+  if (p.division_free) return nms_suppresses_division_free(a, b, p);
+  T inter, uni;
+  nms_inter_union(a, b, inter, uni);
+  return static_cast<double>(inter / uni) > p.threshold;
+}
+
+// Scores in descending order with NaN first, as torch.sort(descending=True)
+// orders them; callers sort stably, so ties keep index order.
+template <typename T>
+VO_HOST_DEVICE_INLINE bool score_before(T a, T b) {
+  if (a != a) return b == b;  // NaN before any number
+  if (b != b) return false;
+  return a > b;
+}
+
+}  // namespace vo

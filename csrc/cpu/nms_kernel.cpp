@@ -1,0 +1,368 @@
+// CPU kernels of nms and batched_nms: exactly torchvision's greedy result,
+// in O(N log N + N * local density) rather than O(N * kept).
+//
+// Boxes are sorted once (stably, by descending score, NaN first as
+// torch.sort puts it), gathered in that order, and each candidate is tested
+// only against the kept boxes that share a cell of a uniform grid with it: a
+// box can only be suppressed by a kept box it overlaps, and overlapping boxes
+// share a cell. The per-pair test is common/nms.h's, the same as on the GPU.
+// batched_nms runs one such greedy pass per class, classes in parallel, and
+// merges the kept boxes back into global score order. Memory is O(N).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "../box_dtypes.h"
+#include "../checks.h"
+#include "../common/nms.h"
+#include "../nms_checks.h"
+
+namespace vo {
+namespace {
+
+// Below this many candidates a plain scan of the kept list beats the index.
+constexpr int64_t kIndexMinBoxes = 64;
+// A candidate that would visit more cells than this in one level scans that
+// level's list of kept boxes instead (only with tiny thresholds).
+constexpr int64_t kMaxCellsPerQuery = 64;
+
+// Whether one of `size` boxes, stored as fields of `cap` values each from
+// f, suppresses b: kLanes boxes at a time, the lanes ORed without a branch so
+// the inner loop vectorizes (multiversioned: AVX-512 or AVX2 where present).
+// Lanes past `size` hold NaN boxes, which suppress nothing.
+template <typename T, int64_t kLanes>
+VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, int64_t size, NmsBox<T> b,
+                                        NmsPredicate p) {
+  for (int64_t j0 = 0; j0 < size; j0 += kLanes) {
+    int any = 0;
+    for (int64_t j = j0; j < j0 + kLanes; ++j) {
+      const NmsBox<T> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
+      any |= static_cast<int>(nms_suppresses_division_free(a, b, p));
+    }
+    if (any) return true;
+  }
+  return false;
+}
+
+// Greedy NMS of boxes already in score order: each box is kept unless a kept
+// box before it suppresses it. Writes kept positions, in order, and returns
+// how many (at most max_keep).
+//
+// The kept boxes are indexed by size and place. IoU > t >= 0 needs the two
+// boxes to overlap, and their longer sides to be within a factor 1/t of each
+// other (IoU is at most the ratio of the widths, and of the heights). So a
+// box of longer side in [2^l, 2^(l+1)) belongs to level l, a grid of cells
+// 2^(l+1) wide where it touches at most 2 x 2 cells; a candidate looks only
+// at the levels its size allows, and there only at the cells it touches.
+// Each level's grid covers the boxes' extent and holds at most a few cells
+// per box of that level (cells grow where coordinates spread far), so
+// memory stays O(N).
+template <typename T>
+class GreedyNms {
+ public:
+  int64_t run(const NmsBox<T>* boxes, int64_t n, const NmsPredicate& p, int64_t max_keep, int64_t* keep) {
+    if (n == 0 || max_keep == 0) return 0;
+    // The index needs t >= 0 (only overlapping boxes suppress).
+    if (!p.division_free || n < kIndexMinBoxes || !build(boxes, n)) return scan_all(boxes, n, p, max_keep, keep);
+    const double t = p.threshold;
+    int64_t kept = 0;
+    // The scans below use the division-free test, valid for t >= 0.
+    for (int64_t i = 0; i < n; ++i) {
+      const NmsBox<T>& b = boxes[i];
+      if (!nms_box_is_proper(b)) {  // can neither suppress nor be suppressed
+        keep[kept++] = i;
+        if (kept == max_keep) break;
+        continue;
+      }
+      // Levels of the sizes that could suppress b: longer side in (t M, M / t),
+      // widened slightly against rounding.
+      const double side = longer_side(b);
+      const int l0 = t > 0 ? std::max(level_of(side * t * (1 - 1e-9)), lo_) : lo_;
+      const int l1 = t > 0 ? std::min(level_of(side / t * (1 + 1e-9)), hi_) : hi_;
+      if (!suppressed(boxes, b, p, l0, l1)) {
+        keep[kept++] = i;
+        if (kept == max_keep) break;
+        insert(b, static_cast<int32_t>(i), level_of(side));
+      }
+    }
+    return kept;
+  }
+
+ private:
+  static constexpr int kMinLevel = -64, kMaxLevel = 63;
+  static constexpr int64_t kLanes = 8;
+
+  // Kept boxes of one cell, as a structure of arrays in the arena: field f
+  // of box j at arena[offset + f * cap + j]. Capacities are multiples of
+  // kLanes and the unused lanes hold NaN boxes, which suppress nothing, so
+  // scans run in whole vectors.
+  struct Cell {
+    int64_t offset = -1;
+    int32_t size = 0, cap = 0;
+  };
+
+  struct Level {
+    double inv_cell = 0;  // 1 / cell width
+    int64_t ncx = 0, ncy = 0;
+    std::vector<Cell> cells;     // ncx * ncy
+    std::vector<int32_t> boxes;  // every kept box of the level
+    int64_t count = 0;           // boxes of this size in the segment
+  };
+
+  static double longer_side(const NmsBox<T>& b) {
+    return std::max(static_cast<double>(b.x2) - b.x1, static_cast<double>(b.y2) - b.y1);
+  }
+
+  static int level_of(double side) {
+    int e;
+    std::frexp(side, &e);  // side in [2^(e-1), 2^e)
+    return std::clamp(e - 1, kMinLevel, kMaxLevel);
+  }
+
+  // Reference order: compare with every kept box, in order of keeping.
+  int64_t scan_all(const NmsBox<T>* boxes, int64_t n, const NmsPredicate& p, int64_t max_keep, int64_t* keep) {
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      bool sup = false;
+      for (int64_t k = 0; k < kept && !sup; ++k) sup = nms_suppresses(boxes[keep[k]], boxes[i], p);
+      if (!sup) {
+        keep[kept++] = i;
+        if (kept == max_keep) break;
+      }
+    }
+    return kept;
+  }
+
+  // Sizes the grids of the levels present. False when no box is proper.
+  bool build(const NmsBox<T>* boxes, int64_t n) {
+    for (int l = lo_; l <= hi_; ++l) levels_[l - kMinLevel] = Level{};
+    lo_ = kMaxLevel + 1;
+    hi_ = kMinLevel - 1;
+    double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) {
+      const NmsBox<T>& b = boxes[i];
+      if (!nms_box_is_proper(b)) continue;
+      x0 = std::min<double>(x0, b.x1);
+      y0 = std::min<double>(y0, b.y1);
+      x1 = std::max<double>(x1, b.x2);
+      y1 = std::max<double>(y1, b.y2);
+      const int l = level_of(longer_side(b));
+      ++levels_[l - kMinLevel].count;
+      lo_ = std::min(lo_, l);
+      hi_ = std::max(hi_, l);
+    }
+    if (lo_ > hi_) return false;
+    origin_x_ = x0;
+    origin_y_ = y0;
+    for (int l = lo_; l <= hi_; ++l) {
+      Level& lv = levels_[l - kMinLevel];
+      if (lv.count == 0) continue;
+      double cellw = std::ldexp(1.0, l + 1);
+      const double budget = 8.0 * static_cast<double>(lv.count) + 64.0;
+      while (((x1 - x0) / cellw + 1) * ((y1 - y0) / cellw + 1) > budget) cellw *= 2;
+      lv.inv_cell = 1.0 / cellw;
+      lv.ncx = static_cast<int64_t>((x1 - x0) * lv.inv_cell) + 1;
+      lv.ncy = static_cast<int64_t>((y1 - y0) * lv.inv_cell) + 1;
+      lv.cells.assign(static_cast<size_t>(lv.ncx * lv.ncy), Cell{});
+    }
+    arena_.clear();
+    return true;
+  }
+
+  // Monotone and clamped, so two boxes that overlap share a cell.
+  static int64_t cell(double v, double origin, double inv_cell, int64_t ncells) {
+    const double c = std::floor((v - origin) * inv_cell);
+    return c < 0 ? 0 : (c >= static_cast<double>(ncells) ? ncells - 1 : static_cast<int64_t>(c));
+  }
+
+  bool suppressed(const NmsBox<T>* boxes, const NmsBox<T>& b, const NmsPredicate& p, int l0, int l1) const {
+    for (int l = l0; l <= l1; ++l) {
+      const Level& lv = levels_[l - kMinLevel];
+      if (lv.boxes.empty()) continue;
+      const int64_t cx0 = cell(b.x1, origin_x_, lv.inv_cell, lv.ncx), cx1 = cell(b.x2, origin_x_, lv.inv_cell, lv.ncx);
+      const int64_t cy0 = cell(b.y1, origin_y_, lv.inv_cell, lv.ncy), cy1 = cell(b.y2, origin_y_, lv.inv_cell, lv.ncy);
+      if ((cx1 - cx0 + 1) * (cy1 - cy0 + 1) > kMaxCellsPerQuery) {
+        for (int32_t k : lv.boxes) {
+          if (nms_suppresses(boxes[k], b, p)) return true;
+        }
+        continue;
+      }
+      for (int64_t cy = cy0; cy <= cy1; ++cy) {
+        for (int64_t cx = cx0; cx <= cx1; ++cx) {
+          if (cell_suppresses(lv.cells[cy * lv.ncx + cx], b, p)) return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  bool cell_suppresses(const Cell& c, const NmsBox<T>& b, const NmsPredicate& p) const {
+    return c.size > 0 && any_suppresses<T, kLanes>(arena_.data() + c.offset, c.cap, c.size, b, p);
+  }
+
+  void insert(const NmsBox<T>& b, int32_t box, int l) {
+    Level& lv = levels_[l - kMinLevel];
+    lv.boxes.push_back(box);
+    const int64_t cx0 = cell(b.x1, origin_x_, lv.inv_cell, lv.ncx), cx1 = cell(b.x2, origin_x_, lv.inv_cell, lv.ncx);
+    const int64_t cy0 = cell(b.y1, origin_y_, lv.inv_cell, lv.ncy), cy1 = cell(b.y2, origin_y_, lv.inv_cell, lv.ncy);
+    for (int64_t cy = cy0; cy <= cy1; ++cy) {
+      for (int64_t cx = cx0; cx <= cx1; ++cx) push(lv.cells[cy * lv.ncx + cx], b);
+    }
+  }
+
+  void push(Cell& c, const NmsBox<T>& b) {
+    if (c.size == c.cap) {  // move to a region twice as large at the arena's end
+      const int32_t cap = c.cap ? 2 * c.cap : static_cast<int32_t>(kLanes);
+      const int64_t offset = static_cast<int64_t>(arena_.size());
+      arena_.resize(arena_.size() + 5 * static_cast<size_t>(cap), std::numeric_limits<T>::quiet_NaN());
+      for (int k = 0; k < 5; ++k) {
+        for (int32_t j = 0; j < c.size; ++j) arena_[offset + k * cap + j] = arena_[c.offset + k * c.cap + j];
+      }
+      c.offset = offset;
+      c.cap = cap;
+    }
+    T* f = arena_.data() + c.offset;
+    const int32_t j = c.size++;
+    f[j] = b.x1;
+    f[c.cap + j] = b.y1;
+    f[2 * c.cap + j] = b.x2;
+    f[3 * c.cap + j] = b.y2;
+    f[4 * c.cap + j] = b.area;
+  }
+
+  double origin_x_ = 0, origin_y_ = 0;
+  int lo_ = kMaxLevel + 1, hi_ = kMinLevel - 1;
+  Level levels_[kMaxLevel - kMinLevel + 1];
+  std::vector<T> arena_;
+};
+
+// Indices of the boxes that pass the score threshold (score > threshold; a
+// NaN score never passes one), stably sorted by descending score, NaN first.
+template <typename score_t>
+std::vector<int64_t> score_order(const score_t* scores, int64_t n, std::optional<double> score_threshold) {
+  using acc_t = at::opmath_type<score_t>;
+  std::vector<std::pair<acc_t, int64_t>> keyed;
+  keyed.reserve(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const acc_t s = static_cast<acc_t>(scores[i]);
+    if (score_threshold && !(static_cast<double>(s) > *score_threshold)) continue;
+    keyed.emplace_back(s, i);
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return score_before(a.first, b.first); });
+  std::vector<int64_t> order(keyed.size());
+  for (size_t k = 0; k < keyed.size(); ++k) order[k] = keyed[k].second;
+  return order;
+}
+
+// The NMS of every class segment of `order`, merged back into score order.
+template <typename scalar_t>
+at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, const int64_t* classes, double iou_threshold,
+                    std::optional<double> score_threshold, std::optional<int64_t> max_output) {
+  using T = box_acc_t<scalar_t>;
+  const int64_t n = boxes.size(0);
+  const at::Tensor b = boxes.contiguous();
+  const at::Tensor s = scores.contiguous();
+  std::vector<int64_t> order = score_order(s.data_ptr<scalar_t>(), n, score_threshold);
+  const int64_t m = static_cast<int64_t>(order.size());
+  // With classes: remember each box's rank in score order, then group the
+  // order by class (stably: each class stays in score order).
+  std::vector<int64_t> rank;
+  if (classes) {
+    rank.assign(n, -1);
+    for (int64_t k = 0; k < m; ++k) rank[order[k]] = k;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return classes[a] < classes[b]; });
+  }
+  const int64_t max_keep = max_output ? *max_output : m;
+
+  // Boxes gathered in sorted order, so each greedy pass reads contiguously.
+  std::vector<NmsBox<T>> sorted(m);
+  const scalar_t* bp = b.data_ptr<scalar_t>();
+  at::parallel_for(0, m, 4096, [&](int64_t lo, int64_t hi) {
+    for (int64_t k = lo; k < hi; ++k) {
+      const scalar_t* q = bp + 4 * order[k];
+      sorted[k] = make_nms_box<T>(static_cast<T>(q[0]), static_cast<T>(q[1]), static_cast<T>(q[2]),
+                                  static_cast<T>(q[3]));
+    }
+  });
+
+  // Class segments [seg[c], seg[c + 1]) of the sorted order.
+  std::vector<int64_t> seg{0};
+  if (classes) {
+    for (int64_t k = 1; k < m; ++k) {
+      if (classes[order[k]] != classes[order[k - 1]]) seg.push_back(k);
+    }
+  }
+  seg.push_back(m);
+  const int64_t nseg = static_cast<int64_t>(seg.size()) - 1;
+
+  const NmsPredicate pred = make_nms_predicate(iou_threshold);
+  std::vector<int64_t> keep_pos(m);
+  std::vector<int64_t> kept_count(nseg, 0);
+  at::parallel_for(0, nseg, 1, [&](int64_t lo, int64_t hi) {
+    GreedyNms<T> greedy;  // scratch reused across this thread's segments
+    for (int64_t c = lo; c < hi; ++c) {
+      const int64_t s0 = seg[c];
+      kept_count[c] = greedy.run(sorted.data() + s0, seg[c + 1] - s0, pred, max_keep, keep_pos.data() + s0);
+      for (int64_t k = 0; k < kept_count[c]; ++k) keep_pos[s0 + k] += s0;
+    }
+  });
+
+  // Merge: kept boxes in descending score, ties by index, across classes.
+  std::vector<std::pair<int64_t, int64_t>> rank_and_index;  // (position in score order, index)
+  if (classes) {
+    for (int64_t c = 0; c < nseg; ++c) {
+      for (int64_t k = 0; k < kept_count[c]; ++k) {
+        const int64_t idx = order[keep_pos[seg[c] + k]];
+        rank_and_index.emplace_back(rank[idx], idx);
+      }
+    }
+    std::sort(rank_and_index.begin(), rank_and_index.end());
+  } else {
+    for (int64_t k = 0; k < kept_count[0]; ++k) rank_and_index.emplace_back(k, order[keep_pos[k]]);
+  }
+  const int64_t total = std::min<int64_t>(static_cast<int64_t>(rank_and_index.size()), max_keep);
+  at::Tensor out = at::empty({total}, boxes.options().dtype(at::kLong));
+  int64_t* o = out.data_ptr<int64_t>();
+  for (int64_t k = 0; k < total; ++k) o[k] = rank_and_index[k].second;
+  return out;
+}
+
+at::Tensor nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold,
+                   std::optional<double> score_threshold, std::optional<int64_t> max_output) {
+  check_nms_args(boxes, scores, nullptr, max_output, "nms");
+  at::Tensor out;
+  VO_DISPATCH_FLOAT_BOX_TYPES(boxes.scalar_type(), "nms", [&] {
+    out = nms_impl<scalar_t>(boxes, scores, nullptr, iou_threshold, score_threshold, max_output);
+  });
+  return out;
+}
+
+at::Tensor batched_nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& idxs,
+                           double iou_threshold, std::optional<double> score_threshold,
+                           std::optional<int64_t> max_output) {
+  check_nms_args(boxes, scores, &idxs, max_output, "batched_nms");
+  const at::Tensor classes = idxs.to(at::kLong).contiguous();
+  at::Tensor out;
+  VO_DISPATCH_FLOAT_BOX_TYPES(boxes.scalar_type(), "batched_nms", [&] {
+    out = nms_impl<scalar_t>(boxes, scores, classes.data_ptr<int64_t>(), iou_threshold, score_threshold,
+                             max_output);
+  });
+  return out;
+}
+
+}  // namespace
+}  // namespace vo
+
+TORCH_LIBRARY_IMPL(visionops, CPU, m) {
+  m.impl("nms", &vo::nms_cpu);
+  m.impl("batched_nms", &vo::batched_nms_cpu);
+}

@@ -1,0 +1,273 @@
+"""nms and batched_nms: exactly torchvision's kept indices, in order."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import visionops
+
+tv_ops = pytest.importorskip("torchvision.ops", reason="torchvision is the reference for NMS parity")
+
+
+def uniform_boxes(n: int, g: torch.Generator, dtype=torch.float32) -> torch.Tensor:
+    """Detector-like boxes: centres uniform in a 1333 x 800 image, sides 10 to 300."""
+    centre = torch.rand(n, 2, generator=g) * torch.tensor([1333.0, 800.0])
+    size = 10 + torch.rand(n, 2, generator=g) * 290
+    return torch.cat([centre - size / 2, centre + size / 2], dim=1).to(dtype)
+
+
+def clustered_boxes(n: int, g: torch.Generator, dtype=torch.float32) -> torch.Tensor:
+    """n // 20 objects with 20 jittered copies each (what a detector emits)."""
+    objects = uniform_boxes((n + 19) // 20, g)
+    copies = objects.repeat_interleave(20, dim=0)[:n]
+    side = (copies[:, 2:] - copies[:, :2]).repeat(1, 2)
+    return (copies + (torch.rand(copies.shape, generator=g) - 0.5) * 0.15 * side).to(dtype)
+
+
+def random_case(seed: int):
+    """One of the layouts below, with scores that may tie."""
+    g = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(0, 300, (1,), generator=g))
+    kind = seed % 6
+    if kind == 0:
+        boxes = uniform_boxes(n, g)
+    elif kind == 1:
+        boxes = clustered_boxes(n, g)
+    elif kind == 2:  # exact duplicates
+        boxes = uniform_boxes(n // 4 + 1, g).repeat(4, 1)[:n]
+    elif kind == 3:  # negative coordinates
+        boxes = uniform_boxes(n, g) - torch.tensor([700.0, 400.0, 700.0, 400.0])
+    elif kind == 4:  # huge coordinates, small boxes
+        boxes = uniform_boxes(n, g) * 0.01 + 1e6
+    else:  # a few boxes stacked on one spot, tiny to huge
+        boxes = clustered_boxes(n, g) * (1 + 10 * torch.rand(n, 1, generator=g))
+    scores = torch.rand(n, generator=g)
+    if seed % 3 == 0:  # many tied scores
+        scores = (scores * 5).round() / 5
+    threshold = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0][seed % 7]
+    return boxes, scores, threshold
+
+
+def per_class_torchvision(boxes, scores, idxs, threshold):
+    """torchvision's nms within each class, merged by score then index."""
+    kept = []
+    for c in idxs.unique():
+        members = (idxs == c).nonzero().flatten()
+        kept += members[tv_ops.nms(boxes[members], scores[members], threshold)].tolist()
+    kept.sort(key=lambda i: (-scores[i].item(), i))
+    return torch.tensor(kept, dtype=torch.int64)
+
+
+# ----------------------------------------------------------------- golden
+
+
+def test_seed_notes_worked_example():
+    # Five boxes on one car, scored 0.95 to 0.70: IoU(A,B)=0.8, IoU(A,C)=0.2,
+    # IoU(A,D)=0.7, IoU(A,E)=0.1, IoU(C,E)=0.15. Threshold 0.5 keeps A, C, E.
+    # Built as unit-height strips, where IoU is overlap / union of intervals.
+    e0, e1 = 260 / 33, 700 / 33
+    boxes = torch.tensor(
+        [[0, 0, 10, 1], [0, 0, 8, 1], [8, 0, 10, 1], [0, 0, 7, 1], [e0, 0, e1, 1]], dtype=torch.float64
+    )
+    scores = torch.tensor([0.95, 0.90, 0.80, 0.75, 0.70], dtype=torch.float64)
+    iou = visionops.box_iou(boxes, boxes)
+    for (i, j), want in {(0, 1): 0.8, (0, 2): 0.2, (0, 3): 0.7, (0, 4): 0.1, (2, 4): 0.15}.items():
+        assert iou[i, j].item() == pytest.approx(want, rel=1e-12)
+    assert visionops.nms(boxes, scores, 0.5).tolist() == [0, 2, 4]
+    assert visionops.nms(boxes.float(), scores.float(), 0.5).tolist() == [0, 2, 4]
+
+
+def test_strictly_greater_suppresses():
+    # IoU exactly 0.5 is not above 0.5: both boxes stay.
+    boxes = torch.tensor([[0.0, 0.0, 2.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+    scores = torch.tensor([0.9, 0.8])
+    assert visionops.nms(boxes, scores, 0.5).tolist() == [0, 1]
+    assert visionops.nms(boxes, scores, 0.49).tolist() == [0]
+
+
+def test_ties_break_by_index():
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]] * 4 + [[50.0, 50.0, 60.0, 60.0]])
+    scores = torch.tensor([0.5, 0.7, 0.7, 0.7, 0.7])
+    assert visionops.nms(boxes, scores, 0.5).tolist() == [1, 4]
+
+
+# ----------------------------------------------------------------- torchvision parity
+
+
+def test_matches_torchvision_on_1200_seeded_cases():
+    mismatches = []
+    for seed in range(1200):
+        boxes, scores, threshold = random_case(seed)
+        want = tv_ops.nms(boxes, scores, threshold)
+        got = visionops.nms(boxes, scores, threshold)
+        if not torch.equal(got, want):
+            mismatches.append(seed)
+    assert not mismatches, f"kept indices differ from torchvision for seeds {mismatches[:10]}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_large_inputs_match_torchvision(dtype):
+    # Big enough for the spatial index and its levels (the small cases above
+    # also take the plain scan).
+    for seed, make in enumerate([uniform_boxes, clustered_boxes, uniform_boxes]):
+        g = torch.Generator().manual_seed(100 + seed)
+        boxes = make(3000, g, dtype)
+        scores = torch.rand(3000, generator=g, dtype=dtype)
+        for threshold in (0.0, 0.3, 0.5, 0.8):
+            assert torch.equal(visionops.nms(boxes, scores, threshold), tv_ops.nms(boxes, scores, threshold))
+
+
+def test_batched_matches_per_class_torchvision():
+    mismatches = []
+    for seed in range(400):
+        boxes, scores, threshold = random_case(seed)
+        g = torch.Generator().manual_seed(seed)
+        idxs = torch.randint(-3, 5, (boxes.shape[0],), generator=g)  # negative ids are fine
+        got = visionops.batched_nms(boxes, scores, idxs, threshold)
+        if not torch.equal(got, per_class_torchvision(boxes, scores, idxs, threshold)):
+            mismatches.append(seed)
+    assert not mismatches, f"batched_nms differs from per-class nms for seeds {mismatches[:10]}"
+
+
+def test_batched_large_many_classes():
+    g = torch.Generator().manual_seed(7)
+    boxes = clustered_boxes(4000, g)
+    scores = torch.rand(4000, generator=g)
+    idxs = torch.randint(0, 80, (4000,), generator=g)
+    got = visionops.batched_nms(boxes, scores, idxs, 0.5)
+    assert torch.equal(got, per_class_torchvision(boxes, scores, idxs, 0.5))
+
+
+def test_batched_is_not_fooled_by_offsets():
+    # Coordinates near 1e4 with many classes: torchvision's offset trick adds
+    # class * (max coordinate + 1) and rounds in float32; we never shift.
+    g = torch.Generator().manual_seed(3)
+    boxes = clustered_boxes(1000, g) * 8
+    scores = torch.rand(1000, generator=g)
+    idxs = torch.randint(0, 23, (1000,), generator=g)
+    assert torch.equal(visionops.batched_nms(boxes, scores, idxs, 0.5),
+                       per_class_torchvision(boxes, scores, idxs, 0.5))
+
+
+# ----------------------------------------------------------------- options
+
+
+def test_score_threshold_and_max_output():
+    g = torch.Generator().manual_seed(11)
+    boxes = clustered_boxes(500, g)
+    scores = torch.rand(500, generator=g)
+    full = visionops.nms(boxes, scores, 0.5)
+    for k in (0, 1, 7, len(full), len(full) + 10):
+        assert torch.equal(visionops.nms(boxes, scores, 0.5, max_output=k), full[:k])
+    above = (scores > 0.4).nonzero().flatten()
+    want = above[tv_ops.nms(boxes[above], scores[above], 0.5)]
+    assert torch.equal(visionops.nms(boxes, scores, 0.5, score_threshold=0.4), want)
+    idxs = torch.randint(0, 4, (500,), generator=g)
+    fullb = visionops.batched_nms(boxes, scores, idxs, 0.5)
+    assert torch.equal(visionops.batched_nms(boxes, scores, idxs, 0.5, max_output=9), fullb[:9])
+
+
+# ----------------------------------------------------------------- adversarial
+
+
+def test_empty_and_single():
+    empty = torch.zeros(0, 4)
+    assert visionops.nms(empty, torch.zeros(0), 0.5).shape == (0,)
+    assert visionops.nms(empty, torch.zeros(0), 0.5).dtype == torch.int64
+    assert visionops.batched_nms(empty, torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5).shape == (0,)
+    assert visionops.nms(torch.tensor([[0.0, 0, 1, 1]]), torch.tensor([0.3]), 0.5).tolist() == [0]
+
+
+def test_nan_scores_and_boxes_match_torchvision():
+    # torchvision sorts NaN scores first (torch.sort's order) and a NaN box
+    # never suppresses nor is suppressed; we document and keep both.
+    g = torch.Generator().manual_seed(5)
+    for seed in range(30):
+        boxes = clustered_boxes(120, g)
+        scores = torch.rand(120, generator=g)
+        scores[torch.randint(0, 120, (5,), generator=g)] = float("nan")
+        boxes[torch.randint(0, 120, (5,), generator=g), torch.randint(0, 4, (5,), generator=g)] = float("nan")
+        assert torch.equal(visionops.nms(boxes, scores, 0.5), tv_ops.nms(boxes, scores, 0.5)), seed
+    # With a score threshold, NaN scores are dropped.
+    scores = torch.tensor([float("nan"), 0.9])
+    boxes = torch.tensor([[0.0, 0, 1, 1], [5.0, 5, 6, 6]])
+    assert visionops.nms(boxes, scores, 0.5).tolist() == [0, 1]
+    assert visionops.nms(boxes, scores, 0.5, score_threshold=0.0).tolist() == [1]
+
+
+def test_degenerate_boxes_and_negative_threshold_match_torchvision():
+    boxes = torch.tensor(
+        [[0, 0, 10, 10], [5, 5, 5, 5], [10, 10, 0, 0], [0, 0, float("inf"), 10], [0, 0, 10, 10], [2, 2, 9, 9]],
+        dtype=torch.float32,
+    )
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    for threshold in (-0.5, 0.0, 0.5, 1.0, 2.0):
+        assert torch.equal(visionops.nms(boxes, scores, threshold), tv_ops.nms(boxes, scores, threshold)), threshold
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_computes_in_float(dtype):
+    # Half boxes are compared in float: the same as float32 boxes holding the
+    # same (rounded) values.
+    g = torch.Generator().manual_seed(9)
+    boxes = clustered_boxes(600, g).to(dtype)
+    scores = torch.rand(600, generator=g).to(dtype)
+    want = tv_ops.nms(boxes.float(), scores.float(), 0.5)
+    assert torch.equal(visionops.nms(boxes, scores, 0.5), want)
+
+
+def test_non_contiguous():
+    g = torch.Generator().manual_seed(2)
+    boxes = clustered_boxes(400, g).t().contiguous().t()
+    scores = torch.rand(800, generator=g)[::2]
+    assert not boxes.is_contiguous() and not scores.is_contiguous()
+    assert torch.equal(visionops.nms(boxes, scores, 0.5), tv_ops.nms(boxes.contiguous(), scores.contiguous(), 0.5))
+
+
+def test_deterministic_across_threads():
+    g = torch.Generator().manual_seed(4)
+    boxes = uniform_boxes(5000, g)
+    scores = torch.rand(5000, generator=g)
+    idxs = torch.randint(0, 30, (5000,), generator=g)
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(visionops.batched_nms(boxes, scores, idxs, 0.5))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(results[0], results[1])
+
+
+# ----------------------------------------------------------------- registration
+
+
+def test_opcheck():
+    g = torch.Generator().manual_seed(1)
+    boxes = clustered_boxes(200, g)
+    scores = torch.rand(200, generator=g)
+    idxs = torch.randint(0, 3, (200,), generator=g)
+    utils = ("test_schema", "test_faketensor")  # data-dependent size: no autograd, no aot dispatch
+    torch.library.opcheck(torch.ops.visionops.nms.default, (boxes, scores, 0.5), test_utils=utils)
+    torch.library.opcheck(torch.ops.visionops.nms.default, (boxes, scores, 0.5),
+                          {"score_threshold": 0.2, "max_output": 10}, test_utils=utils)
+    torch.library.opcheck(torch.ops.visionops.batched_nms.default, (boxes, scores, idxs, 0.5), test_utils=utils)
+
+
+def test_compile_fullgraph_with_data_dependent_size():
+    torch._dynamo.reset()
+    g = torch.Generator().manual_seed(6)
+    boxes = clustered_boxes(300, g)
+    scores = torch.rand(300, generator=g)
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def postprocess(b, s):
+        keep = visionops.nms(b, s, 0.5, max_output=50)
+        return b[keep], s[keep]
+
+    kept_boxes, kept_scores = postprocess(boxes, scores)
+    keep = tv_ops.nms(boxes, scores, 0.5)[:50]
+    assert torch.equal(kept_boxes, boxes[keep]) and torch.equal(kept_scores, scores[keep])
+    torch._dynamo.reset()

@@ -1,0 +1,60 @@
+"""Benchmark cases of NMS: nms and batched_nms (80 classes) on uniform and
+clustered detector-like boxes (see issue: 1333 x 800 image, sides 10 to 300
+px; clustered is N/20 objects with 20 jittered copies each)."""
+
+from __future__ import annotations
+
+import torch
+
+import visionops
+from visionops.bench.boxes import Case, detector_boxes
+
+ALL = ["nms", "batched_nms"]
+DEFAULT_SIZES = [1000, 20000]
+LAYOUTS = ["uniform", "clustered"]
+
+
+def clustered_boxes(n: int, dtype: torch.dtype, device: str, generator: torch.Generator) -> torch.Tensor:
+    objects = detector_boxes((n + 19) // 20, torch.float32, "cpu", generator)
+    copies = objects.repeat_interleave(20, dim=0)[:n]
+    side = (copies[:, 2:] - copies[:, :2]).repeat(1, 2)
+    jitter = (torch.rand(copies.shape, generator=generator) - 0.5) * 0.15 * side
+    return (copies + jitter).to(dtype=dtype, device=device)
+
+
+def layout_boxes(layout: str, n: int, dtype: torch.dtype, device: str, g: torch.Generator) -> torch.Tensor:
+    if layout == "uniform":
+        return detector_boxes(n, dtype, device, g)
+    return clustered_boxes(n, dtype, device, g)
+
+
+def _torchvision_ops():
+    try:
+        import torchvision.ops as tv_ops
+    except ImportError:
+        return None
+    return tv_ops
+
+
+def cases(ops: list[str], sizes: list[int], elements: int, dtype: torch.dtype, device: str,
+          iou_threshold: float = 0.5, classes: int = 80) -> list[Case]:
+    unknown = [op for op in ops if op not in ALL]
+    if unknown:
+        raise ValueError(f"unknown nms op {unknown[0]!r}; choose from {', '.join(ALL)}")
+    tv = _torchvision_ops()
+    g = torch.Generator().manual_seed(0)
+    out: list[Case] = []
+    for op in ops:
+        for layout in LAYOUTS:
+            for n in sizes:
+                b = layout_boxes(layout, n, dtype, device, g)
+                s = torch.rand(n, generator=g).to(dtype=dtype, device=device)
+                if op == "nms":
+                    out.append(Case(op, f"{layout} {n}", lambda b=b, s=s: visionops.nms(b, s, iou_threshold),
+                                    tv and (lambda b=b, s=s: tv.nms(b, s, iou_threshold))))
+                else:
+                    c = torch.randint(0, classes, (n,), generator=g).to(device)
+                    out.append(Case(op, f"{layout} {n} {classes}cls",
+                                    lambda b=b, s=s, c=c: visionops.batched_nms(b, s, c, iou_threshold),
+                                    tv and (lambda b=b, s=s, c=c: tv.batched_nms(b, s, c, iou_threshold))))
+    return out

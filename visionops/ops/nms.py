@@ -1,0 +1,78 @@
+"""Non-maximum suppression: greedy NMS and class-aware batched NMS.
+
+Exactly torchvision.ops.nms's kept indices, in the same order: boxes are
+visited in decreasing score order, ties broken by index (a stable sort), and
+a box is dropped when its IoU with an already kept box is strictly greater
+than ``iou_threshold``. The IoU test is torchvision's float32 division,
+reproduced without dividing (see csrc/common/nms.h).
+
+NaN: a NaN score sorts before every number, as torch.sort orders it (so
+such boxes are visited first), unless ``score_threshold`` is given, which a
+NaN score never passes. A box with a NaN coordinate has a NaN IoU with
+everything, so it is kept and never suppresses another box, as in
+torchvision. Empty, inverted and infinite boxes likewise never overlap.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def nms(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    *,
+    score_threshold: float | None = None,
+    max_output: int | None = None,
+) -> Tensor:
+    """Greedy non-maximum suppression.
+
+    Args:
+        boxes (Tensor[N, 4]): boxes in (x1, y1, x2, y2) format, float32,
+            float64, float16 or bfloat16.
+        scores (Tensor[N]): one score per box, of the boxes' dtype.
+        iou_threshold (float): drop boxes with IoU > iou_threshold with a
+            kept box.
+        score_threshold (float, optional): first drop boxes whose score is
+            not greater than this.
+        max_output (int, optional): keep at most this many boxes (the
+            highest scored); the pass stops once it has them.
+
+    Returns:
+        Tensor[K] (int64): indices of the kept boxes, by decreasing score.
+    """
+    return torch.ops.visionops.nms(boxes, scores, iou_threshold, score_threshold=score_threshold,
+                                   max_output=max_output)
+
+
+def batched_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    idxs: Tensor,
+    iou_threshold: float,
+    *,
+    score_threshold: float | None = None,
+    max_output: int | None = None,
+) -> Tensor:
+    """NMS within each category, as one native call.
+
+    Exactly ``nms`` applied to the boxes of each value of ``idxs`` on its
+    own, merged in decreasing score order with ties by index: no coordinate
+    offsets (torchvision's trick, which can flip borderline boxes in float32
+    and breaks in float16 or with negative coordinates).
+
+    Args:
+        boxes (Tensor[N, 4]): boxes in (x1, y1, x2, y2) format.
+        scores (Tensor[N]): one score per box, of the boxes' dtype.
+        idxs (Tensor[N]): integer category of each box.
+        iou_threshold (float): as in ``nms``.
+        score_threshold (float, optional): as in ``nms``.
+        max_output (int, optional): keep at most this many boxes overall.
+
+    Returns:
+        Tensor[K] (int64): indices of the kept boxes, by decreasing score.
+    """
+    return torch.ops.visionops.batched_nms(boxes, scores, idxs, iou_threshold, score_threshold=score_threshold,
+                                           max_output=max_output)
