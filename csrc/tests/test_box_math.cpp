@@ -9,6 +9,7 @@
 #include <random>
 
 #include "../common/box.h"
+#include "../common/nms.h"
 
 namespace {
 
@@ -191,6 +192,41 @@ void test_tie_splitting() {
   check(gp.x1 == gt.x1 && gp.y1 == gt.y1 && gp.x2 == gt.x2 && gp.y2 == gt.y2, "ties split evenly");
 }
 
+// The division-free NMS test decides exactly as torchvision's float32
+// `inter / union > t`, including quotients that round onto the threshold.
+void test_nms_predicate() {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> area(1e-3f, 1e5f);
+  const double thresholds[] = {0.0, 1e-45, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.0, 2.0};
+  int64_t mismatches = 0, borderline = 0;
+  for (double t : thresholds) {
+    const vo::NmsPredicate p = vo::make_nms_predicate(t);
+    for (int k = 0; k < 200000; ++k) {
+      const float uni = area(rng);
+      // inter near t * uni, stepping a few floats either side of it.
+      float inter = static_cast<float>(t * uni);
+      for (int step = -(k % 4); step < k % 4; ++step) inter = std::nextafter(inter, step < 0 ? 0.0f : INFINITY);
+      if (k % 5 == 0) inter = std::uniform_real_distribution<float>(0, uni)(rng);
+      const bool want = static_cast<double>(inter / uni) > t;
+      // Boxes of unit height whose inter and union are exactly these.
+      const vo::NmsBox<float> a{0, 0, uni, 1, uni};
+      const vo::NmsBox<float> b{uni - inter, 0, uni - inter + inter, 1, inter};
+      float i2, u2;
+      vo::nms_inter_union(a, b, i2, u2);
+      if (i2 != inter || u2 != uni) continue;  // not representable this way; skip
+      ++borderline;
+      if (vo::nms_suppresses(a, b, p) != want) ++mismatches;
+    }
+  }
+  check(borderline > 100000, "enough representable borderline cases", borderline, 100000);
+  check(mismatches == 0, "division-free NMS test equals inter / union > t", mismatches, 0);
+  // Union 0 (two empty boxes) never suppresses; a negative threshold divides.
+  const vo::NmsBox<float> empty{1, 1, 1, 1, 0};
+  check(!vo::nms_suppresses(empty, empty, vo::make_nms_predicate(0.5)), "empty boxes never suppress");
+  const vo::NmsBox<float> unit{0, 0, 1, 1, 1}, far{5, 5, 6, 6, 1};
+  check(vo::nms_suppresses(unit, far, vo::make_nms_predicate(-0.5)), "negative threshold suppresses IoU 0");
+}
+
 }  // namespace
 
 int main() {
@@ -208,6 +244,7 @@ int main() {
   test_loss_backward<IouVariant::DIoU>("DIoU loss backward");
   test_loss_backward<IouVariant::CIoU>("CIoU loss backward");
   test_tie_splitting();
+  test_nms_predicate();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

@@ -271,3 +271,46 @@ def test_compile_fullgraph_with_data_dependent_size():
     keep = tv_ops.nms(boxes, scores, 0.5)[:50]
     assert torch.equal(kept_boxes, boxes[keep]) and torch.equal(kept_scores, scores[keep])
     torch._dynamo.reset()
+
+
+# ----------------------------------------------------------------- CUDA
+
+
+@pytest.fixture
+def cuda():
+    import visionops as vo
+
+    if not (torch.cuda.is_available() and vo.WITH_CUDA):
+        pytest.skip("CUDA case: needs a GPU and the CUDA kernels")
+    return "cuda"
+
+
+def test_cuda_matches_cpu_exactly(cuda):
+    for seed in range(400):
+        boxes, scores, threshold = random_case(seed)
+        g = torch.Generator().manual_seed(seed)
+        idxs = torch.randint(0, 5, (boxes.shape[0],), generator=g)
+        want = visionops.nms(boxes, scores, threshold)
+        assert torch.equal(visionops.nms(boxes.cuda(), scores.cuda(), threshold).cpu(), want), seed
+        want = visionops.batched_nms(boxes, scores, idxs, threshold)
+        got = visionops.batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), threshold).cpu()
+        assert torch.equal(got, want), seed
+
+
+def test_cuda_options_and_large(cuda):
+    g = torch.Generator().manual_seed(21)
+    boxes = clustered_boxes(20000, g)
+    scores = torch.rand(20000, generator=g)
+    idxs = torch.randint(0, 80, (20000,), generator=g)
+    for kw in ({}, {"score_threshold": 0.3}, {"max_output": 100}, {"score_threshold": 0.5, "max_output": 10}):
+        assert torch.equal(visionops.nms(boxes.cuda(), scores.cuda(), 0.5, **kw).cpu(),
+                           visionops.nms(boxes, scores, 0.5, **kw))
+        assert torch.equal(visionops.batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5, **kw).cpu(),
+                           visionops.batched_nms(boxes, scores, idxs, 0.5, **kw))
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):
+        b, s = boxes.to(dtype), scores.to(dtype)
+        assert torch.equal(visionops.nms(b.cuda(), s.cuda(), 0.5).cpu(), visionops.nms(b, s, 0.5))
+    nan_scores = scores.clone()
+    nan_scores[::97] = float("nan")
+    assert torch.equal(visionops.nms(boxes.cuda(), nan_scores.cuda(), 0.5).cpu(),
+                       visionops.nms(boxes, nan_scores, 0.5))
