@@ -95,24 +95,33 @@ VO_HOST_DEVICE_INLINE void nms_inter_union(const NmsBox<T>& a, const NmsBox<T>& 
   uni = a.area + b.area - inter;
 }
 
-// Does kept box a suppress box b? The division-free form, valid when
-// p.division_free (t >= 0); branch-free so that CPU loops vectorize it.
+// 1 when the float quotient inter / uni is above t (t >= 0), given
+// m = p.midpoint and tie = p.tie_suppresses: the division-free test above.
+// Integer and branch-free, so that CPU loops over many boxes vectorize.
+VO_HOST_DEVICE_INLINE int nms_quotient_exceeds(float inter, float uni, double midpoint, int tie) {
+  const double lhs = static_cast<double>(inter);
+  const double rhs = mul_rn(midpoint, static_cast<double>(uni));  // exact
+  return static_cast<int>(uni > 0.0f) & (static_cast<int>(lhs > rhs) | (tie & static_cast<int>(lhs == rhs)));
+}
+
+// float64 boxes: torchvision's division, in double.
+VO_HOST_DEVICE_INLINE int nms_quotient_exceeds(double inter, double uni, double threshold) {
+  return static_cast<int>(inter / uni > threshold);
+}
+
+// Does kept box a suppress box b, when p.division_free (t >= 0)?
 VO_HOST_DEVICE_INLINE bool nms_suppresses_division_free(const NmsBox<float>& a, const NmsBox<float>& b,
                                                         const NmsPredicate& p) {
   float inter, uni;
   nms_inter_union(a, b, inter, uni);
-  const double lhs = static_cast<double>(inter);
-  const double rhs = mul_rn(p.midpoint, static_cast<double>(uni));  // exact
-  // lhs > rhs, or lhs == rhs when the tie rounds up: lhs >= rhs then.
-  return uni > 0.0f && (p.tie_suppresses ? lhs >= rhs : lhs > rhs);
+  return nms_quotient_exceeds(inter, uni, p.midpoint, static_cast<int>(p.tie_suppresses)) != 0;
 }
 
-// float64 boxes: torchvision's division, in double.
 VO_HOST_DEVICE_INLINE bool nms_suppresses_division_free(const NmsBox<double>& a, const NmsBox<double>& b,
                                                         const NmsPredicate& p) {
   double inter, uni;
   nms_inter_union(a, b, inter, uni);
-  return inter / uni > p.threshold;
+  return nms_quotient_exceeds(inter, uni, p.threshold) != 0;
 }
 
 // Does kept box a suppress box b? Any threshold.

@@ -15,7 +15,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -41,11 +43,20 @@ constexpr int64_t kMaxCellsPerQuery = 64;
 template <typename T, int64_t kLanes>
 VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, int64_t size, NmsBox<T> b,
                                         NmsPredicate p) {
+  // The predicate's constants as plain scalars, hoisted out of the loop.
+  const double midpoint = p.midpoint, threshold = p.threshold;
+  const int tie = static_cast<int>(p.tie_suppresses);
   for (int64_t j0 = 0; j0 < size; j0 += kLanes) {
     int any = 0;
     for (int64_t j = j0; j < j0 + kLanes; ++j) {
       const NmsBox<T> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
-      any |= static_cast<int>(nms_suppresses_division_free(a, b, p));
+      T inter, uni;
+      nms_inter_union(a, b, inter, uni);
+      if constexpr (std::is_same_v<T, float>) {
+        any |= nms_quotient_exceeds(inter, uni, midpoint, tie);
+      } else {
+        any |= nms_quotient_exceeds(inter, uni, threshold);
+      }
     }
     if (any) return true;
   }
@@ -121,10 +132,19 @@ class GreedyNms {
     return std::max(static_cast<double>(b.x2) - b.x1, static_cast<double>(b.y2) - b.y1);
   }
 
+  // floor(log2(side)), clamped, from the bits of the double (no libm call:
+  // this runs for every candidate).
   static int level_of(double side) {
-    int e;
-    std::frexp(side, &e);  // side in [2^(e-1), 2^e)
-    return std::clamp(e - 1, kMinLevel, kMaxLevel);
+    uint64_t bits;
+    std::memcpy(&bits, &side, sizeof(bits));
+    const int e = static_cast<int>((bits >> 52) & 0x7FF) - 1023;  // side in [2^e, 2^(e+1)) when normal
+    return std::clamp(e, kMinLevel, kMaxLevel);
+  }
+
+  // floor(v) for |v| < 2^62, without a libm call on baseline x86-64.
+  static int64_t floor_to_int(double v) {
+    const int64_t t = static_cast<int64_t>(v);
+    return t - (static_cast<double>(t) > v);
   }
 
   // Reference order: compare with every kept box, in order of keeping.
@@ -143,7 +163,12 @@ class GreedyNms {
 
   // Sizes the grids of the levels present. False when no box is proper.
   bool build(const NmsBox<T>* boxes, int64_t n) {
-    for (int l = lo_; l <= hi_; ++l) levels_[l - kMinLevel] = Level{};
+    for (int l = lo_; l <= hi_; ++l) {  // keep the vectors' storage for the next segment
+      Level& lv = levels_[l - kMinLevel];
+      lv.boxes.clear();
+      lv.count = 0;
+      lv.ncx = lv.ncy = 0;
+    }
     lo_ = kMaxLevel + 1;
     hi_ = kMinLevel - 1;
     double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
@@ -179,8 +204,8 @@ class GreedyNms {
 
   // Monotone and clamped, so two boxes that overlap share a cell.
   static int64_t cell(double v, double origin, double inv_cell, int64_t ncells) {
-    const double c = std::floor((v - origin) * inv_cell);
-    return c < 0 ? 0 : (c >= static_cast<double>(ncells) ? ncells - 1 : static_cast<int64_t>(c));
+    const double c = (v - origin) * inv_cell;
+    return c < 0 ? 0 : (c >= static_cast<double>(ncells) ? ncells - 1 : floor_to_int(c));
   }
 
   bool suppressed(const NmsBox<T>* boxes, const NmsBox<T>& b, const NmsPredicate& p, int l0, int l1) const {
@@ -244,26 +269,105 @@ class GreedyNms {
   std::vector<T> arena_;
 };
 
+// A 32-bit key whose ascending order is descending score order, NaN first
+// (torch.sort(descending=True) puts every NaN before every number).
+inline uint32_t descending_key(float f) {
+  if (f != f) return 0u;
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof(b));
+  const uint32_t ascending = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  return ~ascending + 1u;  // 1 .. 2^32 - 1 for numbers: after NaN
+}
+
+// Stable LSD radix sort of indices by key: 11-bit digits, three passes.
+inline void radix_sort(std::vector<uint32_t>& keys, std::vector<int64_t>& idx) {
+  const size_t n = keys.size();
+  std::vector<uint32_t> k2(n);
+  std::vector<int64_t> i2(n);
+  for (int shift = 0; shift < 32; shift += 11) {
+    size_t count[2049] = {0};
+    for (size_t i = 0; i < n; ++i) ++count[((keys[i] >> shift) & 2047u) + 1];
+    for (int d = 0; d < 2048; ++d) count[d + 1] += count[d];
+    for (size_t i = 0; i < n; ++i) {
+      const size_t at = count[(keys[i] >> shift) & 2047u]++;
+      k2[at] = keys[i];
+      i2[at] = idx[i];
+    }
+    keys.swap(k2);
+    idx.swap(i2);
+  }
+}
+
 // Indices of the boxes that pass the score threshold (score > threshold; a
 // NaN score never passes one), stably sorted by descending score, NaN first.
 template <typename score_t>
 std::vector<int64_t> score_order(const score_t* scores, int64_t n, std::optional<double> score_threshold) {
   using acc_t = at::opmath_type<score_t>;
-  std::vector<std::pair<acc_t, int64_t>> keyed;
-  keyed.reserve(n);
-  for (int64_t i = 0; i < n; ++i) {
-    const acc_t s = static_cast<acc_t>(scores[i]);
-    if (score_threshold && !(static_cast<double>(s) > *score_threshold)) continue;
-    keyed.emplace_back(s, i);
+  std::vector<int64_t> order;
+  order.reserve(n);
+  if constexpr (std::is_same_v<acc_t, float>) {  // float, half and bfloat16 scores: radix sort
+    std::vector<uint32_t> keys;
+    keys.reserve(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = static_cast<float>(scores[i]);
+      if (score_threshold && !(static_cast<double>(s) > *score_threshold)) continue;
+      keys.push_back(descending_key(s));
+      order.push_back(i);
+    }
+    radix_sort(keys, order);
+  } else {
+    std::vector<std::pair<acc_t, int64_t>> keyed;
+    keyed.reserve(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const acc_t s = static_cast<acc_t>(scores[i]);
+      if (score_threshold && !(static_cast<double>(s) > *score_threshold)) continue;
+      keyed.emplace_back(s, i);
+    }
+    std::stable_sort(keyed.begin(), keyed.end(),
+                     [](const auto& a, const auto& b) { return score_before(a.first, b.first); });
+    for (const auto& kv : keyed) order.push_back(kv.second);
   }
-  std::stable_sort(keyed.begin(), keyed.end(),
-                   [](const auto& a, const auto& b) { return score_before(a.first, b.first); });
-  std::vector<int64_t> order(keyed.size());
-  for (size_t k = 0; k < keyed.size(); ++k) order[k] = keyed[k].second;
   return order;
 }
 
-// The NMS of every class segment of `order`, merged back into score order.
+// Positions of `order` regrouped by class, each class in the order it had
+// (stable), and the start of each class's run.
+inline void group_by_class(const std::vector<int64_t>& order, const int64_t* classes, std::vector<int64_t>& grouped,
+                           std::vector<int64_t>& starts) {
+  const int64_t m = static_cast<int64_t>(order.size());
+  grouped.resize(m);
+  starts.clear();
+  if (m == 0) {
+    starts.push_back(0);
+    return;
+  }
+  int64_t lo = classes[order[0]], hi = lo;
+  for (int64_t k = 1; k < m; ++k) {
+    lo = std::min(lo, classes[order[k]]);
+    hi = std::max(hi, classes[order[k]]);
+  }
+  const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
+  if (range < static_cast<uint64_t>(4 * m + 1024)) {  // counting sort
+    std::vector<int64_t> count(range + 2, 0);
+    for (int64_t k = 0; k < m; ++k) ++count[classes[order[k]] - lo + 1];
+    for (uint64_t c = 0; c <= range; ++c) {
+      if (count[c + 1] > 0) starts.push_back(count[c]);
+      count[c + 1] += count[c];
+    }
+    for (int64_t k = 0; k < m; ++k) grouped[count[classes[order[k]] - lo]++] = k;
+  } else {
+    for (int64_t k = 0; k < m; ++k) grouped[k] = k;
+    std::stable_sort(grouped.begin(), grouped.end(),
+                     [&](int64_t a, int64_t b) { return classes[order[a]] < classes[order[b]]; });
+    starts.push_back(0);
+    for (int64_t k = 1; k < m; ++k) {
+      if (classes[order[grouped[k]]] != classes[order[grouped[k - 1]]]) starts.push_back(k);
+    }
+  }
+  starts.push_back(m);
+}
+
+// The NMS of every class segment, merged back into score order.
 template <typename scalar_t>
 at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, const int64_t* classes, double iou_threshold,
                     std::optional<double> score_threshold, std::optional<int64_t> max_output) {
@@ -271,68 +375,53 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, const int
   const int64_t n = boxes.size(0);
   const at::Tensor b = boxes.contiguous();
   const at::Tensor s = scores.contiguous();
-  std::vector<int64_t> order = score_order(s.data_ptr<scalar_t>(), n, score_threshold);
+  const std::vector<int64_t> order = score_order(s.data_ptr<scalar_t>(), n, score_threshold);
   const int64_t m = static_cast<int64_t>(order.size());
-  // With classes: remember each box's rank in score order, then group the
-  // order by class (stably: each class stays in score order).
-  std::vector<int64_t> rank;
-  if (classes) {
-    rank.assign(n, -1);
-    for (int64_t k = 0; k < m; ++k) rank[order[k]] = k;
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return classes[a] < classes[b]; });
-  }
   const int64_t max_keep = max_output ? *max_output : m;
+
+  // rank_of[p]: the score rank of the box at sorted position p. Without
+  // classes the sorted positions are the ranks; with classes they are
+  // regrouped by class, each class still in score order.
+  std::vector<int64_t> rank_of, seg;
+  if (classes) {
+    group_by_class(order, classes, rank_of, seg);
+  } else {
+    rank_of.resize(m);
+    for (int64_t k = 0; k < m; ++k) rank_of[k] = k;
+    seg = {0, m};
+  }
+  const int64_t nseg = static_cast<int64_t>(seg.size()) - 1;
 
   // Boxes gathered in sorted order, so each greedy pass reads contiguously.
   std::vector<NmsBox<T>> sorted(m);
   const scalar_t* bp = b.data_ptr<scalar_t>();
   at::parallel_for(0, m, 4096, [&](int64_t lo, int64_t hi) {
     for (int64_t k = lo; k < hi; ++k) {
-      const scalar_t* q = bp + 4 * order[k];
+      const scalar_t* q = bp + 4 * order[rank_of[k]];
       sorted[k] = make_nms_box<T>(static_cast<T>(q[0]), static_cast<T>(q[1]), static_cast<T>(q[2]),
                                   static_cast<T>(q[3]));
     }
   });
 
-  // Class segments [seg[c], seg[c + 1]) of the sorted order.
-  std::vector<int64_t> seg{0};
-  if (classes) {
-    for (int64_t k = 1; k < m; ++k) {
-      if (classes[order[k]] != classes[order[k - 1]]) seg.push_back(k);
-    }
-  }
-  seg.push_back(m);
-  const int64_t nseg = static_cast<int64_t>(seg.size()) - 1;
-
   const NmsPredicate pred = make_nms_predicate(iou_threshold);
   std::vector<int64_t> keep_pos(m);
-  std::vector<int64_t> kept_count(nseg, 0);
+  std::vector<uint8_t> kept_rank(m, 0);
   at::parallel_for(0, nseg, 1, [&](int64_t lo, int64_t hi) {
     GreedyNms<T> greedy;  // scratch reused across this thread's segments
     for (int64_t c = lo; c < hi; ++c) {
       const int64_t s0 = seg[c];
-      kept_count[c] = greedy.run(sorted.data() + s0, seg[c + 1] - s0, pred, max_keep, keep_pos.data() + s0);
-      for (int64_t k = 0; k < kept_count[c]; ++k) keep_pos[s0 + k] += s0;
+      const int64_t kept = greedy.run(sorted.data() + s0, seg[c + 1] - s0, pred, max_keep, keep_pos.data() + s0);
+      for (int64_t k = 0; k < kept; ++k) kept_rank[rank_of[s0 + keep_pos[s0 + k]]] = 1;
     }
   });
 
-  // Merge: kept boxes in descending score, ties by index, across classes.
-  std::vector<std::pair<int64_t, int64_t>> rank_and_index;  // (position in score order, index)
-  if (classes) {
-    for (int64_t c = 0; c < nseg; ++c) {
-      for (int64_t k = 0; k < kept_count[c]; ++k) {
-        const int64_t idx = order[keep_pos[seg[c] + k]];
-        rank_and_index.emplace_back(rank[idx], idx);
-      }
-    }
-    std::sort(rank_and_index.begin(), rank_and_index.end());
-  } else {
-    for (int64_t k = 0; k < kept_count[0]; ++k) rank_and_index.emplace_back(k, order[keep_pos[k]]);
+  // Kept boxes in descending score, ties by index, across classes.
+  std::vector<int64_t> out_idx;
+  for (int64_t r = 0; r < m && static_cast<int64_t>(out_idx.size()) < max_keep; ++r) {
+    if (kept_rank[r]) out_idx.push_back(order[r]);
   }
-  const int64_t total = std::min<int64_t>(static_cast<int64_t>(rank_and_index.size()), max_keep);
-  at::Tensor out = at::empty({total}, boxes.options().dtype(at::kLong));
-  int64_t* o = out.data_ptr<int64_t>();
-  for (int64_t k = 0; k < total; ++k) o[k] = rank_and_index[k].second;
+  at::Tensor out = at::empty({static_cast<int64_t>(out_idx.size())}, boxes.options().dtype(at::kLong));
+  std::copy(out_idx.begin(), out_idx.end(), out.data_ptr<int64_t>());
   return out;
 }
 
