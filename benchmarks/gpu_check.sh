@@ -42,8 +42,8 @@ for dtype in float32 float16; do
   "$PY" -m visionops.bench boxes --device cuda --dtype "$dtype" --sizes 1000,4000,10000 --elements 1000000 \
     --min-run-time 0.2 --json "$out/bench_boxes_cuda_${dtype}.json" || status=1
 done
-"$PY" -m visionops.bench nms --device cuda --sizes 1000,20000,100000 --min-run-time 0.2 \
-  --json "$out/bench_nms_cuda_float32.json" || status=1
+"$PY" -m visionops.bench nms --device cuda --sizes 1000,10000,100000 --classes 1,80 --layouts uniform,clustered \
+  --min-run-time 0.2 --json "$out/nms_profile_cuda.json" --png "$out/nms_profile_cuda.png" || status=1
 
 step "done: status $status"
 exit $status

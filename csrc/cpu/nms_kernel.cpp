@@ -30,8 +30,9 @@
 namespace vo {
 namespace {
 
-// Below this many candidates a plain scan of the kept list beats the index.
-constexpr int64_t kIndexMinBoxes = 64;
+// Until this many boxes are kept, one list of them, scanned a vector at a
+// time, beats the index.
+constexpr int32_t kScanKeptMax = 256;
 // A candidate that would visit more cells than this in one level scans that
 // level's list of kept boxes instead (only with tiny thresholds).
 constexpr int64_t kMaxCellsPerQuery = 64;
@@ -82,11 +83,34 @@ class GreedyNms {
   int64_t run(const NmsBox<T>* boxes, int64_t n, const NmsPredicate& p, int64_t max_keep, int64_t* keep) {
     if (n == 0 || max_keep == 0) return 0;
     // The index needs t >= 0 (only overlapping boxes suppress).
-    if (!p.division_free || n < kIndexMinBoxes || !build(boxes, n)) return scan_all(boxes, n, p, max_keep, keep);
+    if (!p.division_free) return scan_all(boxes, n, p, max_keep, keep);
+    // Start with one list of kept boxes; move to the index once that list
+    // grows long enough to make the index pay (the index's set-up is the
+    // cost of small and clustered inputs, its pruning the gain on crowded ones).
+    arena_.clear();
+    Cell all;
+    int64_t kept = 0, i = 0;
+    for (; i < n && all.size < kScanKeptMax; ++i) {
+      if (cell_suppresses(all, boxes[i], p)) continue;
+      keep[kept++] = i;
+      if (kept == max_keep) return kept;
+      push(all, boxes[i]);
+    }
+    if (i == n || !build(boxes, n)) {  // finish with the list
+      for (; i < n; ++i) {
+        if (cell_suppresses(all, boxes[i], p)) continue;
+        keep[kept++] = i;
+        if (kept == max_keep) break;
+        push(all, boxes[i]);
+      }
+      return kept;
+    }
+    for (int64_t k = 0; k < kept; ++k) {
+      const NmsBox<T>& b = boxes[keep[k]];
+      if (nms_box_is_proper(b)) insert(b, static_cast<int32_t>(keep[k]), level_of(longer_side(b)));
+    }
     const double t = p.threshold;
-    int64_t kept = 0;
-    // The scans below use the division-free test, valid for t >= 0.
-    for (int64_t i = 0; i < n; ++i) {
+    for (; i < n; ++i) {
       const NmsBox<T>& b = boxes[i];
       if (!nms_box_is_proper(b)) {  // can neither suppress nor be suppressed
         keep[kept++] = i;

@@ -3,6 +3,7 @@
     python -m visionops.bench                       # every suite (boxes, nms), CPU, 1 and 2 threads
     python -m visionops.bench boxes --ops box_iou --sizes 1000,4000 --threads 1,2 --json results/boxes.json
     python -m visionops.bench --device cuda --dtype float16
+    python -m visionops.bench nms --help            # the NMS throughput profiler (sweeps, boxes/s, JSON, PNG)
 
 Prints one row per (op, case, threads): torchvision's median time,
 visionops' median time, and the speedup. --json also writes the results with
@@ -51,6 +52,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["nms"]:  # the NMS throughput profiler has its own sweep options
+        from visionops.bench import nms_profile
+
+        return nms_profile.main(argv[1:])
     args = parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("visionops.bench: --device cuda but no CUDA device is visible", file=sys.stderr)
