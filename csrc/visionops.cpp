@@ -39,4 +39,11 @@ TORCH_LIBRARY(visionops, m) {
   m.def(
       "batched_nms(Tensor boxes, Tensor scores, Tensor idxs, float iou_threshold, *, "
       "float? score_threshold=None, int? max_output=None) -> Tensor");
+  // NMS of each image of a padded batch, boxes [B, N, 4], scores [B, N] and
+  // optional classes idxs [B, N], with a fixed-size result: kept indices
+  // [B, max_output] (into each image's N boxes, by decreasing score, padded
+  // with -1) and counts [B]. No host synchronization on any device.
+  m.def(
+      "padded_nms(Tensor boxes, Tensor scores, float iou_threshold, int max_output, *, Tensor? idxs=None, "
+      "float? score_threshold=None) -> (Tensor, Tensor)");
 }

@@ -128,3 +128,16 @@ def test_nms(error_device):
         visionops.batched_nms(boxes(10, 4, device=d), scores, torch.zeros(10, 1, dtype=torch.int64, device=d), 0.5)
     with raises(RuntimeError, "visionops.batched_nms: idxs must be an integer tensor, got Float"):
         visionops.batched_nms(boxes(10, 4, device=d), scores, torch.zeros(10, device=d), 0.5)
+
+
+def test_padded_nms(error_device):
+    d = error_device
+    b, s = boxes(2, 10, 4, device=d), torch.zeros(2, 10, device=d)
+    with raises(RuntimeError, "visionops.padded_nms: boxes must have shape [B, N, 4], got [10, 4]"):
+        visionops.padded_nms(boxes(10, 4, device=d), s, 0.5, 5)
+    with raises(RuntimeError, "visionops.padded_nms: scores must have shape [2, 10] (one per box), got [2, 9]"):
+        visionops.padded_nms(b, torch.zeros(2, 9, device=d), 0.5, 5)
+    with raises(RuntimeError, "visionops.padded_nms: idxs must be an integer tensor, got Float"):
+        visionops.padded_nms(b, s, 0.5, 5, idxs=torch.zeros(2, 10, device=d))
+    with raises(ValueError, "visionops.padded_nms: max_output must be >= 0, got -3"):
+        visionops.padded_nms(b, s, 0.5, -3)

@@ -18,6 +18,7 @@ from visionops.ops import (
     generalized_box_iou,
     generalized_box_iou_loss,
     nms,
+    padded_nms,
 )
 
 __version__ = "0.1.0"
@@ -35,4 +36,5 @@ __all__ = [
     "generalized_box_iou",
     "generalized_box_iou_loss",
     "nms",
+    "padded_nms",
 ]

@@ -19,6 +19,7 @@
 #include <limits>
 #include <type_traits>
 #include <optional>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -472,10 +473,35 @@ at::Tensor batched_nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, co
   return out;
 }
 
+std::tuple<at::Tensor, at::Tensor> padded_nms_cpu(const at::Tensor& boxes, const at::Tensor& scores,
+                                                  double iou_threshold, int64_t max_output,
+                                                  const std::optional<at::Tensor>& idxs,
+                                                  std::optional<double> score_threshold) {
+  check_padded_nms_args(boxes, scores, idxs ? &*idxs : nullptr, max_output);
+  const int64_t B = boxes.size(0);
+  at::Tensor keep = at::full({B, max_output}, -1, boxes.options().dtype(at::kLong));
+  at::Tensor counts = at::zeros({B}, boxes.options().dtype(at::kLong));
+  const at::Tensor classes = idxs ? idxs->to(at::kLong).contiguous() : at::Tensor();
+  // Images in parallel; each image's own NMS then runs on its thread.
+  at::parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; ++b) {
+      at::Tensor kept;
+      VO_DISPATCH_FLOAT_BOX_TYPES(boxes.scalar_type(), "padded_nms", [&] {
+        kept = nms_impl<scalar_t>(boxes[b], scores[b], idxs ? classes[b].data_ptr<int64_t>() : nullptr,
+                                  iou_threshold, score_threshold, max_output);
+      });
+      keep[b].narrow(0, 0, kept.size(0)).copy_(kept);
+      counts[b].fill_(kept.size(0));
+    }
+  });
+  return {keep, counts};
+}
+
 }  // namespace
 }  // namespace vo
 
 TORCH_LIBRARY_IMPL(visionops, CPU, m) {
   m.impl("nms", &vo::nms_cpu);
   m.impl("batched_nms", &vo::batched_nms_cpu);
+  m.impl("padded_nms", &vo::padded_nms_cpu);
 }

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "../box_dtypes.h"
@@ -229,10 +230,135 @@ at::Tensor batched_nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, c
   return out;
 }
 
+// ---------------------------------------------------------------- padded_nms
+//
+// One image per mask slice and per reduction block, all sizes known on the
+// host: no synchronization. Classes, when given, enter the per-pair test
+// (boxes of different classes never suppress each other), which is exactly
+// per-class NMS merged in score order.
+
+template <typename scalar_t, typename T>
+__global__ void padded_gather_kernel(const scalar_t* __restrict__ boxes, const int64_t* __restrict__ order,
+                                     int64_t B, int64_t N, NmsBox<T>* __restrict__ out) {
+  VO_CUDA_1D_KERNEL_LOOP(k, B * N) {
+    const scalar_t* q = boxes + 4 * ((k / N) * N + order[k]);
+    out[k] = make_nms_box<T>(static_cast<T>(q[0]), static_cast<T>(q[1]), static_cast<T>(q[2]), static_cast<T>(q[3]));
+  }
+}
+
+// Grid: (column block, row block, image); images beyond gridDim.z loop.
+template <typename T>
+__global__ void padded_mask_kernel(const NmsBox<T>* __restrict__ boxes, const int64_t* __restrict__ classes,
+                                   int64_t B, int64_t N, int64_t words, NmsPredicate pred,
+                                   uint64_t* __restrict__ mask) {
+  const int64_t row_block = blockIdx.y, col_block = blockIdx.x;
+  if (col_block < row_block) return;  // the lower triangle is never read
+  const int64_t rows = min(static_cast<int64_t>(kTile), N - row_block * kTile);
+  const int64_t cols = min(static_cast<int64_t>(kTile), N - col_block * kTile);
+  __shared__ NmsBox<T> col_boxes[kTile];
+  __shared__ int64_t col_classes[kTile];
+  for (int64_t img = blockIdx.z; img < B; img += gridDim.z) {
+    const int64_t base = img * N;
+    __syncthreads();  // the previous image's columns are no longer read
+    if (threadIdx.x < cols) {
+      col_boxes[threadIdx.x] = boxes[base + col_block * kTile + threadIdx.x];
+      col_classes[threadIdx.x] = classes ? classes[base + col_block * kTile + threadIdx.x] : 0;
+    }
+    __syncthreads();
+    if (threadIdx.x < rows) {
+      const int64_t r = row_block * kTile + threadIdx.x;
+      const NmsBox<T> a = boxes[base + r];
+      const int64_t cls = classes ? classes[base + r] : 0;
+      uint64_t bits = 0;
+      const int64_t first = row_block == col_block ? static_cast<int64_t>(threadIdx.x) + 1 : 0;
+      for (int64_t c = first; c < cols; ++c) {
+        if (col_classes[c] == cls && nms_suppresses(a, col_boxes[c], pred)) bits |= uint64_t(1) << c;
+      }
+      mask[(base + r) * words + col_block] = bits;
+    }
+  }
+}
+
+// One block per image: boxes failing the score threshold start removed;
+// then the greedy pass writes the kept indices straight into the output.
+__global__ void padded_reduce_kernel(const uint64_t* __restrict__ mask, const int64_t* __restrict__ order,
+                                     const bool* __restrict__ valid, int64_t N, int64_t words, int64_t max_keep,
+                                     uint64_t* __restrict__ removed, int64_t* __restrict__ keep,
+                                     int64_t* __restrict__ counts) {
+  const int64_t img = blockIdx.x;
+  uint64_t* gone = removed + img * words;
+  const uint64_t* rows = mask + img * N * words;
+  for (int64_t w = threadIdx.x; w < words; w += blockDim.x) {
+    uint64_t bits = 0;
+    if (valid) {
+      for (int k = 0; k < 64; ++k) {
+        const int64_t i = w * 64 + k;
+        if (i < N && !valid[img * N + i]) bits |= uint64_t(1) << k;
+      }
+    }
+    gone[w] = bits;
+  }
+  __syncthreads();
+  int64_t kept = 0;
+  for (int64_t i = 0; i < N && kept < max_keep; ++i) {
+    if ((gone[i / 64] >> (i % 64)) & 1) continue;
+    if (threadIdx.x == 0) keep[img * max_keep + kept] = order[img * N + i];
+    ++kept;
+    for (int64_t w = i / 64 + threadIdx.x; w < words; w += blockDim.x) gone[w] |= rows[i * words + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) counts[img] = kept;
+}
+
+std::tuple<at::Tensor, at::Tensor> padded_nms_cuda(const at::Tensor& boxes, const at::Tensor& scores,
+                                                   double iou_threshold, int64_t max_output,
+                                                   const std::optional<at::Tensor>& idxs,
+                                                   std::optional<double> score_threshold) {
+  check_padded_nms_args(boxes, scores, idxs ? &*idxs : nullptr, max_output);
+  const c10::cuda::CUDAGuard guard(boxes.device());
+  const auto opts = boxes.options();
+  const int64_t B = boxes.size(0), N = boxes.size(1);
+  at::Tensor keep = at::full({B, max_output}, -1, opts.dtype(at::kLong));
+  at::Tensor counts = at::zeros({B}, opts.dtype(at::kLong));
+  if (B == 0 || N == 0 || max_output == 0) return {keep, counts};
+
+  const at::Tensor order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true)).contiguous();
+  const at::Tensor classes = idxs ? idxs->to(at::kLong).gather(1, order).contiguous() : at::Tensor();
+  const at::Tensor valid =
+      score_threshold ? scores.gather(1, order).to(at::kDouble).gt(*score_threshold).contiguous() : at::Tensor();
+  const int64_t words = (N + kTile - 1) / kTile;
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  at::Tensor mask = at::empty({B * N * words}, opts.dtype(at::kLong));
+  at::Tensor removed = at::empty({B * words}, opts.dtype(at::kLong));
+  VO_DISPATCH_FLOAT_BOX_TYPES(boxes.scalar_type(), "padded_nms", [&] {
+    using T = box_acc_t<scalar_t>;
+    at::Tensor sorted_boxes = at::empty({B * N, 5}, opts.dtype(c10::CppTypeToScalarType<T>::value));
+    auto* sb = reinterpret_cast<NmsBox<T>*>(sorted_boxes.data_ptr<T>());
+    const at::Tensor b = boxes.contiguous();
+    padded_gather_kernel<scalar_t, T><<<cuda::blocks_for(B * N), cuda::kThreads, 0, stream>>>(
+        b.data_ptr<scalar_t>(), order.data_ptr<int64_t>(), B, N, sb);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const dim3 grid(static_cast<unsigned int>(words), static_cast<unsigned int>(words),
+                    static_cast<unsigned int>(std::min<int64_t>(B, 65535)));
+    padded_mask_kernel<T><<<grid, kTile, 0, stream>>>(sb, idxs ? classes.data_ptr<int64_t>() : nullptr, B, N, words,
+                                                      make_nms_predicate(iou_threshold),
+                                                      reinterpret_cast<uint64_t*>(mask.data_ptr<int64_t>()));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  padded_reduce_kernel<<<static_cast<unsigned int>(B), 256, 0, stream>>>(
+      reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>()), order.data_ptr<int64_t>(),
+      score_threshold ? valid.data_ptr<bool>() : nullptr, N, words, max_output,
+      reinterpret_cast<uint64_t*>(removed.data_ptr<int64_t>()), keep.data_ptr<int64_t>(),
+      counts.data_ptr<int64_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {keep, counts};
+}
+
 }  // namespace
 }  // namespace vo
 
 TORCH_LIBRARY_IMPL(visionops, CUDA, m) {
   m.impl("nms", &vo::nms_cuda);
   m.impl("batched_nms", &vo::batched_nms_cuda);
+  m.impl("padded_nms", &vo::padded_nms_cuda);
 }

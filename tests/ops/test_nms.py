@@ -314,3 +314,88 @@ def test_cuda_options_and_large(cuda):
     nan_scores[::97] = float("nan")
     assert torch.equal(visionops.nms(boxes.cuda(), nan_scores.cuda(), 0.5).cpu(),
                        visionops.nms(boxes, nan_scores, 0.5))
+
+
+# ----------------------------------------------------------------- padded_nms
+
+
+def padded_reference(boxes, scores, threshold, max_output, idxs=None, score_threshold=None):
+    """A loop of nms / batched_nms per image, padded with -1."""
+    B = boxes.shape[0]
+    keep = torch.full((B, max_output), -1, dtype=torch.int64)
+    counts = torch.zeros(B, dtype=torch.int64)
+    for b in range(B):
+        if idxs is None:
+            k = visionops.nms(boxes[b], scores[b], threshold, score_threshold=score_threshold, max_output=max_output)
+        else:
+            k = visionops.batched_nms(boxes[b], scores[b], idxs[b], threshold, score_threshold=score_threshold,
+                                      max_output=max_output)
+        keep[b, : len(k)] = k
+        counts[b] = len(k)
+    return keep, counts
+
+
+def padded_batch(B, N, seed, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    boxes = torch.stack([clustered_boxes(N, g) if b % 2 else uniform_boxes(N, g) for b in range(B)]).to(dtype)
+    scores = torch.rand(B, N, generator=g).to(dtype)
+    scores = (scores * 20).round() / 20  # many ties
+    idxs = torch.randint(0, 6, (B, N), generator=g)
+    return boxes, scores, idxs
+
+
+@pytest.mark.parametrize("with_classes", [False, True])
+def test_padded_matches_per_image_loop(with_classes):
+    for seed, (B, N, max_output) in enumerate([(4, 300, 50), (3, 100, 200), (1, 1, 1), (5, 64, 0), (2, 1000, 100)]):
+        boxes, scores, idxs = padded_batch(B, N, seed)
+        idxs = idxs if with_classes else None
+        for score_threshold in (None, 0.5):
+            keep, counts = visionops.padded_nms(boxes, scores, 0.5, max_output, idxs=idxs,
+                                                score_threshold=score_threshold)
+            want_keep, want_counts = padded_reference(boxes, scores, 0.5, max_output, idxs, score_threshold)
+            assert keep.shape == (B, max_output) and counts.shape == (B,)
+            assert torch.equal(keep, want_keep) and torch.equal(counts, want_counts)
+
+
+def test_padded_against_torchvision():
+    boxes, scores, _ = padded_batch(3, 500, 99)
+    keep, counts = visionops.padded_nms(boxes, scores, 0.6, 500)
+    for b in range(3):
+        want = tv_ops.nms(boxes[b], scores[b], 0.6)
+        assert counts[b].item() == len(want)
+        assert torch.equal(keep[b, : len(want)], want) and (keep[b, len(want):] == -1).all()
+
+
+def test_padded_empty_batch_and_images():
+    keep, counts = visionops.padded_nms(torch.zeros(0, 10, 4), torch.zeros(0, 10), 0.5, 5)
+    assert keep.shape == (0, 5) and counts.shape == (0,)
+    keep, counts = visionops.padded_nms(torch.zeros(3, 0, 4), torch.zeros(3, 0), 0.5, 5)
+    assert (keep == -1).all() and keep.shape == (3, 5) and (counts == 0).all()
+
+
+def test_padded_opcheck_and_compile():
+    boxes, scores, idxs = padded_batch(2, 200, 5)
+    torch.library.opcheck(torch.ops.visionops.padded_nms.default, (boxes, scores, 0.5, 30),
+                          {"idxs": idxs, "score_threshold": 0.1})
+    torch._dynamo.reset()
+
+    @torch.compile(fullgraph=True)
+    def postprocess(b, s, c):
+        keep, counts = visionops.padded_nms(b, s, 0.5, 30, idxs=c)
+        return keep, counts
+
+    keep, counts = postprocess(boxes, scores, idxs)
+    want_keep, want_counts = padded_reference(boxes, scores, 0.5, 30, idxs)
+    assert torch.equal(keep, want_keep) and torch.equal(counts, want_counts)
+    torch._dynamo.reset()
+
+
+def test_cuda_padded_matches_cpu(cuda):
+    for seed, (B, N, max_output) in enumerate([(4, 300, 50), (2, 3000, 100), (1, 64, 64)]):
+        boxes, scores, idxs = padded_batch(B, N, seed)
+        for c in (None, idxs):
+            for st in (None, 0.4):
+                want = visionops.padded_nms(boxes, scores, 0.5, max_output, idxs=c, score_threshold=st)
+                got = visionops.padded_nms(boxes.cuda(), scores.cuda(), 0.5, max_output,
+                                           idxs=None if c is None else c.cuda(), score_threshold=st)
+                assert torch.equal(got[0].cpu(), want[0]) and torch.equal(got[1].cpu(), want[1])

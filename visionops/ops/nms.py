@@ -76,3 +76,39 @@ def batched_nms(
     """
     return torch.ops.visionops.batched_nms(boxes, scores, idxs, iou_threshold, score_threshold=score_threshold,
                                            max_output=max_output)
+
+
+def padded_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    max_output: int,
+    *,
+    idxs: Tensor | None = None,
+    score_threshold: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """NMS of every image of a padded batch, with a fixed-size result.
+
+    For detector heads that emit the same number of boxes per image: the
+    output shapes do not depend on the data, so nothing waits for the GPU
+    (the contract of TensorRT's EfficientNMS) and ``torch.compile`` and
+    ``torch.export`` see static shapes. Image b's result is exactly
+    ``nms(boxes[b], scores[b], ...)`` (``batched_nms`` with ``idxs[b]``),
+    truncated to ``max_output``.
+
+    Args:
+        boxes (Tensor[B, N, 4]): boxes in (x1, y1, x2, y2) format.
+        scores (Tensor[B, N]): one score per box, of the boxes' dtype.
+        iou_threshold (float): as in ``nms``.
+        max_output (int): the most boxes kept per image.
+        idxs (Tensor[B, N], optional): integer category of each box; NMS then
+            runs within each category.
+        score_threshold (float, optional): as in ``nms``.
+
+    Returns:
+        (Tensor[B, max_output], Tensor[B]), int64: per image, the indices of
+        its kept boxes (into its N boxes) by decreasing score, padded with
+        -1, and how many were kept.
+    """
+    return torch.ops.visionops.padded_nms(boxes, scores, iou_threshold, max_output, idxs=idxs,
+                                          score_threshold=score_threshold)
