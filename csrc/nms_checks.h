@@ -5,8 +5,11 @@
 #include <ATen/core/Tensor.h>
 
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "checks.h"
+#include "common/nms.h"
 
 namespace vo {
 
@@ -58,6 +61,20 @@ inline void check_padded_nms_args(const at::Tensor& boxes, const at::Tensor& sco
                 ": idxs must be on the same device as boxes, got ", idxs->device(), " and ", boxes.device());
   }
   TORCH_CHECK_VALUE(max_output >= 0, "visionops.", op, ": max_output must be >= 0, got ", max_output);
+}
+
+inline SoftNmsMethod check_soft_nms_args(const at::Tensor& boxes, const at::Tensor& scores, double sigma,
+                                         std::string_view method) {
+  check_nms_args(boxes, scores, nullptr, std::nullopt, "soft_nms");
+  SoftNmsMethod m = SoftNmsMethod::Linear;
+  if (method == "gaussian") {
+    m = SoftNmsMethod::Gaussian;
+  } else {
+    TORCH_CHECK_VALUE(method == "linear", "visionops.soft_nms: method must be 'linear' or 'gaussian', got '",
+                      std::string(method), "'");
+  }
+  TORCH_CHECK_VALUE(m != SoftNmsMethod::Gaussian || sigma > 0, "visionops.soft_nms: sigma must be > 0, got ", sigma);
+  return m;
 }
 
 }  // namespace vo

@@ -46,4 +46,11 @@ TORCH_LIBRARY(visionops, m) {
   m.def(
       "padded_nms(Tensor boxes, Tensor scores, float iou_threshold, int max_output, *, Tensor? idxs=None, "
       "float? score_threshold=None) -> (Tensor, Tensor)");
+  // Soft-NMS: repeatedly pick the highest score (ties: lowest index) and
+  // decay the others' scores by their overlap with it ('linear' or
+  // 'gaussian'); boxes whose score is below score_threshold are dropped.
+  // Returns the picked indices in order and their scores when picked.
+  m.def(
+      "soft_nms(Tensor boxes, Tensor scores, float iou_threshold=0.3, float sigma=0.5, "
+      "float score_threshold=0.001, str method=\"linear\") -> (Tensor, Tensor)");
 }

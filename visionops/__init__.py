@@ -19,6 +19,7 @@ from visionops.ops import (
     generalized_box_iou_loss,
     nms,
     padded_nms,
+    soft_nms,
 )
 
 __version__ = "0.1.0"
@@ -37,4 +38,5 @@ __all__ = [
     "generalized_box_iou_loss",
     "nms",
     "padded_nms",
+    "soft_nms",
 ]

@@ -412,6 +412,21 @@ def _padded_nms_fake(boxes, scores, iou_threshold, max_output, *, idxs=None, sco
     return boxes.new_empty((B, max_output), dtype=torch.int64), boxes.new_empty((B,), dtype=torch.int64)
 
 
+@torch.library.register_fake(_lib + "soft_nms")
+def _soft_nms_fake(boxes, scores, iou_threshold=0.3, sigma=0.5, score_threshold=0.001, method="linear"):
+    check_nms_args(boxes, scores, None, None, "soft_nms")
+    torch._check_value(
+        method in ("linear", "gaussian"),
+        lambda: f"visionops.soft_nms: method must be 'linear' or 'gaussian', got '{method}'",
+    )
+    torch._check_value(
+        method != "gaussian" or sigma > 0, lambda: f"visionops.soft_nms: sigma must be > 0, got {sigma:g}"
+    )
+    k = torch.library.get_ctx().new_dynamic_size(min=0, max=boxes.shape[0]) if isinstance(boxes.shape[0], int) \
+        else torch.library.get_ctx().new_dynamic_size()
+    return boxes.new_empty((k,), dtype=torch.int64), scores.new_empty((k,))
+
+
 # ----------------------------------------------------------------- no double backward
 
 

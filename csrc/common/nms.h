@@ -133,6 +133,33 @@ VO_HOST_DEVICE_INLINE bool nms_suppresses(const NmsBox<T>& a, const NmsBox<T>& b
   return static_cast<double>(inter / uni) > p.threshold;
 }
 
+// ---------------------------------------------------------------- soft-NMS
+
+enum class SoftNmsMethod : int { Linear = 0, Gaussian = 1 };
+
+// The factor by which soft-NMS scales a box's score after a box overlapping
+// it by `iou` is picked (Bodla et al., 2017, as mmcv and ensemble-boxes
+// implement it): linear, 1 - iou above the threshold; gaussian,
+// exp(-iou^2 / sigma). A NaN overlap (an empty or NaN box) decays nothing.
+template <typename T>
+VO_HOST_DEVICE_INLINE T soft_nms_weight(T iou, SoftNmsMethod method, T iou_threshold, T sigma) {
+  if (!(iou == iou)) return T(1);
+  if (method == SoftNmsMethod::Linear) return iou > iou_threshold ? T(1) - iou : T(1);
+#if defined(__CUDA_ARCH__)
+  return ::exp(-(iou * iou) / sigma);
+#else
+  return std::exp(-(iou * iou) / sigma);
+#endif
+}
+
+// The IoU soft-NMS decays by: inter / union in the box type.
+template <typename T>
+VO_HOST_DEVICE_INLINE T nms_iou(const NmsBox<T>& a, const NmsBox<T>& b) {
+  T inter, uni;
+  nms_inter_union(a, b, inter, uni);
+  return inter / uni;
+}
+
 // Scores in descending order with NaN first, as torch.sort(descending=True)
 // orders them; callers sort stably, so ties keep index order.
 template <typename T>

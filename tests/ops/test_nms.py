@@ -399,3 +399,103 @@ def test_cuda_padded_matches_cpu(cuda):
                 got = visionops.padded_nms(boxes.cuda(), scores.cuda(), 0.5, max_output,
                                            idxs=None if c is None else c.cuda(), score_threshold=st)
                 assert torch.equal(got[0].cpu(), want[0]) and torch.equal(got[1].cpu(), want[1])
+
+
+# ----------------------------------------------------------------- soft-NMS
+
+
+def soft_nms_reference(boxes, scores, iou_threshold, sigma, score_threshold, method):
+    """Soft-NMS in float64, one pick at a time (highest score, lowest index)."""
+    import math
+
+    b = boxes.double().tolist()
+    s = scores.double().tolist()
+    alive = [i for i in range(len(s)) if s[i] >= score_threshold]
+    picked, picked_scores = [], []
+    while alive:
+        best = max(alive, key=lambda i: (s[i], -i))
+        picked.append(best)
+        picked_scores.append(s[best])
+        alive.remove(best)
+        x1, y1, x2, y2 = b[best]
+        survivors = []
+        for i in alive:
+            u1, v1, u2, v2 = b[i]
+            inter = max(min(x2, u2) - max(x1, u1), 0) * max(min(y2, v2) - max(y1, v1), 0)
+            union = (x2 - x1) * (y2 - y1) + (u2 - u1) * (v2 - v1) - inter
+            iou = inter / union if union != 0 else float("nan")
+            if not math.isnan(iou):
+                if method == "linear":
+                    s[i] *= (1 - iou) if iou > iou_threshold else 1.0
+                else:
+                    s[i] *= math.exp(-(iou * iou) / sigma)
+            if s[i] >= score_threshold:
+                survivors.append(i)
+        alive = survivors
+    return torch.tensor(picked, dtype=torch.int64), torch.tensor(picked_scores, dtype=torch.float64)
+
+
+def test_soft_nms_hand_computed():
+    # B overlaps A with IoU 0.5: linear (threshold 0.3) halves B's score;
+    # gaussian (sigma 0.5) scales it by exp(-0.25 / 0.5).
+    boxes = torch.tensor([[0.0, 0, 2, 1], [0.0, 0, 1, 1], [5.0, 5, 6, 6]], dtype=torch.float64)
+    scores = torch.tensor([0.9, 0.8, 0.3], dtype=torch.float64)
+    keep, s = visionops.soft_nms(boxes, scores, 0.3, 0.5, 0.001, "linear")
+    assert keep.tolist() == [0, 1, 2] and s.tolist() == pytest.approx([0.9, 0.4, 0.3])
+    keep, s = visionops.soft_nms(boxes, scores, 0.3, 0.5, 0.001, "gaussian")
+    assert keep.tolist() == [0, 1, 2] and s.tolist() == pytest.approx([0.9, 0.8 * 0.6065306597126334, 0.3])
+    # Below the score threshold: dropped.
+    keep, _ = visionops.soft_nms(boxes, scores, 0.3, 0.5, 0.35, "linear")
+    assert keep.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("method", ["linear", "gaussian"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_soft_nms_matches_float64_reference(method, dtype):
+    for seed in range(25):
+        g = torch.Generator().manual_seed(seed)
+        n = int(torch.randint(0, 150, (1,), generator=g))
+        boxes = (clustered_boxes(n, g) if seed % 2 else uniform_boxes(n, g)).to(dtype)
+        scores = torch.rand(n, generator=g, dtype=torch.float64).to(dtype)
+        keep, s = visionops.soft_nms(boxes, scores, 0.3, 0.5, 0.05, method)
+        want_keep, want_s = soft_nms_reference(boxes, scores, 0.3, 0.5, 0.05, method)
+        assert torch.equal(keep, want_keep), seed
+        torch.testing.assert_close(s.double(), want_s, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-7)
+
+
+def test_soft_nms_nan_and_ties_and_errors():
+    boxes = torch.tensor([[0.0, 0, 1, 1], [0.0, 0, 1, 1], [3.0, 3, 4, 4], [float("nan"), 0, 1, 1]])
+    scores = torch.tensor([0.5, 0.5, float("nan"), 0.7])
+    keep, s = visionops.soft_nms(boxes, scores, 0.3, 0.5, 0.001, "linear")
+    # The NaN score is dropped; the NaN box decays nothing and is kept; the
+    # tie goes to index 0, whose twin (IoU 1) then decays to 0 and drops.
+    assert keep.tolist() == [3, 0] and s.tolist() == pytest.approx([0.7, 0.5])
+    with pytest.raises(ValueError, match="method must be 'linear' or 'gaussian', got 'hard'"):
+        visionops.soft_nms(boxes, scores, method="hard")
+    with pytest.raises(ValueError, match="sigma must be > 0, got -1"):
+        visionops.soft_nms(boxes, scores, sigma=-1.0, method="gaussian")
+
+
+def test_soft_nms_opcheck_and_compile():
+    g = torch.Generator().manual_seed(8)
+    boxes, scores = clustered_boxes(100, g), torch.rand(100, generator=g)
+    torch.library.opcheck(torch.ops.visionops.soft_nms.default, (boxes, scores, 0.3, 0.5, 0.01, "gaussian"),
+                          test_utils=("test_schema", "test_faketensor"))
+    torch._dynamo.reset()
+    fn = torch.compile(lambda b, s: visionops.soft_nms(b, s, 0.3, 0.5, 0.01, "linear"), fullgraph=True,
+                       backend="aot_eager")
+    keep, s = fn(boxes, scores)
+    want_keep, want_s = visionops.soft_nms(boxes, scores, 0.3, 0.5, 0.01, "linear")
+    assert torch.equal(keep, want_keep) and torch.equal(s, want_s)
+    torch._dynamo.reset()
+
+
+def test_cuda_soft_nms_matches_cpu(cuda):
+    for seed in range(20):
+        g = torch.Generator().manual_seed(seed)
+        boxes, scores = clustered_boxes(500, g), torch.rand(500, generator=g)
+        for method in ("linear", "gaussian"):
+            want = visionops.soft_nms(boxes, scores, 0.3, 0.5, 0.01, method)
+            got = visionops.soft_nms(boxes.cuda(), scores.cuda(), 0.3, 0.5, 0.01, method)
+            assert torch.equal(got[0].cpu(), want[0]), (seed, method)
+            torch.testing.assert_close(got[1].cpu(), want[1], rtol=1e-6, atol=1e-7)

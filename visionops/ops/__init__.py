@@ -9,7 +9,7 @@ from visionops.ops.boxes import (
     generalized_box_iou,
 )
 from visionops.ops.losses import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
-from visionops.ops.nms import batched_nms, nms, padded_nms
+from visionops.ops.nms import batched_nms, nms, padded_nms, soft_nms
 
 __all__ = [
     "batched_nms",
@@ -24,4 +24,5 @@ __all__ = [
     "generalized_box_iou_loss",
     "nms",
     "padded_nms",
+    "soft_nms",
 ]

@@ -112,3 +112,34 @@ def padded_nms(
     """
     return torch.ops.visionops.padded_nms(boxes, scores, iou_threshold, max_output, idxs=idxs,
                                           score_threshold=score_threshold)
+
+
+def soft_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float = 0.3,
+    sigma: float = 0.5,
+    score_threshold: float = 0.001,
+    method: str = "linear",
+) -> tuple[Tensor, Tensor]:
+    """Soft-NMS (Bodla et al., 2017), as mmcv and ensemble-boxes define it.
+
+    Repeatedly picks the box with the highest current score (ties: the lowest
+    index) and scales every other box's score by its overlap with the pick:
+    ``'linear'``, by 1 - IoU where IoU > ``iou_threshold``; ``'gaussian'``,
+    by exp(-IoU^2 / sigma). A box whose score is below ``score_threshold``
+    (from the start, or once decayed) is dropped; so is a NaN score.
+
+    Args:
+        boxes (Tensor[N, 4]): boxes in (x1, y1, x2, y2) format.
+        scores (Tensor[N]): one score per box, of the boxes' dtype.
+        iou_threshold (float): the linear method's overlap threshold.
+        sigma (float): the gaussian method's width (> 0).
+        score_threshold (float): boxes scoring below this are dropped.
+        method (str): ``'linear'`` or ``'gaussian'``.
+
+    Returns:
+        (Tensor[K] int64, Tensor[K]): the picked indices, in the order
+        picked, and their scores when picked (the scores' dtype).
+    """
+    return torch.ops.visionops.soft_nms(boxes, scores, iou_threshold, sigma, score_threshold, method)
