@@ -13,54 +13,46 @@
 
 namespace vo {
 
-inline void check_nms_args(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor* idxs,
-                           std::optional<int64_t> max_output, const char* op) {
-  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, "visionops.", op, ": boxes must have shape [N, 4], got ",
-              shape_str(boxes));
+// boxes [N, 4] (dims 2) or [B, N, 4] (dims 3), floating point; scores, and
+// idxs when given, one per box: the boxes' shape without its last dimension.
+inline void check_nms_inputs(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor* idxs,
+                             int64_t dims, const char* op) {
+  TORCH_CHECK(boxes.dim() == dims && boxes.size(-1) == 4, "visionops.", op, ": boxes must have shape ",
+              dims == 2 ? "[N, 4]" : "[B, N, 4]", ", got ", shape_str(boxes));
   TORCH_CHECK(at::isFloatingType(boxes.scalar_type()), "visionops.", op,
               ": boxes must be a floating point tensor, got ", boxes.scalar_type());
-  TORCH_CHECK(scores.dim() == 1 && scores.size(0) == boxes.size(0), "visionops.", op, ": scores must have shape [",
-              boxes.size(0), "] (one per box), got ", shape_str(scores));
+  const at::IntArrayRef per_box = boxes.sizes().slice(0, dims - 1);
+  TORCH_CHECK(scores.sizes() == per_box, "visionops.", op, ": scores must have shape ", per_box,
+              " (one per box), got ", shape_str(scores));
   TORCH_CHECK(scores.scalar_type() == boxes.scalar_type(), "visionops.", op,
               ": scores must have the same dtype as boxes, got ", scores.scalar_type(), " and ", boxes.scalar_type());
   TORCH_CHECK(scores.device() == boxes.device(), "visionops.", op,
               ": scores must be on the same device as boxes, got ", scores.device(), " and ", boxes.device());
   if (idxs) {
-    TORCH_CHECK(idxs->dim() == 1 && idxs->size(0) == boxes.size(0), "visionops.", op, ": idxs must have shape [",
-                boxes.size(0), "] (one per box), got ", shape_str(*idxs));
+    TORCH_CHECK(idxs->sizes() == per_box, "visionops.", op, ": idxs must have shape ", per_box,
+                " (one per box), got ", shape_str(*idxs));
     TORCH_CHECK(at::isIntegralType(idxs->scalar_type(), /*includeBool=*/false), "visionops.", op,
                 ": idxs must be an integer tensor, got ", idxs->scalar_type());
     TORCH_CHECK(idxs->device() == boxes.device(), "visionops.", op,
                 ": idxs must be on the same device as boxes, got ", idxs->device(), " and ", boxes.device());
   }
+}
+
+inline void check_max_output(std::optional<int64_t> max_output, const char* op) {
   TORCH_CHECK_VALUE(!max_output || *max_output >= 0, "visionops.", op, ": max_output must be >= 0, got ",
                     max_output.value_or(0));
 }
 
+inline void check_nms_args(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor* idxs,
+                           std::optional<int64_t> max_output, const char* op) {
+  check_nms_inputs(boxes, scores, idxs, 2, op);
+  check_max_output(max_output, op);
+}
+
 inline void check_padded_nms_args(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor* idxs,
                                   int64_t max_output) {
-  constexpr const char* op = "padded_nms";
-  TORCH_CHECK(boxes.dim() == 3 && boxes.size(2) == 4, "visionops.", op, ": boxes must have shape [B, N, 4], got ",
-              shape_str(boxes));
-  TORCH_CHECK(at::isFloatingType(boxes.scalar_type()), "visionops.", op,
-              ": boxes must be a floating point tensor, got ", boxes.scalar_type());
-  TORCH_CHECK(scores.dim() == 2 && scores.size(0) == boxes.size(0) && scores.size(1) == boxes.size(1), "visionops.",
-              op, ": scores must have shape [", boxes.size(0), ", ", boxes.size(1), "] (one per box), got ",
-              shape_str(scores));
-  TORCH_CHECK(scores.scalar_type() == boxes.scalar_type(), "visionops.", op,
-              ": scores must have the same dtype as boxes, got ", scores.scalar_type(), " and ", boxes.scalar_type());
-  TORCH_CHECK(scores.device() == boxes.device(), "visionops.", op,
-              ": scores must be on the same device as boxes, got ", scores.device(), " and ", boxes.device());
-  if (idxs) {
-    TORCH_CHECK(idxs->dim() == 2 && idxs->size(0) == boxes.size(0) && idxs->size(1) == boxes.size(1), "visionops.",
-                op, ": idxs must have shape [", boxes.size(0), ", ", boxes.size(1), "] (one per box), got ",
-                shape_str(*idxs));
-    TORCH_CHECK(at::isIntegralType(idxs->scalar_type(), /*includeBool=*/false), "visionops.", op,
-                ": idxs must be an integer tensor, got ", idxs->scalar_type());
-    TORCH_CHECK(idxs->device() == boxes.device(), "visionops.", op,
-                ": idxs must be on the same device as boxes, got ", idxs->device(), " and ", boxes.device());
-  }
-  TORCH_CHECK_VALUE(max_output >= 0, "visionops.", op, ": max_output must be >= 0, got ", max_output);
+  check_nms_inputs(boxes, scores, idxs, 3, "padded_nms");
+  check_max_output(max_output, "padded_nms");
 }
 
 inline SoftNmsMethod check_soft_nms_args(const at::Tensor& boxes, const at::Tensor& scores, double sigma,

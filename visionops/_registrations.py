@@ -306,18 +306,20 @@ def _loss_backward_fake(grad, boxes1, boxes2, variant, reduction, eps):
 # ----------------------------------------------------------------- NMS (mirror csrc/nms_checks.h)
 
 
-def check_nms_args(boxes: Tensor, scores: Tensor, idxs: Tensor | None, max_output: int | None, op: str) -> None:
+def check_nms_inputs(boxes: Tensor, scores: Tensor, idxs: Tensor | None, dims: int, op: str) -> None:
     torch._check(
-        boxes.dim() == 2 and boxes.shape[1] == 4,
-        lambda: f"visionops.{op}: boxes must have shape [N, 4], got {list(boxes.shape)}",
+        boxes.dim() == dims and boxes.shape[-1] == 4,
+        lambda: f"visionops.{op}: boxes must have shape {'[N, 4]' if dims == 2 else '[B, N, 4]'}, "
+        f"got {list(boxes.shape)}",
     )
     torch._check(
         boxes.dtype.is_floating_point,
         lambda: f"visionops.{op}: boxes must be a floating point tensor, got {_dtype_name(boxes.dtype)}",
     )
+    per_box = list(boxes.shape[:-1])
     torch._check(
-        scores.dim() == 1 and scores.shape[0] == boxes.shape[0],
-        lambda: f"visionops.{op}: scores must have shape [{boxes.shape[0]}] (one per box), got {list(scores.shape)}",
+        list(scores.shape) == per_box,
+        lambda: f"visionops.{op}: scores must have shape {per_box} (one per box), got {list(scores.shape)}",
     )
     torch._check(
         scores.dtype == boxes.dtype,
@@ -331,8 +333,8 @@ def check_nms_args(boxes: Tensor, scores: Tensor, idxs: Tensor | None, max_outpu
     )
     if idxs is not None:
         torch._check(
-            idxs.dim() == 1 and idxs.shape[0] == boxes.shape[0],
-            lambda: f"visionops.{op}: idxs must have shape [{boxes.shape[0]}] (one per box), got {list(idxs.shape)}",
+            list(idxs.shape) == per_box,
+            lambda: f"visionops.{op}: idxs must have shape {per_box} (one per box), got {list(idxs.shape)}",
         )
         torch._check(
             not (idxs.dtype.is_floating_point or idxs.dtype.is_complex or idxs.dtype == torch.bool),
@@ -342,6 +344,10 @@ def check_nms_args(boxes: Tensor, scores: Tensor, idxs: Tensor | None, max_outpu
             idxs.device == boxes.device,
             lambda: f"visionops.{op}: idxs must be on the same device as boxes, got {idxs.device} and {boxes.device}",
         )
+
+
+def check_nms_args(boxes: Tensor, scores: Tensor, idxs: Tensor | None, max_output: int | None, op: str) -> None:
+    check_nms_inputs(boxes, scores, idxs, 2, op)
     torch._check_value(
         max_output is None or max_output >= 0,
         lambda: f"visionops.{op}: max_output must be >= 0, got {max_output}",
@@ -371,44 +377,9 @@ def _batched_nms_fake(boxes, scores, idxs, iou_threshold, *, score_threshold=Non
 
 @torch.library.register_fake(_lib + "padded_nms")
 def _padded_nms_fake(boxes, scores, iou_threshold, max_output, *, idxs=None, score_threshold=None):
-    op = "padded_nms"
-    torch._check(
-        boxes.dim() == 3 and boxes.shape[2] == 4,
-        lambda: f"visionops.{op}: boxes must have shape [B, N, 4], got {list(boxes.shape)}",
-    )
-    torch._check(
-        boxes.dtype.is_floating_point,
-        lambda: f"visionops.{op}: boxes must be a floating point tensor, got {_dtype_name(boxes.dtype)}",
-    )
-    B, N = boxes.shape[0], boxes.shape[1]
-    torch._check(
-        scores.dim() == 2 and scores.shape[0] == B and scores.shape[1] == N,
-        lambda: f"visionops.{op}: scores must have shape [{B}, {N}] (one per box), got {list(scores.shape)}",
-    )
-    torch._check(
-        scores.dtype == boxes.dtype,
-        lambda: f"visionops.{op}: scores must have the same dtype as boxes, got {_dtype_name(scores.dtype)} and "
-        f"{_dtype_name(boxes.dtype)}",
-    )
-    torch._check(
-        scores.device == boxes.device,
-        lambda: f"visionops.{op}: scores must be on the same device as boxes, got {scores.device} and "
-        f"{boxes.device}",
-    )
-    if idxs is not None:
-        torch._check(
-            idxs.dim() == 2 and idxs.shape[0] == B and idxs.shape[1] == N,
-            lambda: f"visionops.{op}: idxs must have shape [{B}, {N}] (one per box), got {list(idxs.shape)}",
-        )
-        torch._check(
-            not (idxs.dtype.is_floating_point or idxs.dtype.is_complex or idxs.dtype == torch.bool),
-            lambda: f"visionops.{op}: idxs must be an integer tensor, got {_dtype_name(idxs.dtype)}",
-        )
-        torch._check(
-            idxs.device == boxes.device,
-            lambda: f"visionops.{op}: idxs must be on the same device as boxes, got {idxs.device} and {boxes.device}",
-        )
-    torch._check_value(max_output >= 0, lambda: f"visionops.{op}: max_output must be >= 0, got {max_output}")
+    check_nms_inputs(boxes, scores, idxs, 3, "padded_nms")
+    torch._check_value(max_output >= 0, lambda: f"visionops.padded_nms: max_output must be >= 0, got {max_output}")
+    B = boxes.shape[0]
     return boxes.new_empty((B, max_output), dtype=torch.int64), boxes.new_empty((B,), dtype=torch.int64)
 
 
