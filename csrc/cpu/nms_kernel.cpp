@@ -121,12 +121,13 @@ class GreedyNms {
       // Levels of the sizes that could suppress b: longer side in (t M, M / t),
       // widened slightly against rounding.
       const double side = longer_side(b);
+      const int own = level_of(side);
       const int l0 = t > 0 ? std::max(level_of(side * t * (1 - 1e-9)), lo_) : lo_;
       const int l1 = t > 0 ? std::min(level_of(side / t * (1 + 1e-9)), hi_) : hi_;
-      if (!suppressed(boxes, b, p, l0, l1)) {
+      if (!suppressed(boxes, b, p, std::clamp(own, l0, l1), l0, l1)) {
         keep[kept++] = i;
         if (kept == max_keep) break;
-        insert(b, static_cast<int32_t>(i), level_of(side));
+        insert(b, static_cast<int32_t>(i), own);
       }
     }
     return kept;
@@ -233,22 +234,36 @@ class GreedyNms {
     return c < 0 ? 0 : (c >= static_cast<double>(ncells) ? ncells - 1 : floor_to_int(c));
   }
 
-  bool suppressed(const NmsBox<T>* boxes, const NmsBox<T>& b, const NmsPredicate& p, int l0, int l1) const {
-    for (int l = l0; l <= l1; ++l) {
-      const Level& lv = levels_[l - kMinLevel];
-      if (lv.boxes.empty()) continue;
-      const int64_t cx0 = cell(b.x1, origin_x_, lv.inv_cell, lv.ncx), cx1 = cell(b.x2, origin_x_, lv.inv_cell, lv.ncx);
-      const int64_t cy0 = cell(b.y1, origin_y_, lv.inv_cell, lv.ncy), cy1 = cell(b.y2, origin_y_, lv.inv_cell, lv.ncy);
-      if ((cx1 - cx0 + 1) * (cy1 - cy0 + 1) > kMaxCellsPerQuery) {
-        for (int32_t k : lv.boxes) {
-          if (nms_suppresses(boxes[k], b, p)) return true;
-        }
-        continue;
+  // Levels from the candidate's own outwards, and in each level the cell
+  // under its centre first: a suppressor, when there is one, is most often
+  // there, and the search stops at the first.
+  bool suppressed(const NmsBox<T>* boxes, const NmsBox<T>& b, const NmsPredicate& p, int own, int l0,
+                  int l1) const {
+    const int reach = std::max(own - l0, l1 - own);
+    for (int d = 0; d <= reach; ++d) {
+      if (own - d >= l0 && level_suppresses(boxes, b, p, own - d)) return true;
+      if (d > 0 && own + d <= l1 && level_suppresses(boxes, b, p, own + d)) return true;
+    }
+    return false;
+  }
+
+  bool level_suppresses(const NmsBox<T>* boxes, const NmsBox<T>& b, const NmsPredicate& p, int l) const {
+    const Level& lv = levels_[l - kMinLevel];
+    if (lv.boxes.empty()) return false;
+    const int64_t cx0 = cell(b.x1, origin_x_, lv.inv_cell, lv.ncx), cx1 = cell(b.x2, origin_x_, lv.inv_cell, lv.ncx);
+    const int64_t cy0 = cell(b.y1, origin_y_, lv.inv_cell, lv.ncy), cy1 = cell(b.y2, origin_y_, lv.inv_cell, lv.ncy);
+    if ((cx1 - cx0 + 1) * (cy1 - cy0 + 1) > kMaxCellsPerQuery) {
+      for (int32_t k : lv.boxes) {
+        if (nms_suppresses(boxes[k], b, p)) return true;
       }
-      for (int64_t cy = cy0; cy <= cy1; ++cy) {
-        for (int64_t cx = cx0; cx <= cx1; ++cx) {
-          if (cell_suppresses(lv.cells[cy * lv.ncx + cx], b, p)) return true;
-        }
+      return false;
+    }
+    const double mx = (static_cast<double>(b.x1) + b.x2) * 0.5, my = (static_cast<double>(b.y1) + b.y2) * 0.5;
+    const int64_t ccx = cell(mx, origin_x_, lv.inv_cell, lv.ncx), ccy = cell(my, origin_y_, lv.inv_cell, lv.ncy);
+    if (cell_suppresses(lv.cells[ccy * lv.ncx + ccx], b, p)) return true;
+    for (int64_t cy = cy0; cy <= cy1; ++cy) {
+      for (int64_t cx = cx0; cx <= cx1; ++cx) {
+        if ((cx != ccx || cy != ccy) && cell_suppresses(lv.cells[cy * lv.ncx + cx], b, p)) return true;
       }
     }
     return false;
