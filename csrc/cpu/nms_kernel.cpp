@@ -1,13 +1,14 @@
-// CPU kernels of nms and batched_nms: exactly torchvision's greedy result,
-// in O(N log N + N * local density) rather than O(N * kept).
+// CPU kernels of nms, batched_nms and padded_nms: exactly torchvision's
+// greedy result, in O(N log N + N * local density) rather than O(N * kept).
 //
 // Boxes are sorted once (stably, by descending score, NaN first as
-// torch.sort puts it), gathered in that order, and each candidate is tested
-// only against the kept boxes that share a cell of a uniform grid with it: a
-// box can only be suppressed by a kept box it overlaps, and overlapping boxes
-// share a cell. The per-pair test is common/nms.h's, the same as on the GPU.
-// batched_nms runs one such greedy pass per class, classes in parallel, and
-// merges the kept boxes back into global score order. Memory is O(N).
+// torch.sort puts it; a radix sort for float keys), gathered in that order,
+// and each candidate is tested only against the kept boxes that could
+// suppress it: those it overlaps, of a comparable size (see GreedyNms). The
+// per-pair test is common/nms.h's, the same as on the GPU. batched_nms runs
+// one greedy pass per class (a counting sort groups them), classes in
+// parallel, and merges the kept boxes back into score order; padded_nms runs
+// the images in parallel. Memory is O(N): no N x N mask.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -17,9 +18,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <type_traits>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 

@@ -1,5 +1,5 @@
-// CUDA kernels of nms and batched_nms. Same order, same per-pair test
-// (common/nms.h), so the same kept boxes as the CPU.
+// CUDA kernels of nms, batched_nms and padded_nms. Same order, same per-pair
+// test (common/nms.h), so the same kept boxes as the CPU.
 //
 // Boxes are sorted by descending score (stable: ties by index; NaN first),
 // grouped by class for batched_nms (stable again), and gathered in that
@@ -9,8 +9,9 @@
 // into the removed set, on the device: the mask never goes to the host. The
 // kept positions are then put back into score order.
 //
-// The output size depends on the data, so these ops read a few sizes back to
-// the host (as torchvision's nms does). Memory: the mask, L x ceil(L / 64)
+// The output size of nms and batched_nms depends on the data, so they read a
+// few sizes back to the host (as torchvision's nms does); padded_nms, whose
+// output has a fixed size, never does. Memory: the mask, L x ceil(L / 64)
 // words per segment of L boxes, as torchvision's.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
