@@ -5,7 +5,6 @@
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define VO_HOST_DEVICE_INLINE __host__ __device__ __forceinline__
-#define VO_DEVICE_INLINE __device__ __forceinline__
 #elif defined(__GNUC__) || defined(__clang__)
 // Forced: the CPU loops vectorize only once the whole per-element formula,
 // backward included, is inlined into them.
