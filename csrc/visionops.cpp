@@ -53,4 +53,34 @@ TORCH_LIBRARY(visionops, m) {
   m.def(
       "soft_nms(Tensor boxes, Tensor scores, float iou_threshold=0.3, float sigma=0.5, "
       "float score_threshold=0.001, str method=\"linear\") -> (Tensor, Tensor)");
+
+  // ---- RoI pooling. rois [K, 5]: (batch index, x1, y1, x2, y2) in image
+  // space, scaled onto the map by spatial_scale. Outputs [K, C, PH, PW].
+  m.def(
+      "roi_align(Tensor input, Tensor rois, float spatial_scale, SymInt pooled_height, SymInt pooled_width, "
+      "int sampling_ratio, bool aligned) -> Tensor");
+  // The gradient map comes back channels-last when channels_last is set.
+  m.def(
+      "_roi_align_backward(Tensor grad, Tensor rois, float spatial_scale, SymInt pooled_height, "
+      "SymInt pooled_width, SymInt batch_size, SymInt channels, SymInt height, SymInt width, int sampling_ratio, "
+      "bool aligned, bool channels_last) -> Tensor");
+  // Returns the maxima and their pixels (h * W + w, int32; -1 in empty bins).
+  m.def(
+      "roi_pool(Tensor input, Tensor rois, float spatial_scale, SymInt pooled_height, SymInt pooled_width) "
+      "-> (Tensor, Tensor)");
+  m.def(
+      "_roi_pool_backward(Tensor grad, Tensor rois, Tensor argmax, float spatial_scale, SymInt pooled_height, "
+      "SymInt pooled_width, SymInt batch_size, SymInt channels, SymInt height, SymInt width, bool channels_last) "
+      "-> Tensor");
+  // torchvision's MultiScaleRoIAlign in one call: each RoI is pooled
+  // (roi_align, aligned=False) from the FPN level that eq. 1 of the FPN paper
+  // assigns it, as torchvision's LevelMapper computes it.
+  m.def(
+      "multi_scale_roi_align(Tensor[] features, Tensor rois, float[] spatial_scales, SymInt pooled_height, "
+      "SymInt pooled_width, int sampling_ratio, int canonical_scale=224, int canonical_level=4, float eps=1e-06) "
+      "-> Tensor");
+  m.def(
+      "_multi_scale_roi_align_backward(Tensor grad, Tensor rois, float[] spatial_scales, SymInt[] heights, "
+      "SymInt[] widths, SymInt batch_size, SymInt channels, int sampling_ratio, int canonical_scale, "
+      "int canonical_level, float eps, bool[] channels_last) -> Tensor[]");
 }
