@@ -7,6 +7,9 @@ registered with the dispatcher as ``torch.ops.visionops.*``.
 from visionops import _registrations  # noqa: F401  (fake kernels and autograd)
 from visionops._extension import WITH_CUDA
 from visionops.ops import (
+    MultiScaleRoIAlign,
+    RoIAlign,
+    RoIPool,
     batched_nms,
     box_area,
     box_convert,
@@ -17,8 +20,11 @@ from visionops.ops import (
     distance_box_iou_loss,
     generalized_box_iou,
     generalized_box_iou_loss,
+    multi_scale_roi_align,
     nms,
     padded_nms,
+    roi_align,
+    roi_pool,
     soft_nms,
 )
 
@@ -26,6 +32,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "WITH_CUDA",
+    "MultiScaleRoIAlign",
+    "RoIAlign",
+    "RoIPool",
     "batched_nms",
     "box_area",
     "box_convert",
@@ -36,7 +45,10 @@ __all__ = [
     "distance_box_iou_loss",
     "generalized_box_iou",
     "generalized_box_iou_loss",
+    "multi_scale_roi_align",
     "nms",
     "padded_nms",
+    "roi_align",
+    "roi_pool",
     "soft_nms",
 ]

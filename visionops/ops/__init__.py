@@ -10,8 +10,19 @@ from visionops.ops.boxes import (
 )
 from visionops.ops.losses import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
 from visionops.ops.nms import batched_nms, nms, padded_nms, soft_nms
+from visionops.ops.roi import (
+    MultiScaleRoIAlign,
+    RoIAlign,
+    RoIPool,
+    multi_scale_roi_align,
+    roi_align,
+    roi_pool,
+)
 
 __all__ = [
+    "MultiScaleRoIAlign",
+    "RoIAlign",
+    "RoIPool",
     "batched_nms",
     "box_area",
     "box_convert",
@@ -22,7 +33,10 @@ __all__ = [
     "distance_box_iou_loss",
     "generalized_box_iou",
     "generalized_box_iou_loss",
+    "multi_scale_roi_align",
     "nms",
     "padded_nms",
+    "roi_align",
+    "roi_pool",
     "soft_nms",
 ]
