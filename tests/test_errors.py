@@ -141,3 +141,31 @@ def test_padded_nms(error_device):
         visionops.padded_nms(b, s, 0.5, 5, idxs=torch.zeros(2, 10, device=d))
     with raises(ValueError, "visionops.padded_nms: max_output must be >= 0, got -3"):
         visionops.padded_nms(b, s, 0.5, -3)
+
+
+def test_roi_ops(error_device):
+    d = error_device
+    x, rois = torch.zeros(2, 3, 8, 8, device=d), torch.zeros(4, 5, device=d)
+    for name in ("roi_align", "roi_pool"):
+        op = getattr(torch.ops.visionops, name)
+        extra = (2, True) if name == "roi_align" else ()
+        with raises(RuntimeError, f"visionops.{name}: input must be a 4-D tensor [N, C, H, W], got [3, 8, 8]"):
+            op(torch.zeros(3, 8, 8, device=d), rois, 1.0, 2, 2, *extra)
+        with raises(RuntimeError, f"visionops.{name}: rois must have shape [K, 5], got [4, 4]"):
+            op(x, torch.zeros(4, 4, device=d), 1.0, 2, 2, *extra)
+        with raises(RuntimeError, f"visionops.{name}: input and rois must have the same dtype, got Float and Double"):
+            op(x, rois.double(), 1.0, 2, 2, *extra)
+        with raises(RuntimeError, f"visionops.{name}: input must be a floating point tensor, got Long"):
+            op(x.long(), rois.long(), 1.0, 2, 2, *extra)
+        with raises(ValueError, f"visionops.{name}: output_size must not be negative, got (-1, 2)"):
+            op(x, rois, 1.0, -1, 2, *extra)
+    # The Python API raises torchvision's AssertionError for the wrong RoI shape.
+    with raises(AssertionError, "visionops.roi_align: boxes must have shape [K, 5]"):
+        visionops.roi_align(x, torch.zeros(4, 4, device=d), 2)
+    with raises(AssertionError, "visionops.roi_pool: each tensor in a list of boxes must have shape [L, 4]"):
+        visionops.roi_pool(x, [torch.zeros(4, 5, device=d)], 2)
+    feats = [x, torch.zeros(2, 3, 4, 4, device=d)]
+    with raises(RuntimeError, "visionops.multi_scale_roi_align: rois must have shape [K, 5], got [4, 4]"):
+        torch.ops.visionops.multi_scale_roi_align(feats, torch.zeros(4, 4, device=d), [0.5, 0.25], 2, 2, 2)
+    with raises(RuntimeError, "visionops.multi_scale_roi_align: features must be a 4-D tensor [N, C, H, W], got [3]"):
+        torch.ops.visionops.multi_scale_roi_align([torch.zeros(3, device=d)], rois, [0.5], 2, 2, 2)

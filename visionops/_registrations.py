@@ -433,7 +433,7 @@ def _is_channels_last(t: Tensor) -> bool:
 
 def _empty_map(like: Tensor, n: int, c: int, h: int, w: int, channels_last: bool) -> Tensor:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return like.new_empty((n, c, h, w), memory_format=fmt) if channels_last else like.new_empty((n, c, h, w))
+    return torch.empty((n, c, h, w), dtype=like.dtype, device=like.device, memory_format=fmt)
 
 
 @torch.library.register_fake(_lib + "roi_align")

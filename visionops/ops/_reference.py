@@ -113,3 +113,103 @@ def box_iou_loss(variant: str, boxes1: Tensor, boxes2: Tensor, reduction: str = 
         alpha = (v / (1 - iou + v + eps)).detach()
         loss = loss + alpha * v
     return _reduce(loss, reduction)
+
+
+# ----------------------------------------------------------------- RoI ops
+#
+# Written from the definitions (Mask R-CNN's RoI Align with torchvision's
+# sampling rule, Fast R-CNN's RoI Pool with torchvision's rounding), point by
+# point in float64. Slow: for tests on a few RoIs.
+
+
+def _bilinear(plane: Tensor, y: float, x: float) -> Tensor:
+    """plane [C, H, W] sampled at (y, x); zero more than a pixel off the map."""
+    _, h, w = plane.shape
+    if not (-1.0 <= y <= h and -1.0 <= x <= w):
+        return plane.new_zeros(plane.shape[0])
+    y, x = max(y, 0.0), max(x, 0.0)
+    y0, x0 = int(y), int(x)
+    if y0 >= h - 1:
+        y0 = y1 = h - 1
+        y = float(y0)
+    else:
+        y1 = y0 + 1
+    if x0 >= w - 1:
+        x0 = x1 = w - 1
+        x = float(x0)
+    else:
+        x1 = x0 + 1
+    ly, lx = y - y0, x - x0
+    hy, hx = 1.0 - ly, 1.0 - lx
+    return hy * hx * plane[:, y0, x0] + hy * lx * plane[:, y0, x1] + ly * hx * plane[:, y1, x0] + ly * lx * plane[:, y1, x1]
+
+
+def roi_align(input: Tensor, rois: Tensor, output_size: int | tuple[int, int], spatial_scale: float = 1.0,
+              sampling_ratio: int = -1, aligned: bool = False) -> Tensor:
+    x, r = input.double(), rois.double()
+    ph_n, pw_n = (output_size, output_size) if isinstance(output_size, int) else output_size
+    out = x.new_zeros(r.shape[0], x.shape[1], ph_n, pw_n)
+    for k in range(r.shape[0]):
+        n = int(r[k, 0])
+        off = 0.5 if aligned else 0.0
+        x1, y1, x2, y2 = (float(v) * spatial_scale - off for v in r[k, 1:])
+        rw, rh = x2 - x1, y2 - y1
+        if not aligned:
+            rw, rh = max(rw, 1.0), max(rh, 1.0)
+        bh, bw = rh / ph_n, rw / pw_n
+        gh = sampling_ratio if sampling_ratio > 0 else max(math.ceil(rh / ph_n), 0)
+        gw = sampling_ratio if sampling_ratio > 0 else max(math.ceil(rw / pw_n), 0)
+        count = max(gh * gw, 1)
+        for ph in range(ph_n):
+            for pw in range(pw_n):
+                acc = x.new_zeros(x.shape[1])
+                for iy in range(gh):
+                    yy = y1 + ph * bh + (iy + 0.5) * bh / gh
+                    for ix in range(gw):
+                        acc += _bilinear(x[n], yy, x1 + pw * bw + (ix + 0.5) * bw / gw)
+                out[k, :, ph, pw] = acc / count
+    return out
+
+
+def _round_half_away(v: float) -> int:
+    return math.floor(v + 0.5) if v >= 0 else -math.floor(-v + 0.5)
+
+
+def roi_pool(input: Tensor, rois: Tensor, output_size: int | tuple[int, int], spatial_scale: float = 1.0) -> Tensor:
+    x, r = input.double(), rois.double()
+    _, c, h, w = x.shape
+    ph_n, pw_n = (output_size, output_size) if isinstance(output_size, int) else output_size
+    out = x.new_zeros(r.shape[0], c, ph_n, pw_n)
+    for k in range(r.shape[0]):
+        n = int(r[k, 0])
+        x1, y1, x2, y2 = (_round_half_away(float(v) * spatial_scale) for v in r[k, 1:])
+        rw, rh = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
+        for ph in range(ph_n):
+            h0 = min(max(math.floor(ph * rh / ph_n) + y1, 0), h)
+            h1 = min(max(math.ceil((ph + 1) * rh / ph_n) + y1, 0), h)
+            for pw in range(pw_n):
+                w0 = min(max(math.floor(pw * rw / pw_n) + x1, 0), w)
+                w1 = min(max(math.ceil((pw + 1) * rw / pw_n) + x1, 0), w)
+                if h1 > h0 and w1 > w0:
+                    out[k, :, ph, pw] = x[n, :, h0:h1, w0:w1].amax(dim=(1, 2))
+    return out
+
+
+def fpn_levels(boxes: Tensor, k_min: int, k_max: int, canonical_scale: int = 224, canonical_level: int = 4) -> Tensor:
+    """FPN eq. 1: the level (0 = k_min) of each [K, 4] box; -1 where it is NaN."""
+    s = torch.sqrt((boxes[:, 2] - boxes[:, 0]).double() * (boxes[:, 3] - boxes[:, 1]).double())
+    lvl = torch.floor(canonical_level + torch.log2(s / canonical_scale) + 1e-6).clamp(k_min, k_max)
+    return torch.where(lvl.isnan(), -1, lvl.nan_to_num() - k_min).long()
+
+
+def multi_scale_roi_align(features: list[Tensor], boxes: list[Tensor], output_size: tuple[int, int],
+                          spatial_scales: list[float], sampling_ratio: int) -> Tensor:
+    rois = torch.cat([torch.cat([torch.full_like(b[:, :1], i), b], dim=1) for i, b in enumerate(boxes)])
+    k_min, k_max = round(-math.log2(spatial_scales[0])), round(-math.log2(spatial_scales[-1]))
+    levels = fpn_levels(rois[:, 1:], k_min, k_max) if len(features) > 1 else torch.zeros(len(rois), dtype=torch.long)
+    out = features[0].new_zeros(rois.shape[0], features[0].shape[1], *output_size, dtype=torch.float64)
+    for lvl, (f, s) in enumerate(zip(features, spatial_scales)):
+        idx = (levels == lvl).nonzero().flatten()
+        if len(idx):
+            out[idx] = roi_align(f, rois[idx], output_size, s, sampling_ratio, False)
+    return out

@@ -1,0 +1,138 @@
+"""MultiScaleRoIAlign in one native call: against torchvision's on a 4-level
+FPN (forward and backward, bitwise in float32), the float64 reference, odd
+boxes, layouts, gradcheck and dtypes."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pytest
+import torch
+
+import visionops
+from visionops.ops import _reference as ref
+
+tv_ops = pytest.importorskip("torchvision.ops")
+
+IMAGE = (160, 224)
+
+
+def fpn(batch: int, channels: int, dtype=torch.float32, device="cpu", g=None, levels=range(2, 6)) -> OrderedDict:
+    return OrderedDict(
+        (f"p{lvl}", torch.randn(batch, channels, IMAGE[0] >> lvl, IMAGE[1] >> lvl, generator=g, dtype=dtype).to(device))
+        for lvl in levels
+    )
+
+
+def boxes_per_image(batch: int, k: int, dtype=torch.float32, device="cpu", g=None) -> list[torch.Tensor]:
+    out = []
+    for _ in range(batch):
+        centre = torch.rand(k, 2, generator=g, dtype=torch.float64) * torch.tensor([IMAGE[1], IMAGE[0]])
+        side = 4 + torch.rand(k, 2, generator=g, dtype=torch.float64) * 300
+        b = torch.cat([centre - side / 2, centre + side / 2], dim=1)
+        b[0] = torch.tensor([10.0, 10.0, 5.0, 30.0])  # negative area: a NaN level, pools zeros
+        b[1] = torch.tensor([20.0, 20.0, 20.0, 20.0])  # zero area: the finest level
+        b[2] = torch.tensor([-1e4, -1e4, 1e4, 1e4])  # enormous: the coarsest level
+        out.append(b.to(dtype=dtype, device=device))
+    return out
+
+
+def test_matches_torchvision_forward_and_backward():
+    g = torch.Generator().manual_seed(0)
+    feats = fpn(2, 8, g=g)
+    boxes = boxes_per_image(2, 60, g=g)
+    shapes = [IMAGE, IMAGE]
+    ours_m = visionops.MultiScaleRoIAlign(list(feats), 7, 2)
+    theirs_m = tv_ops.MultiScaleRoIAlign(list(feats), 7, 2)
+    assert repr(ours_m) == repr(theirs_m)
+    leaves = [v.requires_grad_() for v in feats.values()]
+    ours = ours_m(feats, boxes, shapes)
+    theirs = theirs_m(feats, boxes, shapes)
+    assert ours_m.scales == theirs_m.scales
+    assert torch.equal(ours, theirs)
+    assert torch.equal(ours[0], torch.zeros_like(ours[0]))  # the negative-area box
+    grad = torch.randn(ours.shape, generator=g)
+    for a, b in zip(torch.autograd.grad(ours, leaves, grad), torch.autograd.grad(theirs, leaves, grad)):
+        assert torch.equal(a, b)
+
+
+def test_single_level_and_selected_maps():
+    g = torch.Generator().manual_seed(1)
+    feats = fpn(1, 4, g=g)
+    boxes = boxes_per_image(1, 20, g=g)
+    for names in (["p3"], ["p2", "p4"]):
+        ours = visionops.MultiScaleRoIAlign(names, (3, 2), -1)(feats, boxes, [IMAGE])
+        theirs = tv_ops.MultiScaleRoIAlign(names, (3, 2), -1)(feats, boxes, [IMAGE])
+        assert torch.equal(ours, theirs)
+
+
+def test_matches_reference(device):
+    g = torch.Generator().manual_seed(2)
+    feats = list(fpn(2, 3, dtype=torch.float64, g=g).values())
+    boxes = boxes_per_image(2, 12, dtype=torch.float64, g=g)
+    scales = [2.0**-lvl for lvl in range(2, 6)]
+    expected = ref.multi_scale_roi_align(feats, boxes, (2, 2), scales, 2)
+    ours = visionops.multi_scale_roi_align([f.to(device) for f in feats], [b.to(device) for b in boxes], 2, scales, 2)
+    torch.testing.assert_close(ours.cpu(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_gradcheck(device):
+    g = torch.Generator().manual_seed(3)
+    feats = [f.requires_grad_() for f in fpn(1, 2, dtype=torch.float64, device=device, g=g, levels=(4, 5)).values()]
+    boxes = [torch.tensor([[10.0, 10.0, 50.0, 40.0], [0.0, 0.0, 200.0, 150.0]], dtype=torch.float64, device=device)]
+    scales = [2.0**-4, 2.0**-5]
+    assert torch.autograd.gradcheck(
+        lambda a, b: visionops.multi_scale_roi_align([a, b], boxes, 2, scales, 2, canonical_scale=64), feats
+    )
+
+
+def test_layouts_dtypes_and_empty(device):
+    g = torch.Generator().manual_seed(4)
+    feats = fpn(2, 6, device=device, g=g)
+    boxes = boxes_per_image(2, 10, device=device, g=g)
+    scales = [2.0**-lvl for lvl in range(2, 6)]
+    base = visionops.multi_scale_roi_align(list(feats.values()), boxes, 3, scales, 2)
+    cl = [f.contiguous(memory_format=torch.channels_last).requires_grad_() for f in feats.values()]
+    out = visionops.multi_scale_roi_align(cl, boxes, 3, scales, 2)
+    torch.testing.assert_close(out, base, rtol=0, atol=0)
+    out.sum().backward()
+    assert all(f.grad.is_contiguous(memory_format=torch.channels_last) for f in cl)
+    for dtype in (torch.float16, torch.bfloat16):
+        low = visionops.multi_scale_roi_align([f.to(dtype) for f in feats.values()], [b.to(dtype) for b in boxes], 3,
+                                              scales, 2)
+        assert low.dtype == dtype
+    empty = visionops.multi_scale_roi_align(list(feats.values()), [b[:0] for b in boxes], 3, scales, 2)
+    assert empty.shape == (0, 6, 3, 3)
+
+
+def test_errors():
+    f = [torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 4, 4)]
+    b = [torch.zeros(1, 4)]
+    with pytest.raises(ValueError, match="visionops.multi_scale_roi_align: spatial_scales must have one scale per"):
+        visionops.multi_scale_roi_align(f, b, 2, [0.5], 2)
+    with pytest.raises(RuntimeError, match="every feature map must have the batch size and channels of features"):
+        visionops.multi_scale_roi_align([f[0], torch.zeros(1, 3, 4, 4)], b, 2, [0.5, 0.25], 2)
+    with pytest.raises(ValueError, match="spatial_scales must be positive and finite, got -0.25 at level 1"):
+        visionops.multi_scale_roi_align(f, b, 2, [0.5, -0.25], 2)
+    with pytest.raises(AssertionError, match="each tensor in a list of boxes must have shape"):
+        visionops.multi_scale_roi_align(f, [torch.zeros(1, 5)], 2, [0.5, 0.25], 2)
+
+
+def test_opcheck_and_compile(device):
+    g = torch.Generator().manual_seed(5)
+    feats = [f.requires_grad_() for f in fpn(2, 3, dtype=torch.float64, device=device, g=g).values()]
+    boxes = boxes_per_image(2, 8, dtype=torch.float64, device=device, g=g)
+    rois = torch.cat([torch.cat([torch.full_like(b[:, :1], i), b], dim=1) for i, b in enumerate(boxes)])
+    scales = [2.0**-lvl for lvl in range(2, 6)]
+    torch.library.opcheck(torch.ops.visionops.multi_scale_roi_align.default, (feats, rois, scales, 2, 2, 2))
+    torch._dynamo.reset()
+
+    def pool(*maps):
+        return visionops.multi_scale_roi_align(list(maps), boxes, 2, scales, 2).square().sum()
+
+    compiled = torch.compile(pool, fullgraph=True, backend="aot_eager")
+    got = torch.autograd.grad(compiled(*feats), feats)
+    expected = torch.autograd.grad(pool(*feats), feats)
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)
+    torch._dynamo.reset()
