@@ -53,22 +53,31 @@ at::Tensor multi_scale_roi_align_cpu(at::TensorList features, const at::Tensor& 
                                                 canonical_scale, canonical_level, eps, op);
   const at::Tensor& f0 = features[0];
   const int64_t K = rois.size(0), N = f0.size(0), C = f0.size(1);
-  // Zeros: RoIs that map to no level, or to an empty map, pool nothing.
-  at::Tensor out = at::zeros({K, C, pooled_h, pooled_w}, f0.options());
+  at::Tensor out = at::empty({K, C, pooled_h, pooled_w}, f0.options());
   if (out.numel() == 0) return out;
+  advise_huge_pages(out);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f0.scalar_type(), "multi_scale_roi_align", [&] {
     using T = at::opmath_type<scalar_t>;
     const at::Tensor r = rois.to(c10::CppTypeToScalarType<T>::value).contiguous();
     const T* roi = r.data_ptr<T>();
     check_roi_batch_indices(roi, K, N, op);
-    const auto ids = rois_per_level(roi_levels(roi, K, m), m.levels);
+    const std::vector<int64_t> level = roi_levels(roi, K, m);
+    const auto ids = rois_per_level(level, m.levels);
+    // RoIs that map to no level, or to an empty map, pool zeros.
+    const int64_t per_roi = C * pooled_h * pooled_w;
+    scalar_t* outp = out.data_ptr<scalar_t>();
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t l = level[k];
+      if (l < 0 || features[l].size(2) == 0 || features[l].size(3) == 0)
+        std::fill(outp + k * per_roi, outp + (k + 1) * per_roi, scalar_t(0));
+    }
     for (int64_t l = 0; l < m.levels; ++l) {
       const at::Tensor& f = features[l];
       if (ids[l].empty() || f.size(2) == 0 || f.size(3) == 0) continue;
       const cpu::RoisByImage<T> groups(roi, ids[l], N);
       cpu::roi_align_forward_map<scalar_t, T>(cpu::readable_map(f), roi, groups,
                                               {spatial_scales[l], pooled_h, pooled_w, sampling_ratio, false},
-                                              out.data_ptr<scalar_t>());
+                                              outp);
     }
   });
   return out;

@@ -1,0 +1,211 @@
+// CUDA kernels of multi_scale_roi_align and its backward: every RoI of
+// every level in one launch. Each thread maps its RoI to a level with
+// common/roi.h's fpn_level and pools from that level's map with the
+// roi_align core of roi_align_cuda.cuh. No host synchronization.
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "../multi_scale_checks.h"
+#include "../roi_checks.h"
+#include "launch.h"
+#include "roi_align_cuda.cuh"
+
+namespace vo {
+namespace {
+
+using cuda::map_view;
+using cuda::MapView;
+
+// The levels travel to the kernels by value, as kernel arguments.
+constexpr int64_t kMaxLevels = 8;
+
+template <typename P, typename T>
+struct Levels {
+  MapView<P> map[kMaxLevels];
+  T scale[kMaxLevels];
+  int64_t count;
+  int64_t k_min, k_max, canonical_scale, canonical_level;
+  T eps;
+};
+
+template <typename P, typename T>
+Levels<P, T> levels_of(const LevelMapping& m, at::ArrayRef<double> scales) {
+  Levels<P, T> l{};
+  l.count = m.levels;
+  l.k_min = m.k_min;
+  l.k_max = m.k_max;
+  l.canonical_scale = m.canonical_scale;
+  l.canonical_level = m.canonical_level;
+  l.eps = static_cast<T>(m.eps);
+  for (int64_t i = 0; i < m.levels; ++i) l.scale[i] = static_cast<T>(scales[i]);
+  return l;
+}
+
+// The RoI's level, or -1 when it pools nothing.
+template <typename P, typename T>
+__device__ int64_t roi_level(const Levels<P, T>& l, const T* r) {
+  if (l.count == 1) return 0;  // torchvision skips the mapping for a single map
+  const int64_t lvl = fpn_level<T>(r[1], r[2], r[3], r[4], l.canonical_scale, l.canonical_level, l.eps, l.k_min,
+                                   l.k_max);
+  return lvl < l.count ? lvl : -1;
+}
+
+template <typename scalar_t, typename T>
+__global__ void multi_scale_forward_kernel(Levels<const scalar_t, T> levels, const T* __restrict__ rois, int64_t K,
+                                           int64_t C, int64_t PH, int64_t PW, int64_t sampling_ratio,
+                                           bool channel_fastest, scalar_t* __restrict__ out) {
+  const int64_t total = K * C * PH * PW;
+  VO_CUDA_1D_KERNEL_LOOP(i, total) {
+    const cuda::RoiElement e = cuda::roi_element(i, C, PH, PW, channel_fastest);
+    const T* r = rois + 5 * e.k;
+    const int64_t lvl = roi_level(levels, r);
+    T v = T(0);
+    if (lvl >= 0) {
+      const MapView<const scalar_t>& m = levels.map[lvl];
+      const int64_t n = roi_batch_index(r[0], m.N);
+      if (n >= 0 && m.H > 0 && m.W > 0)
+        v = cuda::roi_align_bin<scalar_t, T>(m, n, e.c, r + 1, levels.scale[lvl], e.ph, e.pw, PH, PW,
+                                             sampling_ratio, false);
+    }
+    out[((e.k * C + e.c) * PH + e.ph) * PW + e.pw] = static_cast<scalar_t>(v);
+  }
+}
+
+template <typename T>
+__global__ void multi_scale_backward_kernel(Levels<T, T> levels, const T* __restrict__ grad,
+                                            const T* __restrict__ rois, int64_t K, int64_t C, int64_t PH, int64_t PW,
+                                            int64_t sampling_ratio) {
+  const int64_t total = K * C * PH * PW;
+  VO_CUDA_1D_KERNEL_LOOP(i, total) {
+    const cuda::RoiElement e = cuda::roi_element(i, C, PH, PW, false);
+    const T* r = rois + 5 * e.k;
+    const int64_t lvl = roi_level(levels, r);
+    if (lvl < 0) continue;
+    const MapView<T>& g = levels.map[lvl];
+    const int64_t n = roi_batch_index(r[0], g.N);
+    if (n < 0 || g.H == 0 || g.W == 0) continue;
+    cuda::roi_align_bin_scatter<T>(g, n, e.c, r + 1, levels.scale[lvl], e.ph, e.pw, PH, PW, sampling_ratio, false,
+                                   grad[i]);
+  }
+}
+
+template <typename T>
+__global__ void level_kernel(Levels<T, T> levels, const T* __restrict__ rois, int64_t K,
+                             int64_t* __restrict__ level) {
+  VO_CUDA_1D_KERNEL_LOOP(k, K) { level[k] = roi_level(levels, rois + 5 * k); }
+}
+
+void check_level_count(int64_t levels, const char* op) {
+  TORCH_CHECK(levels <= kMaxLevels, "visionops.", op, ": at most ", kMaxLevels,
+              " feature maps are supported on CUDA, got ", levels);
+}
+
+at::Tensor multi_scale_roi_align_cuda(at::TensorList features, const at::Tensor& rois,
+                                      at::ArrayRef<double> spatial_scales, int64_t pooled_h, int64_t pooled_w,
+                                      int64_t sampling_ratio, int64_t canonical_scale, int64_t canonical_level,
+                                      double eps) {
+  constexpr const char* op = "multi_scale_roi_align";
+  const LevelMapping m = check_multi_scale_args(features, rois, spatial_scales, pooled_h, pooled_w,
+                                                canonical_scale, canonical_level, eps, op);
+  check_level_count(m.levels, op);
+  const at::Tensor& f0 = features[0];
+  const c10::cuda::CUDAGuard guard(f0.device());
+  const int64_t K = rois.size(0), C = f0.size(1);
+  at::Tensor out = at::empty({K, C, pooled_h, pooled_w}, f0.options());
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f0.scalar_type(), "multi_scale_roi_align", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const at::Tensor r = rois.to(c10::CppTypeToScalarType<T>::value).contiguous();
+    auto levels = levels_of<const scalar_t, T>(m, spatial_scales);
+    bool all_channels_last = true;
+    for (int64_t l = 0; l < m.levels; ++l) {
+      levels.map[l] = map_view(features[l], features[l].const_data_ptr<scalar_t>());
+      all_channels_last = all_channels_last && cuda::is_channels_last(features[l]);
+    }
+    multi_scale_forward_kernel<scalar_t, T>
+        <<<cuda::blocks_for(out.numel()), cuda::kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+            levels, r.const_data_ptr<T>(), K, C, pooled_h, pooled_w, sampling_ratio, all_channels_last,
+            out.mutable_data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+std::vector<at::Tensor> multi_scale_roi_align_backward_cuda(const at::Tensor& grad, const at::Tensor& rois,
+                                                            at::ArrayRef<double> spatial_scales,
+                                                            at::IntArrayRef heights, at::IntArrayRef widths,
+                                                            int64_t N, int64_t C, int64_t sampling_ratio,
+                                                            int64_t canonical_scale, int64_t canonical_level,
+                                                            double eps, const c10::List<bool>& channels_last) {
+  constexpr const char* op = "_multi_scale_roi_align_backward";
+  const int64_t L = static_cast<int64_t>(spatial_scales.size());
+  TORCH_CHECK(L > 0 && static_cast<int64_t>(heights.size()) == L && static_cast<int64_t>(widths.size()) == L &&
+                  static_cast<int64_t>(channels_last.size()) == L,
+              "visionops.", op, ": spatial_scales, heights, widths and channels_last must have one entry per level");
+  check_level_count(L, op);
+  check_rois(rois, grad, op);
+  const int64_t K = rois.size(0);
+  TORCH_CHECK(grad.dim() == 4, "visionops.", op, ": grad must be 4-D, got ", shape_str(grad));
+  const int64_t pooled_h = grad.size(2), pooled_w = grad.size(3);
+  check_roi_grad(grad, K, C, pooled_h, pooled_w, op);
+  const LevelMapping m = level_mapping(spatial_scales, canonical_scale, canonical_level, eps);
+  const c10::cuda::CUDAGuard guard(grad.device());
+  std::vector<at::Tensor> result;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "_multi_scale_roi_align_backward",
+                                  [&] {
+    using T = at::opmath_type<scalar_t>;
+    constexpr auto acc_type = c10::CppTypeToScalarType<T>::value;
+    std::vector<at::Tensor> gx;
+    auto levels = levels_of<T, T>(m, spatial_scales);
+    for (int64_t l = 0; l < L; ++l) {
+      gx.push_back(zeros_map(N, C, heights[l], widths[l], grad.options().dtype(acc_type), channels_last.get(l)));
+      levels.map[l] = map_view(gx.back(), gx.back().mutable_data_ptr<T>());
+    }
+    if (grad.numel() > 0) {
+      const at::Tensor g = grad.to(acc_type).contiguous();
+      const at::Tensor r = rois.to(acc_type).contiguous();
+      auto stream = at::cuda::getCurrentCUDAStream();
+      if (at::globalContext().deterministicAlgorithms()) {
+        // One gather per level, over the RoIs of that level.
+        at::Tensor level = at::empty({K}, grad.options().dtype(at::kLong));
+        level_kernel<T><<<cuda::blocks_for(K), cuda::kThreads, 0, stream>>>(levels, r.const_data_ptr<T>(), K,
+                                                                              level.mutable_data_ptr<int64_t>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        at::Tensor geometry =
+            at::empty({K * static_cast<int64_t>(sizeof(cuda::RoiGeometry<T>))}, grad.options().dtype(at::kByte));
+        auto* geo = reinterpret_cast<cuda::RoiGeometry<T>*>(geometry.mutable_data_ptr<uint8_t>());
+        for (int64_t l = 0; l < L; ++l) {
+          const int64_t total = gx[l].numel();
+          if (total == 0) continue;
+          cuda::roi_geometry_kernel<T><<<cuda::blocks_for(K), cuda::kThreads, 0, stream>>>(
+              r.const_data_ptr<T>(), K, N, levels.scale[l], pooled_h, pooled_w, sampling_ratio, false,
+              level.const_data_ptr<int64_t>(), l, geo);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+          cuda::roi_align_gather_kernel<T>
+              <<<static_cast<unsigned int>((total + cuda::kThreads - 1) / cuda::kThreads), cuda::kThreads, 0,
+                 stream>>>(levels.map[l], channels_last.get(l), g.const_data_ptr<T>(), geo, K, pooled_h, pooled_w);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        }
+      } else {
+        multi_scale_backward_kernel<T><<<cuda::blocks_for(g.numel()), cuda::kThreads, 0, stream>>>(
+            levels, g.const_data_ptr<T>(), r.const_data_ptr<T>(), K, C, pooled_h, pooled_w, sampling_ratio);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      }
+    }
+    for (int64_t l = 0; l < L; ++l) result.push_back(gx[l].to(grad.scalar_type()));
+  });
+  return result;
+}
+
+}  // namespace
+}  // namespace vo
+
+TORCH_LIBRARY_IMPL(visionops, CUDA, m) {
+  m.impl("multi_scale_roi_align", &vo::multi_scale_roi_align_cuda);
+  m.impl("_multi_scale_roi_align_backward", &vo::multi_scale_roi_align_backward_cuda);
+}
