@@ -175,7 +175,8 @@ template <typename T>
 VO_HOST_DEVICE_INLINE int64_t roi_pool_corner(T v, T spatial_scale) {
   const T r = std::round(v * spatial_scale);
   constexpr T kLimit = T(1 << 30);
-  return r < kLimit ? (r > -kLimit ? static_cast<int64_t>(r) : -(int64_t(1) << 30)) : (int64_t(1) << 30);
+  if (!(r > -kLimit)) return -(int64_t(1) << 30);  // NaN too
+  return r < kLimit ? static_cast<int64_t>(r) : (int64_t(1) << 30);
 }
 
 template <typename T>
