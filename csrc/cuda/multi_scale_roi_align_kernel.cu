@@ -8,6 +8,7 @@
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
 
+#include <limits>
 #include <vector>
 
 #include "../multi_scale_checks.h"
@@ -55,25 +56,25 @@ __device__ int64_t roi_level(const Levels<P, T>& l, const T* r) {
   return lvl < l.count ? lvl : -1;
 }
 
+// Grid (K RoIs, chunks of each RoI's outputs): each block pools one RoI from
+// its level (see roi_align_block).
 template <typename scalar_t, typename T>
-__global__ void multi_scale_forward_kernel(Levels<const scalar_t, T> levels, const T* __restrict__ rois, int64_t K,
-                                           int64_t C, int64_t PH, int64_t PW, int64_t sampling_ratio,
-                                           bool channel_fastest, scalar_t* __restrict__ out) {
-  const int64_t total = K * C * PH * PW;
-  VO_CUDA_1D_KERNEL_LOOP(i, total) {
-    const cuda::RoiElement e = cuda::roi_element(i, C, PH, PW, channel_fastest);
-    const T* r = rois + 5 * e.k;
-    const int64_t lvl = roi_level(levels, r);
-    T v = T(0);
-    if (lvl >= 0) {
-      const MapView<const scalar_t>& m = levels.map[lvl];
-      const int64_t n = roi_batch_index(r[0], m.N);
-      if (n >= 0 && m.H > 0 && m.W > 0)
-        v = cuda::roi_align_bin<scalar_t, T>(m, n, e.c, r + 1, levels.scale[lvl], e.ph, e.pw, PH, PW,
-                                             sampling_ratio, false);
-    }
-    out[((e.k * C + e.c) * PH + e.ph) * PW + e.pw] = static_cast<scalar_t>(v);
-  }
+__global__ void multi_scale_forward_kernel(Levels<const scalar_t, T> levels, const T* __restrict__ rois, int64_t C,
+                                           int64_t PH, int64_t PW, int64_t sampling_ratio, bool channel_fastest,
+                                           scalar_t* __restrict__ out) {
+  __shared__ cuda::SharedPoints<T> sp;
+  const int64_t k = blockIdx.x;
+  const int64_t per_roi = C * PH * PW;
+  const int64_t chunk = (per_roi + gridDim.y - 1) / gridDim.y;
+  const int64_t e_begin = blockIdx.y * chunk;
+  const int64_t e_end = e_begin + chunk < per_roi ? e_begin + chunk : per_roi;
+  const T* r = rois + 5 * k;
+  const int64_t lvl = roi_level(levels, r);
+  const MapView<const scalar_t>& m = levels.map[lvl >= 0 ? lvl : 0];
+  // No level, a bad batch index or an empty map: the RoI pools zeros.
+  const int64_t n = (lvl >= 0 && m.H > 0 && m.W > 0) ? roi_batch_index(r[0], m.N) : -1;
+  cuda::roi_align_block<scalar_t, T>(m, n, r + 1, levels.scale[lvl >= 0 ? lvl : 0], PH, PW, sampling_ratio, false,
+                                     channel_fastest, e_begin, e_end, out + k * per_roi, sp);
 }
 
 template <typename T>
@@ -118,6 +119,7 @@ at::Tensor multi_scale_roi_align_cuda(at::TensorList features, const at::Tensor&
   const int64_t K = rois.size(0), C = f0.size(1);
   at::Tensor out = at::empty({K, C, pooled_h, pooled_w}, f0.options());
   if (out.numel() == 0) return out;
+  TORCH_CHECK(K <= std::numeric_limits<int32_t>::max(), "visionops.", op, ": at most 2^31 - 1 RoIs, got ", K);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f0.scalar_type(), "multi_scale_roi_align", [&] {
     using T = at::opmath_type<scalar_t>;
     const at::Tensor r = rois.to(c10::CppTypeToScalarType<T>::value).contiguous();
@@ -127,10 +129,10 @@ at::Tensor multi_scale_roi_align_cuda(at::TensorList features, const at::Tensor&
       levels.map[l] = map_view(features[l], features[l].const_data_ptr<scalar_t>());
       all_channels_last = all_channels_last && cuda::is_channels_last(features[l]);
     }
-    multi_scale_forward_kernel<scalar_t, T>
-        <<<cuda::blocks_for(out.numel()), cuda::kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-            levels, r.const_data_ptr<T>(), K, C, pooled_h, pooled_w, sampling_ratio, all_channels_last,
-            out.mutable_data_ptr<scalar_t>());
+    const dim3 grid(static_cast<unsigned int>(K), cuda::chunks_per_roi(K, C * pooled_h * pooled_w, cuda::kThreads));
+    multi_scale_forward_kernel<scalar_t, T><<<grid, cuda::kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        levels, r.const_data_ptr<T>(), C, pooled_h, pooled_w, sampling_ratio, all_channels_last,
+        out.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/cuda/CUDAContext.h>
 
 #include <cstdint>
 
@@ -95,6 +96,92 @@ __device__ T roi_align_bin(const MapView<const scalar_t>& m, int64_t n, int64_t 
     }
   }
   return acc / roi_align_count<T>(ay.grid, ax.grid);
+}
+
+// ---------------------------------------------------------------- forward, one block per RoI
+//
+// The block computes the RoI's sampling points and their bilinear weights
+// once, into shared memory, and its threads then produce the RoI's (channel,
+// bin) outputs from them: the weights of a bin serve all its channels. RoIs
+// with more points than the shared arrays hold (huge adaptive grids) fall
+// back to each thread computing its own (roi_align_bin).
+
+constexpr int kSharedPoints = 256;  // per axis
+constexpr int kSharedBins = 64;     // per axis
+
+template <typename T>
+struct SharedPoints {
+  AxisWeights<T> ys[kSharedPoints], xs[kSharedPoints];
+  int ybegin[kSharedBins + 1], xbegin[kSharedBins + 1];
+  bool fits;
+};
+
+// The on-map points of every bin of one axis; false when they do not fit.
+template <typename T>
+__device__ bool fill_axis(const RoiAlignAxis<T>& a, int64_t bins, int64_t size, AxisWeights<T>* pts, int* begin) {
+  if (bins > kSharedBins) return false;
+  int count = 0;
+  for (int64_t p = 0; p < bins; ++p) {
+    begin[p] = count;
+    int64_t first, last;
+    roi_align_point_range(a, p, size, first, last);
+    for (int64_t i = first; i < last; ++i) {
+      AxisWeights<T> w;
+      if (!bilinear_axis(roi_align_sample(a, p, i), size, w)) continue;
+      if (count == kSharedPoints) return false;
+      pts[count++] = w;
+    }
+  }
+  begin[bins] = count;
+  return true;
+}
+
+// Outputs [e_begin, e_end) (in the order roi_element gives, k fixed) of one
+// RoI on image n; every thread of the block must call it (it synchronizes).
+// out_k points at the RoI's [C, PH, PW] output.
+template <typename scalar_t, typename T>
+__device__ void roi_align_block(const MapView<const scalar_t>& m, int64_t n, const T* box, T scale, int64_t PH,
+                                int64_t PW, int64_t sampling_ratio, bool aligned, bool channel_fastest,
+                                int64_t e_begin, int64_t e_end, scalar_t* out_k, SharedPoints<T>& sp) {
+  const RoiAlignAxis<T> ay = roi_align_axis(box[1], box[3], scale, PH, sampling_ratio, aligned);
+  const RoiAlignAxis<T> ax = roi_align_axis(box[0], box[2], scale, PW, sampling_ratio, aligned);
+  const T count = roi_align_count<T>(ay.grid, ax.grid);
+  if (threadIdx.x == 0) {
+    sp.fits = n >= 0 && fill_axis(ay, PH, m.H, sp.ys, sp.ybegin) && fill_axis(ax, PW, m.W, sp.xs, sp.xbegin);
+  }
+  __syncthreads();
+  for (int64_t e = e_begin + threadIdx.x; e < e_end; e += blockDim.x) {
+    const RoiElement el = roi_element(e, m.C, PH, PW, channel_fastest);
+    T v = T(0);
+    if (sp.fits) {
+      for (int iy = sp.ybegin[el.ph]; iy < sp.ybegin[el.ph + 1]; ++iy) {
+        const AxisWeights<T> wy = sp.ys[iy];
+        for (int ix = sp.xbegin[el.pw]; ix < sp.xbegin[el.pw + 1]; ++ix) {
+          const AxisWeights<T> wx = sp.xs[ix];
+          const CornerWeights<T> w = corner_weights(wy, wx);
+          v += w.w1 * static_cast<T>(*m.at(n, el.c, wy.lo, wx.lo)) +
+               w.w2 * static_cast<T>(*m.at(n, el.c, wy.lo, wx.hi)) +
+               w.w3 * static_cast<T>(*m.at(n, el.c, wy.hi, wx.lo)) +
+               w.w4 * static_cast<T>(*m.at(n, el.c, wy.hi, wx.hi));
+        }
+      }
+      v = v / count;
+    } else if (n >= 0) {
+      v = roi_align_bin<scalar_t, T>(m, n, el.c, box, scale, el.ph, el.pw, PH, PW, sampling_ratio, aligned);
+    }
+    out_k[(el.c * PH + el.ph) * PW + el.pw] = static_cast<scalar_t>(v);
+  }
+  __syncthreads();  // sp is reused by the block's next RoI
+}
+
+// Blocks per RoI along the grid's y axis: enough blocks to fill the GPU a
+// few times over even with few RoIs, each with at least a block of work.
+inline unsigned int chunks_per_roi(int64_t K, int64_t per_roi, int threads) {
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int64_t want = (4 * sms + K - 1) / (K > 0 ? K : 1);
+  const int64_t most = (per_roi + threads - 1) / threads;
+  const int64_t c = want < most ? want : most;
+  return static_cast<unsigned int>(c < 1 ? 1 : (c > 65535 ? 65535 : c));
 }
 
 // Adds grad's share of bin (ph, pw) into the gradient map g, with atomics.

@@ -8,6 +8,8 @@
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
 
+#include <limits>
+
 #include "../roi_checks.h"
 #include "launch.h"
 #include "roi_align_cuda.cuh"
@@ -19,20 +21,20 @@ using cuda::is_channels_last;
 using cuda::map_view;
 using cuda::MapView;
 
+// Grid (K RoIs, chunks of each RoI's outputs); see roi_align_block.
 template <typename scalar_t, typename T>
-__global__ void roi_align_forward_kernel(MapView<const scalar_t> m, const T* __restrict__ rois, int64_t K, T scale,
-                                         int64_t PH, int64_t PW, int64_t sampling_ratio, bool aligned,
-                                         bool channel_fastest, scalar_t* __restrict__ out) {
-  const int64_t total = K * m.C * PH * PW;
-  VO_CUDA_1D_KERNEL_LOOP(i, total) {
-    const cuda::RoiElement e = cuda::roi_element(i, m.C, PH, PW, channel_fastest);
-    const T* r = rois + 5 * e.k;
-    const int64_t n = roi_batch_index(r[0], m.N);
-    const T v = n < 0 ? T(0)
-                      : cuda::roi_align_bin<scalar_t, T>(m, n, e.c, r + 1, scale, e.ph, e.pw, PH, PW, sampling_ratio,
-                                                         aligned);
-    out[((e.k * m.C + e.c) * PH + e.ph) * PW + e.pw] = static_cast<scalar_t>(v);
-  }
+__global__ void roi_align_forward_kernel(MapView<const scalar_t> m, const T* __restrict__ rois, T scale, int64_t PH,
+                                         int64_t PW, int64_t sampling_ratio, bool aligned, bool channel_fastest,
+                                         scalar_t* __restrict__ out) {
+  __shared__ cuda::SharedPoints<T> sp;
+  const int64_t k = blockIdx.x;
+  const int64_t per_roi = m.C * PH * PW;
+  const int64_t chunk = (per_roi + gridDim.y - 1) / gridDim.y;
+  const int64_t e_begin = blockIdx.y * chunk;
+  const int64_t e_end = e_begin + chunk < per_roi ? e_begin + chunk : per_roi;
+  const T* r = rois + 5 * k;
+  cuda::roi_align_block<scalar_t, T>(m, roi_batch_index(r[0], m.N), r + 1, scale, PH, PW, sampling_ratio, aligned,
+                                     channel_fastest, e_begin, e_end, out + k * per_roi, sp);
 }
 
 template <typename T>
@@ -60,15 +62,14 @@ at::Tensor roi_align_cuda(const at::Tensor& input, const at::Tensor& rois, doubl
   at::Tensor out = at::empty({K, C, pooled_h, pooled_w}, input.options());
   if (out.numel() == 0) return out;
   if (input.size(2) == 0 || input.size(3) == 0) return out.zero_();
+  TORCH_CHECK(K <= std::numeric_limits<int32_t>::max(), "visionops.", op, ": at most 2^31 - 1 RoIs, got ", K);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "roi_align", [&] {
     using T = at::opmath_type<scalar_t>;
     const at::Tensor r = rois.to(c10::CppTypeToScalarType<T>::value).contiguous();
-    const int64_t total = out.numel();
-    roi_align_forward_kernel<scalar_t, T>
-        <<<cuda::blocks_for(total), cuda::kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-            map_view(input, input.const_data_ptr<scalar_t>()), r.const_data_ptr<T>(), K,
-            static_cast<T>(spatial_scale), pooled_h, pooled_w, sampling_ratio, aligned, is_channels_last(input),
-            out.mutable_data_ptr<scalar_t>());
+    const dim3 grid(static_cast<unsigned int>(K), cuda::chunks_per_roi(K, C * pooled_h * pooled_w, cuda::kThreads));
+    roi_align_forward_kernel<scalar_t, T><<<grid, cuda::kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        map_view(input, input.const_data_ptr<scalar_t>()), r.const_data_ptr<T>(), static_cast<T>(spatial_scale),
+        pooled_h, pooled_w, sampling_ratio, aligned, is_channels_last(input), out.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
