@@ -35,4 +35,15 @@ def test_unknown_suite_and_op_are_refused(capsys):
     with pytest.raises(SystemExit):
         main(["no-such-suite"])
     assert main(["boxes", "--ops", "nms2", "--threads", "1"]) == 2
-    assert "unknown box op 'nms2'" in capsys.readouterr().err
+    assert "unknown op 'nms2'" in capsys.readouterr().err
+
+
+def test_ops_pick_their_suites(tmp_path):
+    # --ops names ops of any suite; each suite runs those that are its own.
+    out = tmp_path / "b.json"
+    assert main(["--ops", "box_area,nms", "--sizes", "50", "--elements", "100", "--threads", "1",
+                 "--min-run-time", "0.01", "--json", str(out)]) == 0
+    import json
+
+    ops = {r["op"] for r in json.loads(out.read_text())["results"]}
+    assert ops == {"box_area", "nms"}

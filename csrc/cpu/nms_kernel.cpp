@@ -43,24 +43,56 @@ constexpr int64_t kMaxCellsPerQuery = 64;
 // f, suppresses b: kLanes boxes at a time, the lanes ORed without a branch so
 // the inner loop vectorizes (multiversioned: AVX-512 or AVX2 where present).
 // Lanes past `size` hold NaN boxes, which suppress nothing.
+//
+// float: the exact test compares in double, which halves the vector width.
+// A float test with a margin of 2^-20 either side of the midpoint settles
+// almost every lane first ("surely above" or "surely not"); a vector with a
+// lane in the margin is redone exactly. The margin covers the roundings of
+// the float product (2^-24 each), so both settled answers are exact.
 template <typename T, int64_t kLanes>
 VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, int64_t size, NmsBox<T> b,
                                         NmsPredicate p) {
   // The predicate's constants as plain scalars, hoisted out of the loop.
   const double midpoint = p.midpoint, threshold = p.threshold;
   const int tie = static_cast<int>(p.tie_suppresses);
+  const auto exact = [&](int64_t j) {
+    const NmsBox<T> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
+    T inter, uni;
+    nms_inter_union(a, b, inter, uni);
+    if constexpr (std::is_same_v<T, float>) {
+      return nms_quotient_exceeds(inter, uni, midpoint, tie);
+    } else {
+      return nms_quotient_exceeds(inter, uni, threshold);
+    }
+  };
+  if constexpr (std::is_same_v<T, float>) {
+    // Every product stays a normal float (uni >= b's area), so the margins
+    // hold; a product that overflows makes both tests false, as the exact
+    // one is (only for t > 1, where nothing is suppressed).
+    if (midpoint >= 0x1p-20 && b.area >= 0x1p-80f) {
+      const float above_m = static_cast<float>(midpoint * (1 + 0x1p-20));
+      const float maybe_m = static_cast<float>(midpoint * (1 - 0x1p-20));
+      for (int64_t j0 = 0; j0 < size; j0 += kLanes) {
+        int above = 0, maybe = 0;
+        for (int64_t j = j0; j < j0 + kLanes; ++j) {
+          const NmsBox<T> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
+          T inter, uni;
+          nms_inter_union(a, b, inter, uni);
+          above |= static_cast<int>(inter > above_m * uni);
+          maybe |= static_cast<int>(inter >= maybe_m * uni);  // NaN lanes: neither
+        }
+        if (above) return true;
+        if (maybe) {
+          for (int64_t j = j0; j < j0 + kLanes; ++j)
+            if (exact(j)) return true;
+        }
+      }
+      return false;
+    }
+  }
   for (int64_t j0 = 0; j0 < size; j0 += kLanes) {
     int any = 0;
-    for (int64_t j = j0; j < j0 + kLanes; ++j) {
-      const NmsBox<T> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
-      T inter, uni;
-      nms_inter_union(a, b, inter, uni);
-      if constexpr (std::is_same_v<T, float>) {
-        any |= nms_quotient_exceeds(inter, uni, midpoint, tie);
-      } else {
-        any |= nms_quotient_exceeds(inter, uni, threshold);
-      }
-    }
+    for (int64_t j = j0; j < j0 + kLanes; ++j) any |= exact(j);
     if (any) return true;
   }
   return false;
@@ -136,7 +168,7 @@ class GreedyNms {
 
  private:
   static constexpr int kMinLevel = -64, kMaxLevel = 63;
-  static constexpr int64_t kLanes = 8;
+  static constexpr int64_t kLanes = 16;  // one AVX-512 vector of floats
 
   // Kept boxes of one cell, as a structure of arrays in the arena: field f
   // of box j at arena[offset + f * cap + j]. Capacities are multiples of

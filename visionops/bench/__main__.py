@@ -3,6 +3,7 @@
     python -m visionops.bench                       # every suite (boxes, nms, roi), CPU, 1 and 2 threads
     python -m visionops.bench boxes --ops box_iou --sizes 1000,4000 --threads 1,2 --json results/boxes.json
     python -m visionops.bench --device cuda --dtype float16
+    python -m visionops.bench --ops nms,batched_nms --sizes 1000,20000,100000
     python -m visionops.bench nms --help            # the NMS throughput profiler (sweeps, boxes/s, JSON, PNG)
 
 Prints one row per (op, case, threads): torchvision's median time,
@@ -66,9 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     print(f"visionops.bench: {', '.join(args.suites)} on {args.device}, {args.dtype}, threads {threads}; medians")
     print_header()
+    wanted = [o for o in args.ops.split(",") if o]
+    known = {op for name in args.suites for op in SUITES[name].ALL}
+    if any(o not in known for o in wanted):
+        bad = next(o for o in wanted if o not in known)
+        print(f"visionops.bench: unknown op {bad!r}; choose from {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
     for suite_name in args.suites:
         suite = SUITES[suite_name]
-        ops = [o for o in args.ops.split(",") if o] or suite.ALL
+        ops = [o for o in wanted if o in suite.ALL] if wanted else suite.ALL
+        if not ops:
+            continue
         try:
             cases = suite.cases(ops, args.sizes or suite.DEFAULT_SIZES, args.elements, dtype, args.device)
         except ValueError as e:
