@@ -303,7 +303,10 @@ class GreedyNms {
   }
 
   bool cell_suppresses(const Cell& c, const NmsBox<T>& b, const NmsPredicate& p) const {
-    return c.size > 0 && any_suppresses<T, kLanes>(arena_.data() + c.offset, c.cap, c.size, b, p);
+    if (c.size == 0) return false;
+    // Most cells of a sparse index hold a box or two: half a vector is enough.
+    if (c.size <= kLanes / 2) return any_suppresses<T, kLanes / 2>(arena_.data() + c.offset, c.cap, c.size, b, p);
+    return any_suppresses<T, kLanes>(arena_.data() + c.offset, c.cap, c.size, b, p);
   }
 
   void insert(const NmsBox<T>& b, int32_t box, int l) {
