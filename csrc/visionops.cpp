@@ -83,4 +83,14 @@ TORCH_LIBRARY(visionops, m) {
       "_multi_scale_roi_align_backward(Tensor grad, Tensor rois, float[] spatial_scales, SymInt[] heights, "
       "SymInt[] widths, SymInt batch_size, SymInt channels, int sampling_ratio, int canonical_scale, "
       "int canonical_level, float eps, bool[] channels_last) -> Tensor[]");
+
+  // ---- box coding, as torchvision's BoxCoder: weights (wx, wy, ww, wh).
+  // rel_codes [N, 4 * C] relative to boxes [N, 4] -> decoded boxes [N, 4 * C];
+  // dw and dh are capped at bbox_xform_clip before exp.
+  m.def("decode_boxes(Tensor rel_codes, Tensor boxes, float[] weights, float bbox_xform_clip) -> Tensor");
+  m.def(
+      "_decode_boxes_backward(Tensor grad, Tensor rel_codes, Tensor boxes, float[] weights, "
+      "float bbox_xform_clip) -> (Tensor, Tensor)");
+  // reference_boxes [N, 4] relative to proposals [N, 4] -> codes [N, 4].
+  m.def("encode_boxes(Tensor reference_boxes, Tensor proposals, float[] weights) -> Tensor");
 }

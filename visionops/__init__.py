@@ -7,6 +7,7 @@ registered with the dispatcher as ``torch.ops.visionops.*``.
 from visionops import _registrations  # noqa: F401  (fake kernels and autograd)
 from visionops._extension import WITH_CUDA
 from visionops.ops import (
+    BoxCoder,
     MultiScaleRoIAlign,
     RoIAlign,
     RoIPool,
@@ -16,8 +17,10 @@ from visionops.ops import (
     box_iou,
     complete_box_iou,
     complete_box_iou_loss,
+    decode_boxes,
     distance_box_iou,
     distance_box_iou_loss,
+    encode_boxes,
     generalized_box_iou,
     generalized_box_iou_loss,
     multi_scale_roi_align,
@@ -32,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "WITH_CUDA",
+    "BoxCoder",
     "MultiScaleRoIAlign",
     "RoIAlign",
     "RoIPool",
@@ -41,8 +45,10 @@ __all__ = [
     "box_iou",
     "complete_box_iou",
     "complete_box_iou_loss",
+    "decode_boxes",
     "distance_box_iou",
     "distance_box_iou_loss",
+    "encode_boxes",
     "generalized_box_iou",
     "generalized_box_iou_loss",
     "multi_scale_roi_align",

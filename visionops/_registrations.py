@@ -622,6 +622,118 @@ _register_roi_autocast("AutocastCPU")
 _register_roi_autocast("AutocastCUDA")
 
 
+# ----------------------------------------------------------------- box coding (mirror csrc/coder_checks.h)
+
+
+def check_coder_weights(weights, op: str) -> None:
+    torch._check_value(
+        len(weights) == 4, lambda: f"visionops.{op}: weights must hold 4 values (x, y, w, h), got {len(weights)}"
+    )
+
+
+def check_decode_args(rel_codes: Tensor, boxes: Tensor, op: str) -> None:
+    torch._check(
+        rel_codes.dim() == 2 and rel_codes.shape[1] % 4 == 0,
+        lambda: f"visionops.{op}: rel_codes must have shape [N, 4 * C] (a multiple of 4 per box), "
+        f"got {list(rel_codes.shape)}",
+    )
+    torch._check(
+        rel_codes.dtype.is_floating_point,
+        lambda: f"visionops.{op}: rel_codes must be a floating point tensor, got {_dtype_name(rel_codes.dtype)}",
+    )
+    torch._check(
+        boxes.dim() == 2 and boxes.shape[1] == 4 and boxes.shape[0] == rel_codes.shape[0],
+        lambda: f"visionops.{op}: boxes must have shape [{rel_codes.shape[0]}, 4] (one per row of rel_codes), "
+        f"got {list(boxes.shape)}",
+    )
+    torch._check(
+        boxes.dtype.is_floating_point,
+        lambda: f"visionops.{op}: boxes must be a floating point tensor, got {_dtype_name(boxes.dtype)}",
+    )
+    torch._check(
+        rel_codes.device == boxes.device,
+        lambda: f"visionops.{op}: rel_codes and boxes must be on the same device, got {rel_codes.device} and "
+        f"{boxes.device}",
+    )
+
+
+@torch.library.register_fake(_lib + "decode_boxes")
+def _decode_boxes_fake(rel_codes, boxes, weights, bbox_xform_clip):
+    check_decode_args(rel_codes, boxes, "decode_boxes")
+    check_coder_weights(weights, "decode_boxes")
+    return rel_codes.new_empty(rel_codes.shape)
+
+
+@torch.library.register_fake(_lib + "_decode_boxes_backward")
+def _decode_boxes_backward_fake(grad, rel_codes, boxes, weights, bbox_xform_clip):
+    check_decode_args(rel_codes, boxes, "_decode_boxes_backward")
+    return rel_codes.new_empty(rel_codes.shape), boxes.new_empty(boxes.shape)
+
+
+def _decode_setup(ctx, inputs, output):
+    rel_codes, boxes, ctx.weights, ctx.clip = inputs
+    ctx.save_for_backward(rel_codes, boxes)
+
+
+def _decode_backward(ctx, grad: Tensor):
+    rel_codes, boxes = ctx.saved_tensors
+    g_codes, g_boxes = torch.ops.visionops._decode_boxes_backward(grad, rel_codes, boxes, ctx.weights, ctx.clip)
+    return g_codes, (g_boxes if ctx.needs_input_grad[1] else None), None, None
+
+
+torch.library.register_autograd(_lib + "decode_boxes", _decode_backward, setup_context=_decode_setup)
+
+
+@torch.library.register_fake(_lib + "encode_boxes")
+def _encode_boxes_fake(reference_boxes, proposals, weights):
+    op = "encode_boxes"
+    torch._check(
+        reference_boxes.dim() == 2 and reference_boxes.shape[1] == 4,
+        lambda: f"visionops.{op}: reference_boxes must have shape [N, 4], got {list(reference_boxes.shape)}",
+    )
+    torch._check(
+        proposals.dim() == 2 and proposals.shape[1] == 4 and proposals.shape[0] == reference_boxes.shape[0],
+        lambda: f"visionops.{op}: proposals must have shape [{reference_boxes.shape[0]}, 4] (one per reference "
+        f"box), got {list(proposals.shape)}",
+    )
+    torch._check(
+        reference_boxes.dtype.is_floating_point,
+        lambda: f"visionops.{op}: reference_boxes must be a floating point tensor, got "
+        f"{_dtype_name(reference_boxes.dtype)}",
+    )
+    check_same_dtype_device(reference_boxes, proposals, op, "reference_boxes", "proposals")
+    check_coder_weights(weights, op)
+    return reference_boxes.new_empty(reference_boxes.shape)
+
+
+def _encode_setup(ctx, inputs, output):
+    reference_boxes, proposals, ctx.weights = inputs
+    ctx.save_for_backward(reference_boxes, proposals, output)
+
+
+def _encode_backward(ctx, grad: Tensor):
+    # Closed form, in torch ops (so it is itself differentiable): the codes
+    # depend on each box through its centre and its size.
+    ref, prop, codes = ctx.saved_tensors
+    wx, wy, ww, wh = ctx.weights
+    g = grad.float() if grad.dtype in (torch.float16, torch.bfloat16) else grad
+    r, p, c = (t.to(g.dtype) for t in (ref, prop, codes))
+    ex_w, ex_h = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]
+    gt_w, gt_h = r[:, 2] - r[:, 0], r[:, 3] - r[:, 1]
+    g_gt_cx, g_gt_cy = g[:, 0] * wx / ex_w, g[:, 1] * wy / ex_h
+    g_gt_w, g_gt_h = g[:, 2] * ww / gt_w, g[:, 3] * wh / gt_h
+    g_ex_w = -g[:, 0] * c[:, 0] / ex_w - g[:, 2] * ww / ex_w
+    g_ex_h = -g[:, 1] * c[:, 1] / ex_h - g[:, 3] * wh / ex_h
+    g_ref = torch.stack((0.5 * g_gt_cx - g_gt_w, 0.5 * g_gt_cy - g_gt_h, 0.5 * g_gt_cx + g_gt_w,
+                         0.5 * g_gt_cy + g_gt_h), dim=1)
+    g_prop = torch.stack((-0.5 * g_gt_cx - g_ex_w, -0.5 * g_gt_cy - g_ex_h, -0.5 * g_gt_cx + g_ex_w,
+                          -0.5 * g_gt_cy + g_ex_h), dim=1)
+    return g_ref.to(ref.dtype), g_prop.to(prop.dtype), None
+
+
+torch.library.register_autograd(_lib + "encode_boxes", _encode_backward, setup_context=_encode_setup)
+
+
 # ----------------------------------------------------------------- no double backward
 
 
@@ -642,3 +754,4 @@ _refuse_double_backward("_box_iou_loss_backward", "box IoU losses")
 _refuse_double_backward("_roi_align_backward", "roi_align")
 _refuse_double_backward("_roi_pool_backward", "roi_pool")
 _refuse_double_backward("_multi_scale_roi_align_backward", "multi_scale_roi_align")
+_refuse_double_backward("_decode_boxes_backward", "decode_boxes")

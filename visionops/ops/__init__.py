@@ -8,6 +8,7 @@ from visionops.ops.boxes import (
     distance_box_iou,
     generalized_box_iou,
 )
+from visionops.ops.coders import BoxCoder, decode_boxes, encode_boxes
 from visionops.ops.losses import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
 from visionops.ops.nms import batched_nms, nms, padded_nms, soft_nms
 from visionops.ops.roi import (
@@ -20,6 +21,7 @@ from visionops.ops.roi import (
 )
 
 __all__ = [
+    "BoxCoder",
     "MultiScaleRoIAlign",
     "RoIAlign",
     "RoIPool",
@@ -29,8 +31,10 @@ __all__ = [
     "box_iou",
     "complete_box_iou",
     "complete_box_iou_loss",
+    "decode_boxes",
     "distance_box_iou",
     "distance_box_iou_loss",
+    "encode_boxes",
     "generalized_box_iou",
     "generalized_box_iou_loss",
     "multi_scale_roi_align",
