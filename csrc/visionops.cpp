@@ -93,4 +93,11 @@ TORCH_LIBRARY(visionops, m) {
       "float bbox_xform_clip) -> (Tensor, Tensor)");
   // reference_boxes [N, 4] relative to proposals [N, 4] -> codes [N, 4].
   m.def("encode_boxes(Tensor reference_boxes, Tensor proposals, float[] weights) -> Tensor");
+
+  // ---- anchors, as torchvision's AnchorGenerator: the cell anchors of every
+  // level (anchors_per_level rows each, in level order) tiled over each
+  // level's grid, in (level, row, column, cell anchor) order -> [sum H W A, 4].
+  m.def(
+      "grid_anchors(Tensor cell_anchors, int[] anchors_per_level, int[] grid_heights, int[] grid_widths, "
+      "int[] stride_heights, int[] stride_widths) -> Tensor");
 }

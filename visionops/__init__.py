@@ -7,6 +7,7 @@ registered with the dispatcher as ``torch.ops.visionops.*``.
 from visionops import _registrations  # noqa: F401  (fake kernels and autograd)
 from visionops._extension import WITH_CUDA
 from visionops.ops import (
+    AnchorGenerator,
     BoxCoder,
     MultiScaleRoIAlign,
     RoIAlign,
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "WITH_CUDA",
+    "AnchorGenerator",
     "BoxCoder",
     "MultiScaleRoIAlign",
     "RoIAlign",

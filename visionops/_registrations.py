@@ -734,6 +734,36 @@ def _encode_backward(ctx, grad: Tensor):
 torch.library.register_autograd(_lib + "encode_boxes", _encode_backward, setup_context=_encode_setup)
 
 
+# ----------------------------------------------------------------- anchors (mirror csrc/anchors_checks.h)
+
+
+@torch.library.register_fake(_lib + "grid_anchors")
+def _grid_anchors_fake(cell_anchors, anchors_per_level, grid_heights, grid_widths, stride_heights, stride_widths):
+    op = "grid_anchors"
+    n = len(anchors_per_level)
+    lengths = [len(grid_heights), len(grid_widths), len(stride_heights), len(stride_widths)]
+    torch._check_value(
+        all(v == n for v in lengths),
+        lambda: f"visionops.{op}: anchors_per_level, grid_heights, grid_widths, stride_heights and stride_widths "
+        f"must have one entry per feature map, got {n}, {lengths[0]}, {lengths[1]}, {lengths[2]} and {lengths[3]}",
+    )
+    torch._check(
+        cell_anchors.dim() == 2 and cell_anchors.shape[1] == 4,
+        lambda: f"visionops.{op}: cell_anchors must have shape [A, 4], got {list(cell_anchors.shape)}",
+    )
+    torch._check(
+        cell_anchors.dtype.is_floating_point,
+        lambda: f"visionops.{op}: cell_anchors must be a floating point tensor, got {_dtype_name(cell_anchors.dtype)}",
+    )
+    torch._check_value(
+        sum(anchors_per_level) == cell_anchors.shape[0],
+        lambda: f"visionops.{op}: anchors_per_level sums to {sum(anchors_per_level)} but cell_anchors has "
+        f"{cell_anchors.shape[0]} rows",
+    )
+    total = sum(a * h * w for a, h, w in zip(anchors_per_level, grid_heights, grid_widths))
+    return cell_anchors.new_empty((total, 4))
+
+
 # ----------------------------------------------------------------- no double backward
 
 

@@ -1,5 +1,6 @@
 """The Python API of the ops: thin wrappers over torch.ops.visionops."""
 
+from visionops.ops.anchors import AnchorGenerator
 from visionops.ops.boxes import (
     box_area,
     box_convert,
@@ -21,6 +22,7 @@ from visionops.ops.roi import (
 )
 
 __all__ = [
+    "AnchorGenerator",
     "BoxCoder",
     "MultiScaleRoIAlign",
     "RoIAlign",
