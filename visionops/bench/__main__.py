@@ -1,6 +1,6 @@
 """``python -m visionops.bench``: visionops against torchvision, side by side.
 
-    python -m visionops.bench                       # every suite (boxes, nms, roi), CPU, 1 and 2 threads
+    python -m visionops.bench                       # every suite (boxes, nms, roi, coding), CPU, 1 and 2 threads
     python -m visionops.bench boxes --ops box_iou --sizes 1000,4000 --threads 1,2 --json results/boxes.json
     python -m visionops.bench --device cuda --dtype float16
     python -m visionops.bench --ops nms,batched_nms --sizes 1000,20000,100000
@@ -18,10 +18,10 @@ import sys
 
 import torch
 
-from visionops.bench import boxes, nms, roi
+from visionops.bench import boxes, coding, nms, roi
 from visionops.bench.timing import Result, median_ms, print_header, print_row, write_json
 
-SUITES = {"boxes": boxes, "nms": nms, "roi": roi}
+SUITES = {"boxes": boxes, "nms": nms, "roi": roi, "coding": coding}
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -38,7 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ops", default="", help="comma-separated op names (default: every op of the suites)")
     p.add_argument("--sizes", type=_int_list, default=None,
                    help="N: the N x N pairwise ops (default 1000,4000), the boxes given to NMS (default 1000,20000), "
-                   "the RoIs of the Faster R-CNN RoI cases (default 2000)")
+                   "the RoIs of the Faster R-CNN RoI cases (default 2000), the boxes coded (default 200000)")
     p.add_argument("--elements", type=int, default=200_000, help="boxes for area, convert and the losses")
     p.add_argument("--threads", type=_int_list, default=[1, 2], help="intra-op thread counts (CPU)")
     p.add_argument("--dtype", choices=sorted(_DTYPES), default="float32")
