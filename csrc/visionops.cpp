@@ -100,4 +100,16 @@ TORCH_LIBRARY(visionops, m) {
   m.def(
       "grid_anchors(Tensor cell_anchors, int[] anchors_per_level, int[] grid_heights, int[] grid_widths, "
       "int[] stride_heights, int[] stride_widths) -> Tensor");
+
+  // ---- RetinaNet's loss: torchvision's sigmoid_focal_loss, fused; alpha < 0
+  // turns the class weighting off.
+  m.def(
+      "sigmoid_focal_loss(Tensor inputs, Tensor targets, float alpha=0.25, float gamma=2, str reduction=\"none\") "
+      "-> Tensor");
+  m.def(
+      "_sigmoid_focal_loss_backward(Tensor grad, Tensor inputs, Tensor targets, float alpha, float gamma, "
+      "str reduction) -> (Tensor, Tensor)");
+
+  // ---- masks [N, H, W] -> the boxes [N, 4] (float32) of their nonzero pixels.
+  m.def("masks_to_boxes(Tensor masks) -> Tensor");
 }

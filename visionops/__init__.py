@@ -24,11 +24,13 @@ from visionops.ops import (
     encode_boxes,
     generalized_box_iou,
     generalized_box_iou_loss,
+    masks_to_boxes,
     multi_scale_roi_align,
     nms,
     padded_nms,
     roi_align,
     roi_pool,
+    sigmoid_focal_loss,
     soft_nms,
 )
 
@@ -53,10 +55,12 @@ __all__ = [
     "encode_boxes",
     "generalized_box_iou",
     "generalized_box_iou_loss",
+    "masks_to_boxes",
     "multi_scale_roi_align",
     "nms",
     "padded_nms",
     "roi_align",
     "roi_pool",
+    "sigmoid_focal_loss",
     "soft_nms",
 ]

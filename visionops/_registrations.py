@@ -764,6 +764,66 @@ def _grid_anchors_fake(cell_anchors, anchors_per_level, grid_heights, grid_width
     return cell_anchors.new_empty((total, 4))
 
 
+# ----------------------------------------------------------------- focal loss and masks (mirror csrc/focal_checks.h)
+
+
+def check_focal_args(inputs: Tensor, targets: Tensor, op: str) -> None:
+    torch._check(
+        inputs.dtype.is_floating_point,
+        lambda: f"visionops.{op}: inputs must be a floating point tensor, got {_dtype_name(inputs.dtype)}",
+    )
+    torch._check_value(
+        inputs.shape == targets.shape,
+        lambda: f"visionops.{op}: targets must have the shape of inputs, {list(inputs.shape)}, got "
+        f"{list(targets.shape)}",
+    )
+    torch._check(
+        targets.dtype.is_floating_point,
+        lambda: f"visionops.{op}: targets must be a floating point tensor, got {_dtype_name(targets.dtype)}",
+    )
+    torch._check(
+        inputs.device == targets.device,
+        lambda: f"visionops.{op}: inputs and targets must be on the same device, got {inputs.device} and "
+        f"{targets.device}",
+    )
+
+
+@torch.library.register_fake(_lib + "sigmoid_focal_loss")
+def _sigmoid_focal_loss_fake(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
+    check_reduction(reduction, "sigmoid_focal_loss")
+    check_focal_args(inputs, targets, "sigmoid_focal_loss")
+    return inputs.new_empty(inputs.shape if reduction == "none" else ())
+
+
+@torch.library.register_fake(_lib + "_sigmoid_focal_loss_backward")
+def _sigmoid_focal_loss_backward_fake(grad, inputs, targets, alpha, gamma, reduction):
+    check_focal_args(inputs, targets, "_sigmoid_focal_loss_backward")
+    return inputs.new_empty(inputs.shape), targets.new_empty(targets.shape)
+
+
+def _focal_setup(ctx, inputs, output):
+    x, t, ctx.alpha, ctx.gamma, ctx.reduction = inputs
+    ctx.save_for_backward(x, t)
+
+
+def _focal_backward(ctx, grad: Tensor):
+    x, t = ctx.saved_tensors
+    gx, gt = torch.ops.visionops._sigmoid_focal_loss_backward(grad, x, t, ctx.alpha, ctx.gamma, ctx.reduction)
+    return gx, (gt if ctx.needs_input_grad[1] else None), None, None, None
+
+
+torch.library.register_autograd(_lib + "sigmoid_focal_loss", _focal_backward, setup_context=_focal_setup)
+
+
+@torch.library.register_fake(_lib + "masks_to_boxes")
+def _masks_to_boxes_fake(masks):
+    torch._check(
+        masks.dim() == 3,
+        lambda: f"visionops.masks_to_boxes: masks must have shape [N, H, W], got {list(masks.shape)}",
+    )
+    return masks.new_empty((masks.shape[0], 4), dtype=torch.float32)
+
+
 # ----------------------------------------------------------------- no double backward
 
 
@@ -785,3 +845,4 @@ _refuse_double_backward("_roi_align_backward", "roi_align")
 _refuse_double_backward("_roi_pool_backward", "roi_pool")
 _refuse_double_backward("_multi_scale_roi_align_backward", "multi_scale_roi_align")
 _refuse_double_backward("_decode_boxes_backward", "decode_boxes")
+_refuse_double_backward("_sigmoid_focal_loss_backward", "sigmoid_focal_loss")

@@ -8,9 +8,15 @@ from visionops.ops.boxes import (
     complete_box_iou,
     distance_box_iou,
     generalized_box_iou,
+    masks_to_boxes,
 )
 from visionops.ops.coders import BoxCoder, decode_boxes, encode_boxes
-from visionops.ops.losses import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
+from visionops.ops.losses import (
+    complete_box_iou_loss,
+    distance_box_iou_loss,
+    generalized_box_iou_loss,
+    sigmoid_focal_loss,
+)
 from visionops.ops.nms import batched_nms, nms, padded_nms, soft_nms
 from visionops.ops.roi import (
     MultiScaleRoIAlign,
@@ -39,10 +45,12 @@ __all__ = [
     "encode_boxes",
     "generalized_box_iou",
     "generalized_box_iou_loss",
+    "masks_to_boxes",
     "multi_scale_roi_align",
     "nms",
     "padded_nms",
     "roi_align",
     "roi_pool",
+    "sigmoid_focal_loss",
     "soft_nms",
 ]

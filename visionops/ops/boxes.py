@@ -109,3 +109,17 @@ def complete_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tenso
         alpha * v, with alpha held constant for the gradient.
     """
     return torch.ops.visionops.complete_box_iou(boxes1, boxes2, eps)
+
+
+def masks_to_boxes(masks: Tensor) -> Tensor:
+    """The boxes around the nonzero pixels of each mask, as torchvision's ``masks_to_boxes``.
+
+    Args:
+        masks (Tensor[N, H, W]): masks of any dtype (nonzero, NaN included, is "in").
+
+    Returns:
+        Tensor[N, 4]: float32 boxes (x1, y1, x2, y2) of the first and last
+        nonzero columns and rows. An empty mask gives (0, 0, 0, 0) (torchvision
+        raises an error; detectron2 returns zeros).
+    """
+    return torch.ops.visionops.masks_to_boxes(masks)
