@@ -112,4 +112,18 @@ TORCH_LIBRARY(visionops, m) {
 
   // ---- masks [N, H, W] -> the boxes [N, 4] (float32) of their nonzero pixels.
   m.def("masks_to_boxes(Tensor masks) -> Tensor");
+
+  // ---- soft Dice loss over a batch: mode 'binary' (inputs [B, 1, ...]),
+  // 'multiclass' (inputs [B, C, ...], targets a class map [B, ...]) or
+  // 'multilabel' (targets like inputs). Returns the loss and the per-class
+  // statistics [3, C] (intersection, prediction and target sums, float64)
+  // that the backward reuses instead of saved activations.
+  m.def(
+      "dice_loss(Tensor inputs, Tensor targets, str mode=\"binary\", bool from_logits=True, float smooth=0.0, "
+      "float eps=1e-07, bool squared=False, int? ignore_index=None, Tensor? weight=None, bool log_loss=False, "
+      "str reduction=\"mean\") -> (Tensor, Tensor)");
+  m.def(
+      "_dice_loss_backward(Tensor grad, Tensor inputs, Tensor targets, Tensor stats, str mode, bool from_logits, "
+      "float smooth, float eps, bool squared, int? ignore_index, Tensor? weight, bool log_loss, str reduction) "
+      "-> Tensor");
 }

@@ -41,3 +41,27 @@ def test_losses_allocate_their_output_only(fn):
     assert total <= 100_000 * 4
     total, _ = bytes_allocated(lambda: fn(p, t, reduction="sum"))
     assert total <= 64  # the scalar
+
+
+@pytest.mark.parametrize("mode", ["binary", "multiclass"])
+def test_dice_allocates_at_most_half_of_plain_pytorch(mode):
+    # Forward and backward: the input's gradient and O(C) statistics, no
+    # probabilities saved (plain PyTorch keeps the sigmoid or softmax and
+    # several products alive).
+    from visionops.ops import _reference as ref
+
+    g = torch.Generator().manual_seed(0)
+    c = 1 if mode == "binary" else 6
+    x = torch.randn(2, c, 64, 64, generator=g)
+    t = (torch.rand(2, 1, 64, 64, generator=g) > 0.5).float() if mode == "binary" else torch.randint(0, c, (2, 64, 64))
+
+    def fwd_bwd(fn):
+        def run():
+            xx = x.detach().requires_grad_()
+            fn(xx).backward()
+        return run
+
+    ours, _ = bytes_allocated(fwd_bwd(lambda xx: visionops.dice_loss(xx, t, mode=mode)))
+    plain, _ = bytes_allocated(fwd_bwd(lambda xx: ref.dice_loss(xx, t, mode=mode, dtype=torch.float32)))
+    assert ours <= 0.5 * plain, (ours, plain)
+    assert ours <= x.numel() * 4 + 4096  # the gradient, and small change

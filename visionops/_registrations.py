@@ -824,6 +824,95 @@ def _masks_to_boxes_fake(masks):
     return masks.new_empty((masks.shape[0], 4), dtype=torch.float32)
 
 
+# ----------------------------------------------------------------- Dice loss (mirror csrc/dice_checks.h)
+
+_DICE_MODES = ("binary", "multiclass", "multilabel")
+
+
+def check_dice_args(inputs: Tensor, targets: Tensor, mode: str, weight, op: str) -> None:
+    torch._check_value(
+        mode in _DICE_MODES,
+        lambda: f"visionops.{op}: mode must be one of 'binary', 'multiclass', 'multilabel', got '{mode}'",
+    )
+    torch._check(
+        inputs.dtype.is_floating_point,
+        lambda: f"visionops.{op}: inputs must be a floating point tensor, got {_dtype_name(inputs.dtype)}",
+    )
+    torch._check(inputs.dim() >= 2, lambda: f"visionops.{op}: inputs must have shape [B, C, ...], got "
+                 f"{list(inputs.shape)}")
+    torch._check(
+        inputs.device == targets.device,
+        lambda: f"visionops.{op}: inputs and targets must be on the same device, got {inputs.device} and "
+        f"{targets.device}",
+    )
+    c = inputs.shape[1]
+    if mode == "multiclass":
+        expected = [inputs.shape[0], *inputs.shape[2:]]
+        torch._check_value(
+            list(targets.shape) == expected,
+            lambda: f"visionops.{op}: targets must be a class map of shape [B, ...] = {expected} for inputs "
+            f"{list(inputs.shape)}, got {list(targets.shape)}",
+        )
+        torch._check(
+            not targets.dtype.is_floating_point and not targets.dtype.is_complex,
+            lambda: f"visionops.{op}: multiclass targets must be an integer class map, got "
+            f"{_dtype_name(targets.dtype)}",
+        )
+    elif mode == "binary":
+        torch._check_value(
+            c == 1, lambda: f"visionops.{op}: binary inputs must have one channel, [B, 1, ...], got {list(inputs.shape)}"
+        )
+        torch._check_value(
+            targets.numel() == inputs.numel() and targets.dim() >= 1 and targets.shape[0] == inputs.shape[0],
+            lambda: f"visionops.{op}: targets must hold one value per input, shape [B, 1, ...] or [B, ...], got "
+            f"{list(targets.shape)} for inputs {list(inputs.shape)}",
+        )
+    else:
+        torch._check_value(
+            targets.shape == inputs.shape,
+            lambda: f"visionops.{op}: multilabel targets must have the shape of inputs, {list(inputs.shape)}, got "
+            f"{list(targets.shape)}",
+        )
+    if weight is not None:
+        torch._check_value(
+            weight.dim() == 1 and weight.shape[0] == c,
+            lambda: f"visionops.{op}: weight must have one value per class, [{c}], got {list(weight.shape)}",
+        )
+
+
+@torch.library.register_fake(_lib + "dice_loss")
+def _dice_loss_fake(inputs, targets, mode="binary", from_logits=True, smooth=0.0, eps=1e-7, squared=False,
+                    ignore_index=None, weight=None, log_loss=False, reduction="mean"):
+    check_reduction(reduction, "dice_loss")
+    check_dice_args(inputs, targets, mode, weight, "dice_loss")
+    c = inputs.shape[1]
+    loss = inputs.new_empty((c,) if reduction == "none" else ())
+    return loss, inputs.new_empty((3, c), dtype=torch.float64)
+
+
+@torch.library.register_fake(_lib + "_dice_loss_backward")
+def _dice_loss_backward_fake(grad, inputs, targets, stats, mode, from_logits, smooth, eps, squared, ignore_index,
+                             weight, log_loss, reduction):
+    check_dice_args(inputs, targets, mode, weight, "_dice_loss_backward")
+    return inputs.new_empty(inputs.shape)
+
+
+def _dice_setup(ctx, inputs, output):
+    (x, t, ctx.mode, ctx.from_logits, ctx.smooth, ctx.eps, ctx.squared, ctx.ignore_index, weight, ctx.log_loss,
+     ctx.reduction) = inputs
+    ctx.save_for_backward(x, t, output[1], weight)
+
+
+def _dice_backward(ctx, grad: Tensor, _grad_stats):
+    x, t, stats, weight = ctx.saved_tensors
+    gx = torch.ops.visionops._dice_loss_backward(grad, x, t, stats, ctx.mode, ctx.from_logits, ctx.smooth, ctx.eps,
+                                                 ctx.squared, ctx.ignore_index, weight, ctx.log_loss, ctx.reduction)
+    return gx, None, None, None, None, None, None, None, None, None, None
+
+
+torch.library.register_autograd(_lib + "dice_loss", _dice_backward, setup_context=_dice_setup)
+
+
 # ----------------------------------------------------------------- no double backward
 
 
@@ -846,3 +935,4 @@ _refuse_double_backward("_roi_pool_backward", "roi_pool")
 _refuse_double_backward("_multi_scale_roi_align_backward", "multi_scale_roi_align")
 _refuse_double_backward("_decode_boxes_backward", "decode_boxes")
 _refuse_double_backward("_sigmoid_focal_loss_backward", "sigmoid_focal_loss")
+_refuse_double_backward("_dice_loss_backward", "dice_loss")

@@ -12,7 +12,9 @@ from visionops.ops.boxes import (
 )
 from visionops.ops.coders import BoxCoder, decode_boxes, encode_boxes
 from visionops.ops.losses import (
+    DiceLoss,
     complete_box_iou_loss,
+    dice_loss,
     distance_box_iou_loss,
     generalized_box_iou_loss,
     sigmoid_focal_loss,
@@ -30,6 +32,7 @@ from visionops.ops.roi import (
 __all__ = [
     "AnchorGenerator",
     "BoxCoder",
+    "DiceLoss",
     "MultiScaleRoIAlign",
     "RoIAlign",
     "RoIPool",
@@ -40,6 +43,7 @@ __all__ = [
     "complete_box_iou",
     "complete_box_iou_loss",
     "decode_boxes",
+    "dice_loss",
     "distance_box_iou",
     "distance_box_iou_loss",
     "encode_boxes",

@@ -100,3 +100,57 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
         full precision.
     """
     return torch.ops.visionops.sigmoid_focal_loss(inputs, targets, float(alpha), float(gamma), reduction)
+
+
+def dice_loss(inputs: Tensor, targets: Tensor, *, mode: str = "binary", from_logits: bool = True,
+              smooth: float = 0.0, eps: float = 1e-7, squared: bool = False, ignore_index: int | None = None,
+              weight: Tensor | None = None, log_loss: bool = False, reduction: str = "mean") -> Tensor:
+    """Soft Dice loss, fused: one pass forward, a closed-form backward that
+    recomputes the sigmoid or softmax (no activations are saved).
+
+    For each class c, over the whole batch and the pixels not ignored:
+    ``dice_c = (2 * sum(p * t) + smooth) / max(sum(p) + sum(t) + smooth, eps)``
+    (``p ** 2`` and ``t ** 2`` when ``squared``), and the loss is ``1 - dice_c``
+    (``-log(max(dice_c, eps))`` with ``log_loss``). A class without target
+    pixels contributes 0, as in segmentation_models_pytorch (Dice is undefined
+    for it); so a perfect prediction gives 0 and no overlap gives 1. This is
+    smp's ``DiceLoss`` for ``smooth = 0`` and MONAI's ``DiceLoss(batch=True)``
+    with ``smooth_nr = smooth_dr = smooth`` where every class is present.
+
+    Args:
+        inputs (Tensor[B, C, ...]): logits (or probabilities with
+            ``from_logits=False``). ``'binary'``: C = 1.
+        targets: ``'binary'``: one 0/1 value per input, [B, 1, ...] or [B, ...];
+            ``'multiclass'``: a class map [B, ...] of ids in [0, C) (bool,
+            uint8, int64, ...); ``'multilabel'``: 0/1 of the inputs' shape.
+        mode (str): ``'binary'`` (sigmoid), ``'multiclass'`` (softmax over C)
+            or ``'multilabel'`` (sigmoid per class).
+        ignore_index (int, optional): target value whose pixels are left out.
+        weight (Tensor[C], optional): class weights; ``'mean'`` is then the
+            weighted mean over classes.
+        reduction (str): ``'mean'`` over classes, ``'sum'``, or ``'none'``
+            (the [C] per-class losses).
+
+    A class id outside [0, C) (not ``ignore_index``) raises IndexError; on
+    CUDA that check is the op's one host synchronization.
+    """
+    loss, _ = torch.ops.visionops.dice_loss(inputs, targets, mode, from_logits, float(smooth), float(eps), squared,
+                                            ignore_index, weight, log_loss, reduction)
+    return loss
+
+
+class DiceLoss(torch.nn.Module):
+    """Module form of :func:`dice_loss` (same keyword arguments)."""
+
+    def __init__(self, mode: str = "binary", *, from_logits: bool = True, smooth: float = 0.0, eps: float = 1e-7,
+                 squared: bool = False, ignore_index: int | None = None, weight: Tensor | None = None,
+                 log_loss: bool = False, reduction: str = "mean") -> None:
+        super().__init__()
+        self.mode, self.from_logits, self.smooth, self.eps = mode, from_logits, smooth, eps
+        self.squared, self.ignore_index, self.log_loss, self.reduction = squared, ignore_index, log_loss, reduction
+        self.register_buffer("weight", weight)
+
+    def forward(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        return dice_loss(inputs, targets, mode=self.mode, from_logits=self.from_logits, smooth=self.smooth,
+                         eps=self.eps, squared=self.squared, ignore_index=self.ignore_index, weight=self.weight,
+                         log_loss=self.log_loss, reduction=self.reduction)

@@ -1,0 +1,383 @@
+// CPU kernels of dice_loss and its backward.
+//
+// Forward: one pass over the inputs computes each class's statistics
+// (common/dice.h) without storing probabilities: sigmoid or softmax per pixel,
+// accumulated in 16 float lanes per class (vectorized over pixels) and then,
+// per fixed chunk of pixels, in double; chunks are added in order, so the
+// result does not depend on the thread count. Backward: a second pass
+// recomputes the probabilities (nothing is saved but the [3, C] statistics)
+// and applies the closed-form gradient, through the softmax or sigmoid.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "../common/dice.h"
+#include "../dice_checks.h"
+#include "../macros.h"
+#include "huge_pages.h"
+
+namespace vo {
+namespace {
+
+constexpr int64_t kLanes = 16;    // pixels per vector
+constexpr int64_t kChunk = 4096;  // pixels per task, a multiple of kLanes
+
+// The kernels work on blocks of kLanes pixels, vectorized over the pixels.
+// A block is read from the tensors directly (x with class stride xs, t with
+// class stride ts) or, for the last, partial block, from a padded copy whose
+// padding is marked dead (live = 0).
+template <typename T>
+struct PixelBlock {
+  const T* live;  // 1 for a real pixel, 0 for padding
+  bool has_ignore;
+  T ignore;
+};
+
+// Softmax (or the probabilities as given) of one block, all C classes, into
+// prob [C][kLanes].
+template <typename in_t, typename T>
+VO_CPU_MULTIVERSION void block_softmax(const in_t* __restrict__ x, int64_t xs, int64_t C, bool from_logits,
+                                       T* __restrict__ prob) {
+  if (!from_logits) {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < kLanes; ++j) prob[c * kLanes + j] = static_cast<T>(x[c * xs + j]);
+    return;
+  }
+  T mx[kLanes], sum[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) {
+    mx[j] = -INFINITY;
+    sum[j] = T(0);
+  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T v = static_cast<T>(x[c * xs + j]);
+      mx[j] = mx[j] < v ? v : mx[j];
+    }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T e = exp_(static_cast<T>(x[c * xs + j]) - mx[j]);
+      prob[c * kLanes + j] = e;
+      sum[j] += e;
+    }
+  for (int64_t j = 0; j < kLanes; ++j) sum[j] = T(1) / sum[j];
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < kLanes; ++j) prob[c * kLanes + j] *= sum[j];
+}
+
+// Statistics of one multiclass block into acc [3][C][kLanes].
+template <typename in_t, typename tgt_t, typename T>
+VO_CPU_MULTIVERSION void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
+                                                int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
+                                                T* __restrict__ acc, T* __restrict__ prob) {
+  block_softmax<in_t, T>(x, xs, C, from_logits, prob);
+  T valid[kLanes];
+  int64_t label[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) {
+    label[j] = static_cast<int64_t>(t[j]);
+    const T ignored = (pb.has_ignore && static_cast<T>(label[j]) == pb.ignore) ? T(1) : T(0);
+    valid[j] = pb.live[j] * (T(1) - ignored);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    T* I = acc + c * kLanes;
+    T* P = acc + (C + c) * kLanes;
+    T* Tt = acc + (2 * C + c) * kLanes;
+    const T* p = prob + c * kLanes;
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T is_c = label[j] == c ? T(1) : T(0);
+      I[j] += valid[j] * p[j] * is_c;
+      P[j] += valid[j] * (squared ? p[j] * p[j] : p[j]);
+      Tt[j] += valid[j] * is_c;
+    }
+  }
+}
+
+// sigmoid of one block, or the probabilities as given.
+template <typename in_t, typename T>
+inline void block_probabilities(const in_t* __restrict__ x, bool from_logits, T* __restrict__ prob) {
+  if (from_logits) {
+    for (int64_t j = 0; j < kLanes; ++j) prob[j] = stable_sigmoid(static_cast<T>(x[j]));
+  } else {
+    for (int64_t j = 0; j < kLanes; ++j) prob[j] = static_cast<T>(x[j]);
+  }
+}
+
+// Statistics of one block of one class (binary, multilabel) into I, P, T [kLanes].
+template <typename in_t, typename tgt_t, typename T>
+VO_CPU_MULTIVERSION void block_stats_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
+                                             bool from_logits, bool squared, PixelBlock<T> pb, T* __restrict__ I,
+                                             T* __restrict__ P, T* __restrict__ Tt) {
+  const T check_ignore = pb.has_ignore ? T(1) : T(0);
+  for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
+    // The probabilities first, with the flag tested outside the loop: GCC
+    // vectorizes neither a select on it nor the fused loop.
+    T prob[kLanes];
+    block_probabilities(x, from_logits, prob);
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T tv = static_cast<T>(t[j]), p = prob[j];
+      const T ignored = tv == pb.ignore ? check_ignore : T(0);
+      const T valid = pb.live[j] * (T(1) - ignored);
+      const T pp = p * p, tt = tv * tv;
+      I[j] += valid * p * tv;
+      P[j] += valid * (squared ? pp : p);
+      Tt[j] += valid * (squared ? tt : tv);
+    }
+  }
+}
+
+// The padded copy of a partial block: m real pixels of C classes.
+template <typename in_t, typename tgt_t, typename T>
+struct TailBlock {
+  // Arrays, not std::vector: tgt_t may be bool.
+  std::unique_ptr<in_t[]> xbuf;
+  std::unique_ptr<tgt_t[]> tbuf;
+  T live[kLanes];
+  TailBlock(const in_t* xs, int64_t x_stride, const tgt_t* ts, int64_t t_stride, int64_t rows_x, int64_t rows_t,
+            int64_t m)
+      : xbuf(new in_t[rows_x * kLanes]), tbuf(new tgt_t[rows_t * kLanes]) {
+    for (int64_t r = 0; r < rows_x; ++r)
+      for (int64_t j = 0; j < kLanes; ++j) xbuf[r * kLanes + j] = j < m ? xs[r * x_stride + j] : in_t(0);
+    for (int64_t r = 0; r < rows_t; ++r)
+      for (int64_t j = 0; j < kLanes; ++j) tbuf[r * kLanes + j] = j < m ? ts[r * t_stride + j] : tgt_t(0);
+    for (int64_t j = 0; j < kLanes; ++j) live[j] = j < m ? T(1) : T(0);
+  }
+  const in_t* x() const { return xbuf.get(); }
+  const tgt_t* t() const { return tbuf.get(); }
+};
+
+template <typename T>
+const T* all_live() {
+  static const std::vector<T> ones(kLanes, T(1));
+  return ones.data();
+}
+
+// Statistics of pixels [s0, s0 + n) of image b into acc [3][C][kLanes].
+template <typename in_t, typename tgt_t, typename T>
+void accumulate(const in_t* x, const tgt_t* t, const DiceShape& sh, int64_t b, int64_t s0, int64_t n,
+                bool from_logits, bool squared, std::optional<int64_t> ignore, T* acc, T* prob) {
+  const int64_t C = sh.C, S = sh.S;
+  PixelBlock<T> pb{all_live<T>(), ignore.has_value(), static_cast<T>(ignore.value_or(0))};
+  const int64_t full = n / kLanes * kLanes;
+  if (sh.mode == DiceMode::Multiclass) {
+    const in_t* xb = x + b * C * S;
+    const tgt_t* tb = t + b * S;
+    for (int64_t j0 = 0; j0 < full; j0 += kLanes)
+      block_stats_multiclass<in_t, tgt_t, T>(xb + s0 + j0, S, tb + s0 + j0, C, from_logits, squared, pb, acc, prob);
+    if (full < n) {
+      const TailBlock<in_t, tgt_t, T> tail(xb + s0 + full, S, tb + s0 + full, S, C, 1, n - full);
+      PixelBlock<T> tp = pb;
+      tp.live = tail.live;
+      block_stats_multiclass<in_t, tgt_t, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared, tp, acc,
+                                             prob);
+    }
+    return;
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const in_t* xc = x + (b * C + c) * S + s0;
+    const tgt_t* tc = t + (b * C + c) * S + s0;
+    T* I = acc + c * kLanes;
+    T* P = acc + (C + c) * kLanes;
+    T* Tt = acc + (2 * C + c) * kLanes;
+    block_stats_sigmoid<in_t, tgt_t, T>(xc, tc, full / kLanes, from_logits, squared, pb, I, P, Tt);
+    if (full < n) {
+      const TailBlock<in_t, tgt_t, T> tail(xc + full, 0, tc + full, 0, 1, 1, n - full);
+      PixelBlock<T> tp = pb;
+      tp.live = tail.live;
+      block_stats_sigmoid<in_t, tgt_t, T>(tail.x(), tail.t(), 1, from_logits, squared, tp, I, P, Tt);
+    }
+  }
+}
+
+// Backward of one multiclass block: gx [C][xs-strided] from prob and targets.
+template <typename in_t, typename tgt_t, typename T>
+VO_CPU_MULTIVERSION void block_grad_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
+                                               int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
+                                               const T* __restrict__ a, const T* __restrict__ bb, T* __restrict__ prob,
+                                               T* __restrict__ g, T* __restrict__ out) {
+  block_softmax<in_t, T>(x, xs, C, from_logits, prob);
+  T valid[kLanes], dot[kLanes];
+  int64_t label[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) {
+    label[j] = static_cast<int64_t>(t[j]);
+    const T ignored = (pb.has_ignore && static_cast<T>(label[j]) == pb.ignore) ? T(1) : T(0);
+    valid[j] = pb.live[j] * (T(1) - ignored);
+    dot[j] = T(0);
+  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T p = prob[c * kLanes + j];
+      const T gv = valid[j] * dice_pixel_grad(a[c], bb[c], label[j] == c ? T(1) : T(0), p, squared);
+      g[c * kLanes + j] = gv;
+      dot[j] += gv * p;
+    }
+  // through the softmax: p_c (g_c - sum_k g_k p_k)
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T p = prob[c * kLanes + j], gv = g[c * kLanes + j];
+      out[c * kLanes + j] = from_logits ? p * (gv - dot[j]) : gv;
+    }
+}
+
+template <typename in_t, typename tgt_t, typename T, typename out_t>
+VO_CPU_MULTIVERSION void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
+                                            bool from_logits, bool squared, PixelBlock<T> pb, T a, T bb,
+                                            out_t* __restrict__ out) {
+  const T check_ignore = pb.has_ignore ? T(1) : T(0);
+  const T through = from_logits ? T(1) : T(0);
+  for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes, out += kLanes) {
+    T prob[kLanes];
+    block_probabilities(x, from_logits, prob);
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T tv = static_cast<T>(t[j]), p = prob[j];
+      const T ignored = tv == pb.ignore ? check_ignore : T(0);
+      const T gv = pb.live[j] * (T(1) - ignored) * dice_pixel_grad(a, bb, tv, p, squared);
+      // through the sigmoid, p (1 - p), or not at all
+      out[j] = static_cast<out_t>(gv * (through * p * (T(1) - p) + (T(1) - through)));
+    }
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const at::Tensor& targets,
+                                                 std::string_view mode, bool from_logits, double smooth, double eps,
+                                                 bool squared, std::optional<int64_t> ignore_index,
+                                                 const std::optional<at::Tensor>& weight, bool log_loss,
+                                                 std::string_view reduction) {
+  constexpr const char* op = "dice_loss";
+  const Reduction red = parse_reduction(reduction, op);
+  const DiceShape sh = check_dice_args(inputs, targets, mode, weight, op);
+  const DiceParams params{smooth, eps, squared, log_loss};
+  at::Tensor stats = at::zeros({3, sh.C}, inputs.options().dtype(at::kDouble));
+  const at::Tensor t = checked_targets(targets, sh, ignore_index, op);
+  if (inputs.numel() > 0) {
+    const at::Tensor x = inputs.contiguous();
+    const int64_t chunks = (sh.S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
+    std::vector<double> partial(static_cast<size_t>(tasks) * 3 * sh.C, 0.0);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dice_loss", [&] {
+      using in_t = scalar_t;
+      using T = at::opmath_type<in_t>;
+      VO_DISPATCH_DICE_TARGETS(t.scalar_type(), "dice_loss_targets", [&] {
+        using tgt_t = scalar_t;
+        const in_t* xp = x.data_ptr<in_t>();
+        const tgt_t* tp = t.data_ptr<tgt_t>();
+        at::parallel_for(0, tasks, 1, [&](int64_t k0, int64_t k1) {
+          std::vector<T> acc(3 * sh.C * kLanes), prob(sh.C * kLanes);
+          for (int64_t k = k0; k < k1; ++k) {
+            const int64_t b = k / chunks, s0 = (k % chunks) * kChunk;
+            std::fill(acc.begin(), acc.end(), T(0));
+            accumulate<in_t, tgt_t, T>(xp, tp, sh, b, s0, std::min(kChunk, sh.S - s0), from_logits, squared,
+                                       ignore_index, acc.data(), prob.data());
+            double* out = partial.data() + k * 3 * sh.C;
+            for (int64_t r = 0; r < 3 * sh.C; ++r) {
+              double v = 0.0;
+              for (int64_t j = 0; j < kLanes; ++j) v += static_cast<double>(acc[r * kLanes + j]);
+              out[r] = v;
+            }
+          }
+        });
+      });
+    });
+    double* st = stats.data_ptr<double>();
+    for (int64_t k = 0; k < tasks; ++k)
+      for (int64_t r = 0; r < 3 * sh.C; ++r) st[r] += partial[k * 3 * sh.C + r];
+  }
+  at::Tensor loss = dice_reduce(stats, params, weight, red).to(inputs.scalar_type());
+  return {loss, stats};
+}
+
+at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inputs, const at::Tensor& targets,
+                                  const at::Tensor& stats, std::string_view mode, bool from_logits, double smooth,
+                                  double eps, bool squared, std::optional<int64_t> ignore_index,
+                                  const std::optional<at::Tensor>& weight, bool log_loss,
+                                  std::string_view reduction) {
+  constexpr const char* op = "_dice_loss_backward";
+  const Reduction red = parse_reduction(reduction, op);
+  const DiceShape sh = check_dice_args(inputs, targets, mode, weight, op);
+  const DiceParams params{smooth, eps, squared, log_loss};
+  at::Tensor gx = at::empty(inputs.sizes(), inputs.options());
+  if (inputs.numel() == 0) return gx;
+  advise_huge_pages(gx);
+  const auto [a_t, b_t] = dice_coefficients(stats, params, weight, red, grad);
+  const at::Tensor ac = a_t.contiguous(), bc = b_t.contiguous();
+  const double* ap = ac.data_ptr<double>();
+  const double* bp = bc.data_ptr<double>();
+  const at::Tensor x = inputs.contiguous();
+  const at::Tensor t = targets.contiguous();
+  const int64_t C = sh.C, S = sh.S;
+  const int64_t chunks = (S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_dice_loss_backward", [&] {
+    using T = at::opmath_type<scalar_t>;
+    using in_t = scalar_t;
+    VO_DISPATCH_DICE_TARGETS(t.scalar_type(), "_dice_loss_backward_targets", [&] {
+      using tgt_t = scalar_t;
+      const in_t* xp = x.data_ptr<in_t>();
+      const tgt_t* tp = t.data_ptr<tgt_t>();
+      in_t* gp = gx.data_ptr<in_t>();
+      std::vector<T> a(C), bb(C);
+      for (int64_t c = 0; c < C; ++c) {
+        a[c] = static_cast<T>(ap[c]);
+        bb[c] = static_cast<T>(bp[c]);
+      }
+      at::parallel_for(0, tasks, 1, [&](int64_t k0, int64_t k1) {
+        std::vector<T> prob(C * kLanes), g(C * kLanes), out(C * kLanes);
+        PixelBlock<T> pb{all_live<T>(), ignore_index.has_value(), static_cast<T>(ignore_index.value_or(0))};
+        for (int64_t k = k0; k < k1; ++k) {
+          const int64_t b = k / chunks, s_begin = (k % chunks) * kChunk, s_end = std::min(S, s_begin + kChunk);
+          if (sh.mode != DiceMode::Multiclass) {
+            const int64_t n = s_end - s_begin, full = n / kLanes * kLanes;
+            for (int64_t c = 0; c < C; ++c) {
+              const int64_t o = (b * C + c) * S + s_begin;
+              block_grad_sigmoid<in_t, tgt_t, T, in_t>(xp + o, tp + o, full / kLanes, from_logits, squared, pb, a[c],
+                                                       bb[c], gp + o);
+              if (full < n) {
+                const TailBlock<in_t, tgt_t, T> tail(xp + o + full, 0, tp + o + full, 0, 1, 1, n - full);
+                PixelBlock<T> tpb = pb;
+                tpb.live = tail.live;
+                block_grad_sigmoid<in_t, tgt_t, T, T>(tail.x(), tail.t(), 1, from_logits, squared, tpb, a[c], bb[c],
+                                                      out.data());
+                for (int64_t j = 0; j < n - full; ++j) gp[o + full + j] = static_cast<in_t>(out[j]);
+              }
+            }
+            continue;
+          }
+          for (int64_t s = s_begin; s < s_end; s += kLanes) {
+            const int64_t m = std::min(kLanes, s_end - s);
+            if (sh.mode == DiceMode::Multiclass) {
+              const in_t* xs = xp + b * C * S + s;
+              const tgt_t* ts = tp + b * S + s;
+              if (m == kLanes) {
+                block_grad_multiclass<in_t, tgt_t, T>(xs, S, ts, C, from_logits, squared, pb, a.data(), bb.data(),
+                                                      prob.data(), g.data(), out.data());
+              } else {
+                const TailBlock<in_t, tgt_t, T> tail(xs, S, ts, S, C, 1, m);
+                PixelBlock<T> tpb = pb;
+                tpb.live = tail.live;
+                block_grad_multiclass<in_t, tgt_t, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared,
+                                                      tpb, a.data(), bb.data(), prob.data(), g.data(), out.data());
+              }
+              for (int64_t c = 0; c < C; ++c)
+                for (int64_t j = 0; j < m; ++j) gp[(b * C + c) * S + s + j] = static_cast<in_t>(out[c * kLanes + j]);
+            } else {
+              break;  // whole chunks below
+            }
+          }
+        }
+      });
+    });
+  });
+  return gx;
+}
+
+}  // namespace
+}  // namespace vo
+
+TORCH_LIBRARY_IMPL(visionops, CPU, m) {
+  m.impl("dice_loss", &vo::dice_loss_cpu);
+  m.impl("_dice_loss_backward", &vo::dice_loss_backward_cpu);
+}

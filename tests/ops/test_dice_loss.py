@@ -1,0 +1,171 @@
+"""dice_loss: the seed notes' example, the float64 definition, smp's and
+MONAI's Dice where the semantics coincide, every mode and option,
+gradients, low precision, bad class ids, opcheck and compile."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import visionops
+from visionops.ops import _reference as ref
+
+CASES = [
+    {"mode": "binary"},
+    {"mode": "binary", "ignore_index": 2},
+    {"mode": "multiclass"},
+    {"mode": "multiclass", "ignore_index": 255},
+    {"mode": "multiclass", "squared": True, "smooth": 1.0},
+    {"mode": "multiclass", "log_loss": True, "smooth": 0.5},
+    {"mode": "multilabel"},
+    {"mode": "multilabel", "squared": True, "log_loss": True},
+    {"mode": "multiclass", "from_logits": False},
+]
+
+
+def make(mode: str, b=2, c=4, h=9, w=7, dtype=torch.float64, device="cpu", ignore=None, g=None, from_logits=True):
+    if mode == "binary":
+        c = 1
+    x = torch.randn(b, c, h, w, generator=g, dtype=torch.float64) * 2
+    if not from_logits:
+        x = x.softmax(1) if mode == "multiclass" else x.sigmoid()
+    if mode == "multiclass":
+        t = torch.randint(0, c, (b, h, w), generator=g)
+        t[0, 0, 0] = c - 1  # every class present at least once
+        if ignore is not None:
+            t[:, ::3, ::2] = ignore
+    else:
+        t = (torch.rand(b, c, h, w, generator=g) > 0.6).double()
+        if ignore is not None:
+            t[:, :, ::3, ::2] = ignore
+    return x.to(dtype=dtype, device=device), t.to(device)
+
+
+def test_seed_example():
+    # Segment the top-left pixel of a 2 x 2 image. Probabilities 0.9, 0.2,
+    # 0.1, 0.3: Dice = 2 * 0.9 / (1.5 + 1) = 0.72, the loss 0.28.
+    p = torch.tensor([[[[0.9, 0.2], [0.1, 0.3]]]], dtype=torch.float64)
+    t = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]], dtype=torch.float64)
+    torch.testing.assert_close(visionops.dice_loss(p, t, from_logits=False), torch.tensor(0.28, dtype=torch.float64))
+    # Perfect prediction: 0. No overlap: 1.
+    assert visionops.dice_loss(t, t, from_logits=False).item() == 0.0
+    assert visionops.dice_loss(1 - t, t, from_logits=False).item() == 1.0
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_matches_definition(case, reduction, device):
+    g = torch.Generator().manual_seed(len(str(case)))
+    opts = dict(case)
+    x, t = make(opts["mode"], device=device, ignore=opts.get("ignore_index"), g=g,
+                from_logits=opts.get("from_logits", True))
+    weight = torch.rand(x.shape[1], generator=g, dtype=torch.float64).to(device) if reduction != "sum" else None
+    expected = ref.dice_loss(x, t, weight=weight, reduction=reduction, **opts)
+    ours = visionops.dice_loss(x, t, weight=weight, reduction=reduction, **opts)
+    torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-12)
+    xg = x.clone().requires_grad_()
+    (got,) = torch.autograd.grad(visionops.dice_loss(xg, t, weight=weight, reduction=reduction, **opts).sum(), xg)
+    (want,) = torch.autograd.grad(ref.dice_loss(xg, t, weight=weight, reduction=reduction, **opts).sum(), xg)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_gradcheck(device):
+    g = torch.Generator().manual_seed(3)
+    for opts in ({"mode": "binary"}, {"mode": "multiclass", "ignore_index": 255, "log_loss": True},
+                 {"mode": "multilabel", "squared": True, "smooth": 0.3}):
+        x, t = make(opts["mode"], b=2, c=3, h=3, w=4, device=device, ignore=opts.get("ignore_index"), g=g)
+        assert torch.autograd.gradcheck(lambda a, o=opts, t=t: visionops.dice_loss(a, t, **o), (x.requires_grad_(),))
+
+
+def test_smp_parity():
+    smp_losses = pytest.importorskip("segmentation_models_pytorch.losses")
+    g = torch.Generator().manual_seed(4)
+    for mode, extra in (("binary", {}), ("multiclass", {}), ("multilabel", {}), ("multiclass", {"ignore_index": 255}),
+                        ("multiclass", {"log_loss": True})):
+        x, t = make(mode, dtype=torch.float32, ignore=extra.get("ignore_index"), g=g)
+        if mode != "multiclass":
+            t = t.float()
+        theirs = smp_losses.DiceLoss(mode, **extra)(x, t)
+        ours = visionops.dice_loss(x, t, mode=mode, **extra)
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    # class weights: smp's weighted mean
+    x, t = make("multiclass", dtype=torch.float32, g=g)
+    w = [0.5, 1.0, 2.0, 0.25]
+    torch.testing.assert_close(visionops.dice_loss(x, t, mode="multiclass", weight=torch.tensor(w)),
+                               smp_losses.DiceLoss("multiclass", class_weights=w)(x, t), rtol=1e-5, atol=1e-6)
+
+
+def test_monai_parity():
+    monai_losses = pytest.importorskip("monai.losses")
+    g = torch.Generator().manual_seed(5)
+    x, t = make("multiclass", dtype=torch.float32, g=g)
+    theirs = monai_losses.DiceLoss(softmax=True, to_onehot_y=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)(
+        x, t[:, None])
+    torch.testing.assert_close(visionops.dice_loss(x, t, mode="multiclass", smooth=1e-5), theirs, rtol=1e-5,
+                               atol=1e-6)
+    x, t = make("multilabel", dtype=torch.float32, g=g)
+    t = t.float()
+    theirs = monai_losses.DiceLoss(sigmoid=True, batch=True, squared_pred=True, smooth_nr=1e-5, smooth_dr=1e-5)(x, t)
+    torch.testing.assert_close(visionops.dice_loss(x, t, mode="multilabel", squared=True, smooth=1e-5), theirs,
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision(dtype, device):
+    # Within twice the error of the definition computed in that dtype.
+    g = torch.Generator().manual_seed(6)
+    x, t = make("multiclass", b=2, c=5, h=32, w=32, dtype=dtype, device=device, g=g)
+    exact = ref.dice_loss(x, t, mode="multiclass", reduction="none")
+    plain = ref.dice_loss(x, t, mode="multiclass", reduction="none", dtype=dtype)
+    ours = visionops.dice_loss(x, t, mode="multiclass", reduction="none")
+    assert ours.dtype == dtype
+    assert (ours.double() - exact).abs().max() <= 2 * (plain.double() - exact).abs().max() + 1e-3
+
+
+def test_target_types_and_empty(device):
+    g = torch.Generator().manual_seed(7)
+    x, t = make("multiclass", dtype=torch.float32, device=device, g=g)
+    base = visionops.dice_loss(x, t, mode="multiclass")
+    for dt in (torch.uint8, torch.int32):
+        assert torch.equal(visionops.dice_loss(x, t.to(dt), mode="multiclass"), base)
+    xb, tb = make("binary", dtype=torch.float32, device=device, g=g)
+    assert torch.equal(visionops.dice_loss(xb, tb.bool()), visionops.dice_loss(xb, tb.float()))
+    assert torch.equal(visionops.dice_loss(xb, tb[:, 0].float()), visionops.dice_loss(xb, tb.float()))
+    # No pixels: every class is absent from the target, so the loss is 0.
+    e = visionops.dice_loss(x[:, :, :0], t[:, :0], mode="multiclass")
+    assert e.item() == 0.0
+
+
+def test_errors(device):
+    x, t = make("multiclass", dtype=torch.float32, device=device, g=torch.Generator().manual_seed(8))
+    bad = t.clone()
+    bad[0, 1, 1] = 4
+    with pytest.raises(IndexError, match=r"visionops.dice_loss: targets hold class id 4, outside \[0, 4\)"):
+        visionops.dice_loss(x, bad, mode="multiclass")
+    bad[0, 1, 1] = -1
+    with pytest.raises(IndexError, match="class id -1"):
+        visionops.dice_loss(x, bad, mode="multiclass")
+    with pytest.raises(ValueError, match=r"visionops.dice_loss: targets must be a class map of shape \[B, ...\]"):
+        visionops.dice_loss(x, t[:, :3], mode="multiclass")
+    with pytest.raises(ValueError, match="visionops.dice_loss: mode must be one of"):
+        visionops.dice_loss(x, t, mode="multi")
+    with pytest.raises(ValueError, match="visionops.dice_loss: binary inputs must have one channel"):
+        visionops.dice_loss(x, t.float())
+    with pytest.raises(ValueError, match=r"visionops.dice_loss: weight must have one value per class, \[4\]"):
+        visionops.dice_loss(x, t, mode="multiclass", weight=torch.ones(3, device=device))
+
+
+def test_module_opcheck_and_compile(device):
+    g = torch.Generator().manual_seed(9)
+    x, t = make("multiclass", b=2, c=3, h=4, w=5, device=device, g=g)
+    m = visionops.DiceLoss("multiclass", smooth=0.1)
+    assert torch.equal(m(x, t), visionops.dice_loss(x, t, mode="multiclass", smooth=0.1))
+    x.requires_grad_()
+    torch.library.opcheck(torch.ops.visionops.dice_loss.default,
+                          (x, t, "multiclass", True, 0.1, 1e-7, False, None, None, False, "mean"))
+    torch._dynamo.reset()
+    f = torch.compile(lambda a: m(a, t), fullgraph=True, backend="aot_eager")
+    (got,) = torch.autograd.grad(f(x), x)
+    (want,) = torch.autograd.grad(m(x, t), x)
+    torch.testing.assert_close(got, want)
+    torch._dynamo.reset()
