@@ -19,7 +19,7 @@ def test_bench_writes_table_json_and_plot(tmp_path, capsys):
                  "--threads", "1", "--min-run-time", "0.01", "--json", str(out)])
     assert code == 0
     table = capsys.readouterr().out
-    assert "torchvision ms" in table and "box_iou" in table and "40x40" in table
+    assert "baseline ms" in table and "box_iou" in table and "40x40" in table
     data = json.loads(out.read_text())
     env = data["environment"]
     assert env["torch"] and env["cpu"] and env["git_commit"]

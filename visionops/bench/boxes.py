@@ -22,7 +22,8 @@ class Case:
     op: str
     case: str
     visionops: Callable[[], object]
-    torchvision: Callable[[], object] | None
+    torchvision: Callable[[], object] | None  # the baseline: torchvision's op unless `baseline` names another
+    baseline: str = "torchvision"
 
 
 def detector_boxes(n: int, dtype: torch.dtype, device: str, generator: torch.Generator) -> torch.Tensor:

@@ -26,9 +26,10 @@ class Result:
     device: str
     dtype: str
     threads: int
-    torchvision_ms: float | None
+    torchvision_ms: float | None  # the baseline's time (torchvision unless `baseline` says otherwise)
     visionops_ms: float
     speedup: float | None
+    baseline: str = "torchvision"
 
 
 def median_ms(fn: Callable[[], object], threads: int, device: str, min_run_time: float) -> float:
@@ -86,7 +87,7 @@ def environment(device: str) -> dict:
     return env
 
 
-_HEADER = f"{'op':<26} {'case':<24} {'threads':>7} {'torchvision ms':>15} {'visionops ms':>13} {'speedup':>8}"
+_HEADER = f"{'op':<26} {'case':<32} {'threads':>7} {'baseline ms':>15} {'visionops ms':>13} {'speedup':>8}"
 
 
 def print_header() -> None:
@@ -97,7 +98,8 @@ def print_header() -> None:
 def print_row(r: Result) -> None:
     tv = f"{r.torchvision_ms:15.3f}" if r.torchvision_ms is not None else f"{'-':>15}"
     sp = f"{r.speedup:7.1f}x" if r.speedup is not None else f"{'-':>8}"
-    print(f"{r.op:<26} {r.case:<24} {r.threads:>7} {tv} {r.visionops_ms:13.3f} {sp}", flush=True)
+    case = r.case if r.baseline == "torchvision" else f"{r.case} vs {r.baseline}"
+    print(f"{r.op:<26} {case:<32} {r.threads:>7} {tv} {r.visionops_ms:13.3f} {sp}", flush=True)
 
 
 def write_json(path: str, results: list[Result], device: str, argv: list[str]) -> None:
