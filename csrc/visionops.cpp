@@ -126,4 +126,16 @@ TORCH_LIBRARY(visionops, m) {
       "_dice_loss_backward(Tensor grad, Tensor inputs, Tensor targets, Tensor stats, str mode, bool from_logits, "
       "float smooth, float eps, bool squared, int? ignore_index, Tensor? weight, bool log_loss, str reduction) "
       "-> Tensor");
+
+  // ---- YOLO heads [B, A * (5 + C), H, W] per scale, anchors [L, A, 2] in
+  // pixels: the top max_detections boxes (x1, y1, x2, y2) of each image by
+  // score = sigmoid(objectness) * sigmoid(best class logit), above
+  // score_threshold, with their scores and classes, padded (boxes 0, scores
+  // 0, classes -1), and the counts [B]: the input of padded_nms.
+  m.def(
+      "yolo_decode(Tensor[] heads, Tensor anchors, int[] strides, str version=\"v5\", float score_threshold=0.25, "
+      "int max_detections=300) -> (Tensor, Tensor, Tensor, Tensor)");
+  // The differentiable box decoding of one scale: [B, A, H, W, 4] boxes.
+  m.def("yolo_boxes(Tensor head, Tensor anchors, int stride, str version=\"v5\") -> Tensor");
+  m.def("_yolo_boxes_backward(Tensor grad, Tensor head, Tensor anchors, int stride, str version) -> Tensor");
 }

@@ -34,6 +34,8 @@ from visionops.ops import (
     roi_pool,
     sigmoid_focal_loss,
     soft_nms,
+    yolo_boxes,
+    yolo_decode,
 )
 
 __version__ = "0.1.0"
@@ -67,4 +69,6 @@ __all__ = [
     "roi_pool",
     "sigmoid_focal_loss",
     "soft_nms",
+    "yolo_boxes",
+    "yolo_decode",
 ]

@@ -913,6 +913,81 @@ def _dice_backward(ctx, grad: Tensor, _grad_stats):
 torch.library.register_autograd(_lib + "dice_loss", _dice_backward, setup_context=_dice_setup)
 
 
+# ----------------------------------------------------------------- YOLO (mirror csrc/yolo_checks.h)
+
+
+def check_yolo_head(head: Tensor, a: int, op: str, arg: str) -> None:
+    torch._check(
+        head.dim() == 4,
+        lambda: f"visionops.{op}: {arg} must have shape [B, A * (5 + C), H, W], got {list(head.shape)}",
+    )
+    torch._check(
+        head.dtype.is_floating_point,
+        lambda: f"visionops.{op}: {arg} must be a floating point tensor, got {_dtype_name(head.dtype)}",
+    )
+    torch._check_value(
+        a > 0 and head.shape[1] % a == 0 and head.shape[1] // a > 5,
+        lambda: f"visionops.{op}: {arg} must have A * (5 + C) channels with C >= 1 for {a} anchors, "
+        f"got {head.shape[1]}",
+    )
+
+
+def _check_version(version: str, op: str) -> None:
+    torch._check_value(version in ("v3", "v5"), lambda: f"visionops.{op}: version must be 'v3' or 'v5', got '{version}'")
+
+
+@torch.library.register_fake(_lib + "yolo_decode")
+def _yolo_decode_fake(heads, anchors, strides, version="v5", score_threshold=0.25, max_detections=300):
+    op = "yolo_decode"
+    _check_version(version, op)
+    torch._check_value(len(heads) > 0, lambda: f"visionops.{op}: heads must hold at least one scale")
+    torch._check(
+        anchors.dim() == 3 and anchors.shape[0] == len(heads) and anchors.shape[2] == 2,
+        lambda: f"visionops.{op}: anchors must have shape [{len(heads)}, A, 2] (pixels, per scale), got "
+        f"{list(anchors.shape)}",
+    )
+    torch._check_value(
+        len(strides) == len(heads),
+        lambda: f"visionops.{op}: strides must have one value per scale, got {len(strides)} for {len(heads)} scales",
+    )
+    torch._check_value(max_detections >= 0, lambda: f"visionops.{op}: max_detections must be >= 0, got "
+                       f"{max_detections}")
+    for h in heads:
+        check_yolo_head(h, anchors.shape[1], op, "heads")
+    b, k, h0 = heads[0].shape[0], max_detections, heads[0]
+    return (h0.new_empty((b, k, 4)), h0.new_empty((b, k)), h0.new_empty((b, k), dtype=torch.int64),
+            h0.new_empty((b,), dtype=torch.int64))
+
+
+@torch.library.register_fake(_lib + "yolo_boxes")
+def _yolo_boxes_fake(head, anchors, stride, version="v5"):
+    _check_version(version, "yolo_boxes")
+    torch._check(
+        anchors.dim() == 2 and anchors.shape[1] == 2,
+        lambda: f"visionops.yolo_boxes: anchors must have shape [A, 2] (pixels), got {list(anchors.shape)}",
+    )
+    check_yolo_head(head, anchors.shape[0], "yolo_boxes", "head")
+    return head.new_empty((head.shape[0], anchors.shape[0], head.shape[2], head.shape[3], 4))
+
+
+@torch.library.register_fake(_lib + "_yolo_boxes_backward")
+def _yolo_boxes_backward_fake(grad, head, anchors, stride, version):
+    return head.new_empty(head.shape)
+
+
+def _yolo_boxes_setup(ctx, inputs, output):
+    head, anchors, ctx.stride, ctx.version = inputs
+    ctx.save_for_backward(head, anchors)
+
+
+def _yolo_boxes_backward(ctx, grad: Tensor):
+    head, anchors = ctx.saved_tensors
+    return torch.ops.visionops._yolo_boxes_backward(grad, head, anchors, ctx.stride, ctx.version), None, None, None
+
+
+torch.library.register_autograd(_lib + "yolo_boxes", _yolo_boxes_backward, setup_context=_yolo_boxes_setup)
+
+
 # ----------------------------------------------------------------- no double backward
 
 
@@ -936,3 +1011,4 @@ _refuse_double_backward("_multi_scale_roi_align_backward", "multi_scale_roi_alig
 _refuse_double_backward("_decode_boxes_backward", "decode_boxes")
 _refuse_double_backward("_sigmoid_focal_loss_backward", "sigmoid_focal_loss")
 _refuse_double_backward("_dice_loss_backward", "dice_loss")
+_refuse_double_backward("_yolo_boxes_backward", "yolo_boxes")

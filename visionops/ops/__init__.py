@@ -28,6 +28,7 @@ from visionops.ops.roi import (
     roi_align,
     roi_pool,
 )
+from visionops.ops.yolo import yolo_boxes, yolo_decode
 
 __all__ = [
     "AnchorGenerator",
@@ -57,4 +58,6 @@ __all__ = [
     "roi_pool",
     "sigmoid_focal_loss",
     "soft_nms",
+    "yolo_boxes",
+    "yolo_decode",
 ]

@@ -247,3 +247,50 @@ def dice_loss(inputs: Tensor, targets: Tensor, mode: str = "binary", from_logits
     if reduction == "none":
         return loss
     return loss.sum() if reduction == "sum" else loss.sum() / w.sum()
+
+
+# ----------------------------------------------------------------- YOLO decoding
+
+
+def yolo_boxes(head: Tensor, anchors: Tensor, stride: int, version: str = "v5") -> Tensor:
+    """[B, A, H, W, 4] boxes (x1, y1, x2, y2) of one scale, from the definitions."""
+    b, ch, h, w = head.shape
+    a = anchors.shape[0]
+    t = head.reshape(b, a, ch // a, h, w)[:, :, :4].to(torch.float64)
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    aw = anchors[:, 0].to(torch.float64)[None, :, None, None]
+    ah = anchors[:, 1].to(torch.float64)[None, :, None, None]
+    if version == "v3":
+        cx, cy = (t[:, :, 0].sigmoid() + gx) * stride, (t[:, :, 1].sigmoid() + gy) * stride
+        bw, bh = t[:, :, 2].exp() * aw, t[:, :, 3].exp() * ah
+    else:
+        cx, cy = (2 * t[:, :, 0].sigmoid() - 0.5 + gx) * stride, (2 * t[:, :, 1].sigmoid() - 0.5 + gy) * stride
+        bw, bh = (2 * t[:, :, 2].sigmoid()) ** 2 * aw, (2 * t[:, :, 3].sigmoid()) ** 2 * ah
+    return torch.stack((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), dim=-1)
+
+
+def yolo_decode(heads: list[Tensor], anchors: Tensor, strides: list[int], version: str = "v5",
+                score_threshold: float = 0.25, max_detections: int = 300):
+    """Every candidate scored, then each image's top boxes (stable order), in float64."""
+    boxes, scores, labels = [], [], []
+    for head, anc, s in zip(heads, anchors, strides):
+        b, ch, h, w = head.shape
+        a = anc.shape[0]
+        x = head.reshape(b, a, ch // a, h, w).to(torch.float64)
+        best, label = x[:, :, 5:].max(dim=2)  # first maximum on ties
+        scores.append((x[:, :, 4].sigmoid() * best.sigmoid()).reshape(b, -1))
+        labels.append(label.reshape(b, -1))
+        boxes.append(yolo_boxes(head, anc, s, version).reshape(b, -1, 4))
+    boxes, scores, labels = torch.cat(boxes, 1), torch.cat(scores, 1), torch.cat(labels, 1)
+    b, k = scores.shape[0], max_detections
+    out_boxes = torch.zeros(b, k, 4, dtype=torch.float64)
+    out_scores = torch.zeros(b, k, dtype=torch.float64)
+    out_labels = torch.full((b, k), -1, dtype=torch.int64)
+    counts = torch.zeros(b, dtype=torch.int64)
+    for i in range(b):
+        keep = (scores[i] > score_threshold).nonzero().flatten()
+        order = keep[torch.sort(scores[i][keep], descending=True, stable=True).indices][:k]
+        n = len(order)
+        out_boxes[i, :n], out_scores[i, :n], out_labels[i, :n], counts[i] = boxes[i, order], scores[i, order], \
+            labels[i, order], n
+    return out_boxes, out_scores, out_labels, counts
