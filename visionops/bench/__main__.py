@@ -1,6 +1,6 @@
 """``python -m visionops.bench``: visionops against torchvision, side by side.
 
-    python -m visionops.bench                       # every suite (boxes, nms, roi, coding, losses, dice), CPU, 1 and 2 threads
+    python -m visionops.bench                       # every suite (boxes, nms, roi, coding, losses, dice, yolo), CPU, 1 and 2 threads
     python -m visionops.bench boxes --ops box_iou --sizes 1000,4000 --threads 1,2 --json results/boxes.json
     python -m visionops.bench --device cuda --dtype float16
     python -m visionops.bench --ops nms,batched_nms --sizes 1000,20000,100000
@@ -20,10 +20,10 @@ import sys
 
 import torch
 
-from visionops.bench import boxes, coding, dice, losses, nms, roi
+from visionops.bench import boxes, coding, dice, losses, nms, roi, yolo
 from visionops.bench.timing import Result, median_ms, print_header, print_row, write_json
 
-SUITES = {"boxes": boxes, "nms": nms, "roi": roi, "coding": coding, "losses": losses, "dice": dice}
+SUITES = {"boxes": boxes, "nms": nms, "roi": roi, "coding": coding, "losses": losses, "dice": dice, "yolo": yolo}
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
