@@ -14,3 +14,20 @@ def threads(request):
     torch.set_num_threads(request.param)
     yield request.param
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def time_case(benchmark, threads):
+    """Times one side of a `visionops.bench` case: impl 'visionops' or
+    'baseline' (torchvision's op, or the implementation the case names)."""
+
+    def run(case, impl: str) -> None:
+        fn = case.visionops if impl == "visionops" else case.torchvision
+        if fn is None:
+            pytest.skip(f"{case.baseline} is not installed or does not support this case")
+        benchmark.group = f"{case.op} {case.case} vs {case.baseline} {threads} thread(s)"
+        benchmark(fn)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    return run

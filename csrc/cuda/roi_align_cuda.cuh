@@ -46,6 +46,32 @@ inline bool is_channels_last(const at::Tensor& t) {
   return !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
+// Element i of an [N, C, H, W] map in its memory order: channel-fastest
+// (channels-last) or column-fastest (channels-first).
+struct MapElement {
+  int64_t n, c, y, x;
+};
+
+__device__ __forceinline__ MapElement map_element(int64_t i, int64_t C, int64_t H, int64_t W, bool channel_fastest) {
+  MapElement e;
+  if (channel_fastest) {
+    e.c = i % C;
+    int64_t r = i / C;
+    e.x = r % W;
+    r /= W;
+    e.y = r % H;
+    e.n = r / H;
+  } else {
+    e.x = i % W;
+    int64_t r = i / W;
+    e.y = r % H;
+    r /= H;
+    e.c = r % C;
+    e.n = r / C;
+  }
+  return e;
+}
+
 // Element i of a [K, C, PH, PW] iteration space, channel-fastest or
 // bin-fastest (pw, then ph, then c, then k).
 struct RoiElement {
@@ -282,24 +308,8 @@ __global__ void roi_align_gather_kernel(MapView<T> g, bool channel_fastest, cons
   // the block's last element and threads past the end only help load.
   const int64_t block_first = static_cast<int64_t>(blockIdx.x) * blockDim.x;
   const int64_t i = block_first + threadIdx.x;
-  int64_t n = 0, c = 0, y = 0, x = 0;
-  if (i < total) {
-    if (channel_fastest) {
-      c = i % g.C;
-      int64_t r = i / g.C;
-      x = r % g.W;
-      r /= g.W;
-      y = r % g.H;
-      n = r / g.H;
-    } else {
-      x = i % g.W;
-      int64_t r = i / g.W;
-      y = r % g.H;
-      r /= g.H;
-      c = r % g.C;
-      n = r / g.C;
-    }
-  }
+  const MapElement e = i < total ? map_element(i, g.C, g.H, g.W, channel_fastest) : MapElement{0, 0, 0, 0};
+  const int64_t n = e.n, c = e.c, y = e.y, x = e.x;
   const T fy = static_cast<T>(y), fx = static_cast<T>(x);
   T sum = T(0);
   for (int64_t k0 = 0; k0 < K; k0 += kGeometryTile) {

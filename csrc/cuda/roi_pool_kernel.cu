@@ -104,24 +104,9 @@ __global__ void roi_pool_gather_kernel(MapView<T> g, bool channel_fastest, const
   __shared__ PoolGeometry<T> tile[kPoolTile];
   const int64_t total = g.N * g.C * g.H * g.W;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  int64_t n = 0, c = 0, y = 0, x = 0;
-  if (i < total) {
-    if (channel_fastest) {
-      c = i % g.C;
-      int64_t r = i / g.C;
-      x = r % g.W;
-      r /= g.W;
-      y = r % g.H;
-      n = r / g.H;
-    } else {
-      x = i % g.W;
-      int64_t r = i / g.W;
-      y = r % g.H;
-      r /= g.H;
-      c = r % g.C;
-      n = r / g.C;
-    }
-  }
+  const cuda::MapElement e = i < total ? cuda::map_element(i, g.C, g.H, g.W, channel_fastest)
+                                       : cuda::MapElement{0, 0, 0, 0};
+  const int64_t n = e.n, c = e.c, y = e.y, x = e.x;
   const int32_t pixel = static_cast<int32_t>(y * g.W + x);
   T sum = T(0);
   for (int64_t k0 = 0; k0 < K; k0 += kPoolTile) {
