@@ -17,15 +17,6 @@
 
 namespace vo {
 
-// sigmoid(x) without overflow for any x.
-template <typename T>
-VO_HOST_DEVICE_INLINE T stable_sigmoid(T x) {
-  const T e = exp_(x < T(0) ? x : -x);  // exp(-|x|)
-  const T r = T(1) / (T(1) + e);
-  const T er = e * r;
-  return x >= T(0) ? r : er;
-}
-
 struct DiceParams {
   double smooth, eps;
   bool squared, log_loss;

@@ -98,4 +98,13 @@ VO_HOST_DEVICE_INLINE float log_(float x) {
 VO_HOST_DEVICE_INLINE double exp_(double x) { return std::exp(x); }
 VO_HOST_DEVICE_INLINE double log_(double x) { return std::log(x); }
 
+// sigmoid(x) without overflow for any x.
+template <typename T>
+VO_HOST_DEVICE_INLINE T stable_sigmoid(T x) {
+  const T e = exp_(x < T(0) ? x : -x);  // exp(-|x|)
+  const T r = T(1) / (T(1) + e);
+  const T er = e * r;
+  return x >= T(0) ? r : er;
+}
+
 }  // namespace vo

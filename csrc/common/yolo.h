@@ -10,7 +10,6 @@
 #pragma once
 
 #include "../macros.h"
-#include "dice.h"
 #include "fast_math.h"
 
 namespace vo {
