@@ -91,7 +91,7 @@ __global__ void multi_scale_backward_kernel(Levels<T, T> levels, const T* __rest
     const int64_t n = roi_batch_index(r[0], g.N);
     if (n < 0 || g.H == 0 || g.W == 0) continue;
     cuda::roi_align_bin_scatter<T>(g, n, e.c, r + 1, levels.scale[lvl], e.ph, e.pw, PH, PW, sampling_ratio, false,
-                                   grad[i]);
+                                   grad + i);
   }
 }
 

@@ -18,6 +18,7 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../common/roi.h"
 #include "../macros.h"
@@ -210,11 +211,30 @@ inline unsigned int chunks_per_roi(int64_t K, int64_t per_roi, int threads) {
   return static_cast<unsigned int>(c < 1 ? 1 : (c > 65535 ? 65535 : c));
 }
 
-// Adds grad's share of bin (ph, pw) into the gradient map g, with atomics.
-template <typename T>
+// Adds v[0, kVec) to kVec consecutive values at p: one vector atomic for a
+// pair of floats on sm_90 and later (8-byte aligned by the callers), scalar
+// atomics otherwise.
+template <typename T, int kVec>
+__device__ __forceinline__ void atomic_add_vec(T* p, const T* v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr bool kPairOfFloats = std::is_same_v<T, float> && kVec == 2;
+#else
+  constexpr bool kPairOfFloats = false;
+#endif
+  if constexpr (kPairOfFloats) {
+    atomicAdd(reinterpret_cast<float2*>(p), make_float2(v[0], v[1]));
+  } else {
+    for (int j = 0; j < kVec; ++j) atomicAdd(p + j, v[j]);
+  }
+}
+
+// Adds the share of bin (ph, pw) of kVec consecutive channels c, c + 1, ...
+// (grad[0, kVec)) into the gradient map g, with atomics. kVec > 1 needs the
+// channels adjacent in g (channels-last).
+template <typename T, int kVec = 1>
 __device__ void roi_align_bin_scatter(const MapView<T>& g, int64_t n, int64_t c, const T* box, T scale, int64_t ph,
                                       int64_t pw, int64_t PH, int64_t PW, int64_t sampling_ratio, bool aligned,
-                                      T grad) {
+                                      const T* grad) {
   const RoiAlignAxis<T> ay = roi_align_axis(box[1], box[3], scale, PH, sampling_ratio, aligned);
   const RoiAlignAxis<T> ax = roi_align_axis(box[0], box[2], scale, PW, sampling_ratio, aligned);
   const T count = roi_align_count<T>(ay.grid, ax.grid);
@@ -228,10 +248,17 @@ __device__ void roi_align_bin_scatter(const MapView<T>& g, int64_t n, int64_t c,
       AxisWeights<T> wx;
       if (!bilinear_axis(roi_align_sample(ax, pw, ix), g.W, wx)) continue;
       const CornerWeights<T> w = corner_weights(wy, wx);
-      atomicAdd(g.at(n, c, wy.lo, wx.lo), grad * w.w1 / count);
-      atomicAdd(g.at(n, c, wy.lo, wx.hi), grad * w.w2 / count);
-      atomicAdd(g.at(n, c, wy.hi, wx.lo), grad * w.w3 / count);
-      atomicAdd(g.at(n, c, wy.hi, wx.hi), grad * w.w4 / count);
+      T v1[kVec], v2[kVec], v3[kVec], v4[kVec];
+      for (int j = 0; j < kVec; ++j) {
+        v1[j] = grad[j] * w.w1 / count;
+        v2[j] = grad[j] * w.w2 / count;
+        v3[j] = grad[j] * w.w3 / count;
+        v4[j] = grad[j] * w.w4 / count;
+      }
+      atomic_add_vec<T, kVec>(g.at(n, c, wy.lo, wx.lo), v1);
+      atomic_add_vec<T, kVec>(g.at(n, c, wy.lo, wx.hi), v2);
+      atomic_add_vec<T, kVec>(g.at(n, c, wy.hi, wx.lo), v3);
+      atomic_add_vec<T, kVec>(g.at(n, c, wy.hi, wx.hi), v4);
     }
   }
 }

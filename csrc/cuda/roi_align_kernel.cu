@@ -37,17 +37,23 @@ __global__ void roi_align_forward_kernel(MapView<const scalar_t> m, const T* __r
                                      channel_fastest, e_begin, e_end, out + k * per_roi, sp);
 }
 
-template <typename T>
+// One thread per kVec channels of one output bin. kVec = 2 for channels-last
+// gradient maps with an even channel count: the pair's atomics go out as one.
+template <typename T, int kVec>
 __global__ void roi_align_backward_kernel(MapView<T> g, const T* __restrict__ grad, const T* __restrict__ rois,
                                           int64_t K, T scale, int64_t PH, int64_t PW, int64_t sampling_ratio,
                                           bool aligned) {
-  const int64_t total = K * g.C * PH * PW;
+  const int64_t groups = g.C / kVec;
+  const int64_t total = K * groups * PH * PW;
   VO_CUDA_1D_KERNEL_LOOP(i, total) {
-    const cuda::RoiElement e = cuda::roi_element(i, g.C, PH, PW, false);
+    const cuda::RoiElement e = cuda::roi_element(i, groups, PH, PW, false);
     const T* r = rois + 5 * e.k;
     const int64_t n = roi_batch_index(r[0], g.N);
     if (n < 0) continue;
-    cuda::roi_align_bin_scatter<T>(g, n, e.c, r + 1, scale, e.ph, e.pw, PH, PW, sampling_ratio, aligned, grad[i]);
+    const int64_t c = e.c * kVec;
+    T gv[kVec];
+    for (int j = 0; j < kVec; ++j) gv[j] = grad[((e.k * g.C + c + j) * PH + e.ph) * PW + e.pw];
+    cuda::roi_align_bin_scatter<T, kVec>(g, n, c, r + 1, scale, e.ph, e.pw, PH, PW, sampling_ratio, aligned, gv);
   }
 }
 
@@ -108,9 +114,16 @@ at::Tensor roi_align_backward_cuda(const at::Tensor& grad, const at::Tensor& roi
                          pooled_h, pooled_w);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       } else {
-        roi_align_backward_kernel<T><<<cuda::blocks_for(g.numel()), cuda::kThreads, 0, stream>>>(
-            map_view(gx, gx.mutable_data_ptr<T>()), g.const_data_ptr<T>(), r.const_data_ptr<T>(), K, scale,
-            pooled_h, pooled_w, sampling_ratio, aligned);
+        const auto view = map_view(gx, gx.mutable_data_ptr<T>());
+        if (channels_last && C % 2 == 0) {
+          roi_align_backward_kernel<T, 2><<<cuda::blocks_for(g.numel() / 2), cuda::kThreads, 0, stream>>>(
+              view, g.const_data_ptr<T>(), r.const_data_ptr<T>(), K, scale, pooled_h, pooled_w, sampling_ratio,
+              aligned);
+        } else {
+          roi_align_backward_kernel<T, 1><<<cuda::blocks_for(g.numel()), cuda::kThreads, 0, stream>>>(
+              view, g.const_data_ptr<T>(), r.const_data_ptr<T>(), K, scale, pooled_h, pooled_w, sampling_ratio,
+              aligned);
+        }
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       }
     }

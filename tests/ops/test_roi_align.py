@@ -249,8 +249,9 @@ def test_cuda_matches_cpu_and_deterministic_mode(aligned):
                                    rtol=1e-5, atol=1e-5)
     cpu_grad = torch.ops.visionops._roi_align_backward(grad, rois, 1.0, 5, 5, 2, 16, 20, 24, -1, aligned, False)
     args = (grad.cuda(), rois.cuda(), 1.0, 5, 5, 2, 16, 20, 24, -1, aligned)
-    atomic = torch.ops.visionops._roi_align_backward(*args, False)
-    torch.testing.assert_close(atomic.cpu(), cpu_grad, rtol=1e-4, atol=1e-5)
+    for channels_last in (False, True):  # channels-last: pairs of channels per vector atomic
+        atomic = torch.ops.visionops._roi_align_backward(*args, channels_last)
+        torch.testing.assert_close(atomic.cpu(), cpu_grad, rtol=1e-4, atol=1e-5)
     torch.use_deterministic_algorithms(True)
     try:
         det = [torch.ops.visionops._roi_align_backward(*args, cl) for cl in (False, False, True)]
