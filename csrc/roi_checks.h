@@ -4,6 +4,9 @@
 #pragma once
 
 #include <ATen/ATen.h>
+
+#include <cstdint>
+#include <limits>
 #include <c10/util/Exception.h>
 
 #include "checks.h"
@@ -36,6 +39,18 @@ inline void check_roi_grad(const at::Tensor& grad, int64_t K, int64_t C, int64_t
                   grad.size(3) == pooled_w,
               "visionops.", op, ": grad must have shape [", K, ", ", C, ", ", pooled_h, ", ", pooled_w, "], got ",
               shape_str(grad));
+}
+
+// roi_pool's argmax holds pixel indices h * W + w as int32.
+inline void check_roi_pool_map(const at::Tensor& input, const char* op) {
+  TORCH_CHECK(input.size(2) * input.size(3) <= std::numeric_limits<int32_t>::max(), "visionops.", op,
+              ": input maps of more than 2^31 pixels are not supported (argmax is int32), got ", shape_str(input));
+}
+
+inline void check_roi_pool_argmax(const at::Tensor& argmax, const at::Tensor& grad, const char* op) {
+  TORCH_CHECK(argmax.sizes() == grad.sizes() && argmax.scalar_type() == at::kInt, "visionops.", op,
+              ": argmax must be an int32 tensor of grad's shape ", shape_str(grad), ", got ", argmax.scalar_type(),
+              " ", shape_str(argmax));
 }
 
 // A zero [N, C, H, W] map stored channels-last (N, H, W, C) or channels-first.

@@ -147,8 +147,7 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_cuda(const at::Tensor& input, const 
   check_roi_input(input, op);
   check_rois(rois, input, op);
   check_output_size(pooled_h, pooled_w, op);
-  TORCH_CHECK(input.size(2) * input.size(3) <= std::numeric_limits<int32_t>::max(), "visionops.", op,
-              ": input maps of more than 2^31 pixels are not supported (argmax is int32), got ", shape_str(input));
+  check_roi_pool_map(input, op);
   const c10::cuda::CUDAGuard guard(input.device());
   const int64_t K = rois.size(0), C = input.size(1);
   at::Tensor out = at::empty({K, C, pooled_h, pooled_w}, input.options());
@@ -174,9 +173,7 @@ at::Tensor roi_pool_backward_cuda(const at::Tensor& grad, const at::Tensor& rois
   check_rois(rois, grad, op);
   const int64_t K = rois.size(0);
   check_roi_grad(grad, K, C, pooled_h, pooled_w, op);
-  TORCH_CHECK(argmax.sizes() == grad.sizes() && argmax.scalar_type() == at::kInt, "visionops.", op,
-              ": argmax must be an int32 tensor of grad's shape ", shape_str(grad), ", got ", argmax.scalar_type(),
-              " ", shape_str(argmax));
+  check_roi_pool_argmax(argmax, grad, op);
   const c10::cuda::CUDAGuard guard(grad.device());
   at::Tensor result;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "_roi_pool_backward", [&] {
