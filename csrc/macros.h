@@ -24,6 +24,17 @@
 #define VO_CPU_MULTIVERSION
 #endif
 
+// A loop whose iterations are independent except for a min reduction: lets
+// the compiler use vector min instructions (IEEE min is not associative, so
+// without the pragma it keeps the loop scalar). A no-op on the GPU and
+// without OpenMP.
+#define VO_PRAGMA(x) _Pragma(#x)
+#if defined(_OPENMP) && !defined(__CUDACC__) && !defined(__HIPCC__)
+#define VO_SIMD_MIN_REDUCTION(var) VO_PRAGMA(omp simd reduction(min : var))
+#else
+#define VO_SIMD_MIN_REDUCTION(var)
+#endif
+
 namespace vo {
 
 // Plain min/max that compile to one instruction on host and device. With a NaN

@@ -138,4 +138,25 @@ TORCH_LIBRARY(visionops, m) {
   // The differentiable box decoding of one scale: [B, A, H, W, 4] boxes.
   m.def("yolo_boxes(Tensor head, Tensor anchors, int stride, str version=\"v5\") -> Tensor");
   m.def("_yolo_boxes_backward(Tensor grad, Tensor head, Tensor anchors, int stride, str version) -> Tensor");
+
+  // ---- Hungarian matching over a padded batch of cost matrices [B, R, C]:
+  // problem b uses the first row_counts[b] rows and col_counts[b] columns
+  // (all when None). Returns the column assigned to each row ([B, R], -1 for
+  // an unassigned row) and a status per problem ([B] int32: 0 solved,
+  // 1 invalid entries (NaN, or -inf when minimizing / +inf when maximizing),
+  // 2 infeasible); the Python API raises ValueError on a nonzero status.
+  m.def(
+      "linear_sum_assignment(Tensor cost, Tensor? row_counts=None, Tensor? col_counts=None, bool maximize=False) "
+      "-> (Tensor, Tensor)");
+
+  // DETR's matching cost (class, L1 and GIoU terms; boxes cxcywh) of each
+  // image's queries against its own targets only: logits [B, Q, K], boxes
+  // [B, Q, 4], the targets of all images concatenated ([T], [T, 4]) with
+  // target_counts[b] of them per image. Returns [B, Q, max count] (padding
+  // 0), float32 (float64 for float64 inputs): the input of
+  // linear_sum_assignment with col_counts = target_counts.
+  m.def(
+      "detr_matching_cost(Tensor logits, Tensor pred_boxes, Tensor target_labels, Tensor target_boxes, "
+      "int[] target_counts, float class_weight=1.0, float bbox_weight=1.0, float giou_weight=1.0) -> Tensor");
+
 }

@@ -1012,3 +1012,55 @@ _refuse_double_backward("_decode_boxes_backward", "decode_boxes")
 _refuse_double_backward("_sigmoid_focal_loss_backward", "sigmoid_focal_loss")
 _refuse_double_backward("_dice_loss_backward", "dice_loss")
 _refuse_double_backward("_yolo_boxes_backward", "yolo_boxes")
+
+
+# ----------------------------------------------------------------- matching (mirror csrc/lsap_checks.h, matching_checks.h)
+
+
+@torch.library.register_fake(_lib + "linear_sum_assignment")
+def _linear_sum_assignment_fake(cost, row_counts=None, col_counts=None, maximize=False):
+    op = "visionops.linear_sum_assignment"
+    torch._check_value(cost.dim() == 3, lambda: f"{op}: cost must have shape [B, R, C], got {list(cost.shape)}")
+    torch._check(
+        cost.dtype.is_floating_point or (not cost.dtype.is_complex and cost.dtype != torch.bool),
+        lambda: f"{op}: cost must be a floating point or integer tensor, got {_DTYPE_NAMES.get(cost.dtype)}",
+    )
+    for name, c in (("row_counts", row_counts), ("col_counts", col_counts)):
+        if c is None:
+            continue
+        torch._check_value(
+            c.dim() == 1 and c.shape[0] == cost.shape[0],
+            lambda name=name, c=c: f"{op}: {name} must have shape [B] = [{cost.shape[0]}], got {list(c.shape)}",
+        )
+        torch._check(
+            c.dtype in (torch.int64, torch.int32),
+            lambda name=name, c=c: f"{op}: {name} must be an int64 or int32 tensor, got {_DTYPE_NAMES.get(c.dtype)}",
+        )
+    B, R = cost.shape[0], cost.shape[1]
+    return cost.new_empty((B, R), dtype=torch.long), cost.new_empty((B,), dtype=torch.int32)
+
+
+@torch.library.register_fake(_lib + "detr_matching_cost")
+def _detr_matching_cost_fake(logits, pred_boxes, target_labels, target_boxes, target_counts, class_weight=1.0,
+                             bbox_weight=1.0, giou_weight=1.0):
+    op = "visionops.detr_matching_cost"
+    torch._check(
+        logits.dim() == 3 and logits.shape[2] > 0,
+        lambda: f"{op}: logits must have shape [B, Q, K] with K >= 1, got {list(logits.shape)}",
+    )
+    B, Q = logits.shape[0], logits.shape[1]
+    torch._check(
+        pred_boxes.dim() == 3 and pred_boxes.shape[0] == B and pred_boxes.shape[1] == Q and pred_boxes.shape[2] == 4,
+        lambda: f"{op}: pred_boxes must have shape [B, Q, 4] = [{B}, {Q}, 4], got {list(pred_boxes.shape)}",
+    )
+    torch._check(
+        target_boxes.dim() == 2 and target_boxes.shape[1] == 4,
+        lambda: f"{op}: target_boxes must have shape [T, 4], got {list(target_boxes.shape)}",
+    )
+    torch._check(
+        len(target_counts) == B,
+        lambda: f"{op}: target_counts must have one count per image ({B}), got {len(target_counts)}",
+    )
+    T = max(target_counts, default=0)
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    return logits.new_empty((B, Q, T), dtype=dtype)

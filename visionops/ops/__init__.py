@@ -19,6 +19,12 @@ from visionops.ops.losses import (
     generalized_box_iou_loss,
     sigmoid_focal_loss,
 )
+from visionops.ops.matching import (
+    HungarianMatcher,
+    batched_linear_sum_assignment,
+    detr_matching_cost,
+    linear_sum_assignment,
+)
 from visionops.ops.nms import batched_nms, nms, padded_nms, soft_nms
 from visionops.ops.roi import (
     MultiScaleRoIAlign,
@@ -34,9 +40,11 @@ __all__ = [
     "AnchorGenerator",
     "BoxCoder",
     "DiceLoss",
+    "HungarianMatcher",
     "MultiScaleRoIAlign",
     "RoIAlign",
     "RoIPool",
+    "batched_linear_sum_assignment",
     "batched_nms",
     "box_area",
     "box_convert",
@@ -44,12 +52,14 @@ __all__ = [
     "complete_box_iou",
     "complete_box_iou_loss",
     "decode_boxes",
+    "detr_matching_cost",
     "dice_loss",
     "distance_box_iou",
     "distance_box_iou_loss",
     "encode_boxes",
     "generalized_box_iou",
     "generalized_box_iou_loss",
+    "linear_sum_assignment",
     "masks_to_boxes",
     "multi_scale_roi_align",
     "nms",

@@ -294,3 +294,21 @@ def yolo_decode(heads: list[Tensor], anchors: Tensor, strides: list[int], versio
         out_boxes[i, :n], out_scores[i, :n], out_labels[i, :n], counts[i] = boxes[i, order], scores[i, order], \
             labels[i, order], n
     return out_boxes, out_scores, out_labels, counts
+
+
+def detr_matching_cost_from_probs(prob: Tensor, boxes: Tensor, labels: Tensor, targets: Tensor, class_weight: float,
+                                  bbox_weight: float, giou_weight: float) -> Tensor:
+    """DETR's matching cost [N, T] of N queries (class probabilities, cxcywh
+    boxes) against T targets, in float64."""
+    pred = boxes.double()
+    tgt = targets.double()
+    l1 = (pred[:, None, :] - tgt[None, :, :]).abs().sum(-1)
+    giou = pairwise("giou", box_convert(pred, "cxcywh", "xyxy"), box_convert(tgt, "cxcywh", "xyxy"))
+    return bbox_weight * l1 - class_weight * prob.double()[:, labels] - giou_weight * giou
+
+
+def detr_matching_cost(logits: Tensor, boxes: Tensor, labels: Tensor, targets: Tensor, class_weight: float,
+                       bbox_weight: float, giou_weight: float) -> Tensor:
+    """The same from the queries' logits [N, K]."""
+    return detr_matching_cost_from_probs(logits.double().softmax(-1), boxes, labels, targets, class_weight,
+                                         bbox_weight, giou_weight)
