@@ -159,4 +159,21 @@ TORCH_LIBRARY(visionops, m) {
       "detr_matching_cost(Tensor logits, Tensor pred_boxes, Tensor target_labels, Tensor target_boxes, "
       "int[] target_counts, float class_weight=1.0, float bbox_weight=1.0, float giou_weight=1.0) -> Tensor");
 
+  // ---- COCO-style evaluation (pycocotools' COCOeval evaluate + accumulate),
+  // CPU. Detections and ground truths flat and grouped by image (counts
+  // [I]); boxes (x, y, w, h); areas for the area ranges; classes [K] sorted
+  // (other labels are not evaluated); iou_thresholds [T], recall_thresholds
+  // [R], area_ranges [A, 2], max_dets [M]. For segm, masks packed by
+  // pack_masks, mask_words[i] int64 words per mask of image i. Returns
+  // precision [T, R, K, A, M], recall [T, K, A, M] and scores [T, R, K, A, M]
+  // laid out as COCOeval.eval's arrays (-1 where a class has no ground truth).
+  m.def(
+      "coco_evaluate(Tensor det_boxes, Tensor det_scores, Tensor det_labels, Tensor det_areas, Tensor det_counts, "
+      "Tensor gt_boxes, Tensor gt_labels, Tensor gt_crowd, Tensor gt_areas, Tensor gt_counts, Tensor classes, "
+      "Tensor iou_thresholds, Tensor recall_thresholds, Tensor area_ranges, int[] max_dets, Tensor? det_masks=None, "
+      "Tensor? gt_masks=None, Tensor? mask_words=None) -> (Tensor, Tensor, Tensor)");
+  // Binary masks [N, H, W] -> [N, ceil(H * W / 64)] int64, pixel p (row-major)
+  // in bit p % 64 of word p / 64: 1/8 of a byte mask, and intersections are
+  // popcounts.
+  m.def("pack_masks(Tensor masks) -> Tensor");
 }

@@ -1064,3 +1064,26 @@ def _detr_matching_cost_fake(logits, pred_boxes, target_labels, target_boxes, ta
     T = max(target_counts, default=0)
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
     return logits.new_empty((B, Q, T), dtype=dtype)
+
+
+# ----------------------------------------------------------------- COCO evaluation (CPU only)
+
+
+@torch.library.register_fake(_lib + "coco_evaluate")
+def _coco_evaluate_fake(det_boxes, det_scores, det_labels, det_areas, det_counts, gt_boxes, gt_labels, gt_crowd,
+                        gt_areas, gt_counts, classes, iou_thresholds, recall_thresholds, area_ranges, max_dets,
+                        det_masks=None, gt_masks=None, mask_words=None):
+    T, R, K = iou_thresholds.shape[0], recall_thresholds.shape[0], classes.shape[0]
+    A, M = area_ranges.shape[0], len(max_dets)
+    opts = {"dtype": torch.float64, "device": det_scores.device}
+    return (det_scores.new_empty((T, R, K, A, M), **opts), det_scores.new_empty((T, K, A, M), **opts),
+            det_scores.new_empty((T, R, K, A, M), **opts))
+
+
+@torch.library.register_fake(_lib + "pack_masks")
+def _pack_masks_fake(masks):
+    torch._check(
+        masks.dim() == 3,
+        lambda: f"visionops.pack_masks: masks must have shape [N, H, W], got {list(masks.shape)}",
+    )
+    return masks.new_empty((masks.shape[0], (masks.shape[1] * masks.shape[2] + 63) // 64), dtype=torch.long)

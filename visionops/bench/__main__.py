@@ -1,6 +1,9 @@
 """``python -m visionops.bench``: visionops against torchvision, side by side.
 
-    python -m visionops.bench                       # every suite (boxes, nms, roi, coding, losses, dice, yolo), CPU, 1 and 2 threads
+    python -m visionops.bench                       # every suite (boxes, nms, roi, coding, losses, dice, yolo,
+                                                    # map, hungarian), CPU, 1 and 2 threads
+    python -m visionops.bench map --sizes 5000      # COCO mAP over 5000 images (pycocotools: ~45 s a run)
+    python -m visionops.bench hungarian             # DETR batch matching against scipy and DETR's matcher
     python -m visionops.bench boxes --ops box_iou --sizes 1000,4000 --threads 1,2 --json results/boxes.json
     python -m visionops.bench --device cuda --dtype float16
     python -m visionops.bench --ops nms,batched_nms --sizes 1000,20000,100000
@@ -8,7 +11,7 @@
 
 Prints one row per (op, case, threads): the baseline's median time
 (torchvision's op, or the implementation the case names: plain PyTorch,
-segmentation_models_pytorch, MONAI), visionops' median time, and the
+segmentation_models_pytorch, MONAI, pycocotools, scipy), visionops' median time, and the
 speedup. --json also writes the results with
 the torch version, CPU or GPU name and git commit.
 """
@@ -20,10 +23,11 @@ import sys
 
 import torch
 
-from visionops.bench import boxes, coding, dice, losses, nms, roi, yolo
+from visionops.bench import boxes, coding, dice, hungarian, losses, map, nms, roi, yolo
 from visionops.bench.timing import Result, median_ms, print_header, print_row, write_json
 
-SUITES = {"boxes": boxes, "nms": nms, "roi": roi, "coding": coding, "losses": losses, "dice": dice, "yolo": yolo}
+SUITES = {"boxes": boxes, "nms": nms, "roi": roi, "coding": coding, "losses": losses, "dice": dice, "yolo": yolo,
+          "map": map, "hungarian": hungarian}
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 ours = median_ms(case.visionops, t, args.device, args.min_run_time)
                 theirs = None
                 if case.torchvision is not None:
-                    theirs = median_ms(case.torchvision, t, args.device, args.min_run_time)
+                    theirs = median_ms(case.torchvision, t, args.device, args.min_run_time, case.baseline_runs)
                 r = Result(case.op, case.case, args.device, args.dtype, t, theirs, ours,
                            theirs / ours if theirs is not None else None, case.baseline)
                 print_row(r)

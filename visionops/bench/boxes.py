@@ -24,6 +24,9 @@ class Case:
     visionops: Callable[[], object]
     torchvision: Callable[[], object] | None  # the baseline: torchvision's op unless `baseline` names another
     baseline: str = "torchvision"
+    # Baselines that take tens of seconds (pycocotools) are timed this many
+    # times, without a warm-up, instead of by autorange; 0: autorange.
+    baseline_runs: int = 0
 
 
 def detector_boxes(n: int, dtype: torch.dtype, device: str, generator: torch.Generator) -> torch.Tensor:

@@ -7,12 +7,15 @@ is the figure that matters; absolute times depend on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -32,8 +35,28 @@ class Result:
     baseline: str = "torchvision"
 
 
-def median_ms(fn: Callable[[], object], threads: int, device: str, min_run_time: float) -> float:
-    """Median wall time of fn() in milliseconds, at `threads` intra-op threads."""
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def median_ms(fn: Callable[[], object], threads: int, device: str, min_run_time: float, runs: int = 0) -> float:
+    """Median wall time of fn() in milliseconds, at `threads` intra-op threads;
+    with runs > 0, the median of that many plain runs (no warm-up): for
+    baselines too slow to repeat."""
+    if runs > 0:
+        times = []
+        with _threads(threads):
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
     fn()  # warm-up: first-touch allocations, lazy init, autotuning
     if device.startswith("cuda"):
         torch.cuda.synchronize()

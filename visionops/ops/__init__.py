@@ -9,6 +9,7 @@ from visionops.ops.boxes import (
     distance_box_iou,
     generalized_box_iou,
     masks_to_boxes,
+    pack_masks,
 )
 from visionops.ops.coders import BoxCoder, decode_boxes, encode_boxes
 from visionops.ops.losses import (
@@ -63,6 +64,7 @@ __all__ = [
     "masks_to_boxes",
     "multi_scale_roi_align",
     "nms",
+    "pack_masks",
     "padded_nms",
     "roi_align",
     "roi_pool",
