@@ -39,13 +39,20 @@ std::vector<int64_t> checked_counts(const std::optional<at::Tensor>& counts, int
 // The problem as a row-major double matrix of its small side's rows, read
 // along the input's rows (contiguous in the usual layout) either way.
 template <typename scalar_t>
-void copy_dense(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, bool transposed, double sign,
+VO_CPU_MULTIVERSION void copy_dense(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, bool transposed, double sign,
                 double* out) {
+  if (transposed) {
+    // Written contiguously, read down the input's columns (gathers).
+    for (int64_t c = 0; c < ncol; ++c) {
+      const scalar_t* col = p + c * sc;
+      double* __restrict__ o = out + c * nrow;
+      for (int64_t r = 0; r < nrow; ++r) o[r] = sign * static_cast<double>(col[r * sr]);
+    }
+    return;
+  }
   for (int64_t r = 0; r < nrow; ++r) {
     const scalar_t* row = p + r * sr;
-    if (transposed) {
-      for (int64_t c = 0; c < ncol; ++c) out[c * nrow + r] = sign * static_cast<double>(row[c * sc]);
-    } else {
+    {
       double* o = out + r * ncol;
       for (int64_t c = 0; c < ncol; ++c) o[c] = sign * static_cast<double>(row[c * sc]);
     }
