@@ -54,6 +54,7 @@ for dtype in float32 float16; do
   "$PY" -m visionops.bench yolo --device cuda --dtype "$dtype" --min-run-time 0.2 \
     --json "$out/bench_yolo_cuda_${dtype}.json" || status=1
 done
+"$PY" -m visionops.bench hungarian --device cuda --min-run-time 0.2 --json "$out/bench_hungarian_cuda.json" || status=1
 "$PY" -m visionops.bench nms --device cuda --sizes 1000,10000,100000 --classes 1,80 --layouts uniform,clustered \
   --min-run-time 0.2 --json "$out/nms_profile_cuda.json" --png "$out/nms_profile_cuda.png" || status=1
 

@@ -47,3 +47,15 @@ def test_ops_pick_their_suites(tmp_path):
 
     ops = {r["op"] for r in json.loads(out.read_text())["results"]}
     assert ops == {"box_area", "nms"}
+
+
+def test_map_and_hungarian_suites_run(tmp_path):
+    import json
+
+    out = tmp_path / "m.json"
+    assert main(["map", "hungarian", "--sizes", "8", "--threads", "1", "--min-run-time", "0.01", "--json",
+                 str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert {r["op"] for r in rows} == {"mean_average_precision", "linear_sum_assignment", "hungarian_matcher"}
+    assert {r["baseline"] for r in rows} >= {"pycocotools", "scipy loop", "DETR matcher"}
+    assert all(r["speedup"] > 0 for r in rows)

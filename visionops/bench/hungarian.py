@@ -92,6 +92,8 @@ def cases(ops: list[str], sizes: list[int], elements: int, dtype: torch.dtype, d
             matcher = visionops.HungarianMatcher(cost_class=1.0, cost_bbox=5.0, cost_giou=2.0)
             base = _detr_reference(outputs, targets)
             if base is not None:
-                out.append(Case("hungarian_matcher", f"{name}, {CLASSES} classes", lambda: matcher(outputs, targets),
-                                base, "DETR matcher"))
+                def ours_matcher(m=matcher, o=outputs, t=targets):
+                    return m(o, t)
+
+                out.append(Case("hungarian_matcher", f"{name}, {CLASSES} classes", ours_matcher, base, "DETR matcher"))
     return out
