@@ -118,7 +118,7 @@ void evaluate_class(int64_t k, const ClassMembers& cm, const Side& det, const Si
   std::vector<int64_t> npig(A, 0);
   std::vector<double> ious;
   std::vector<int64_t> dets, order;
-  std::vector<uint8_t> g_ign, g_crowd, taken, m_row, i_row;
+  std::vector<uint8_t> g_ign, g_crowd, taken, m_row, i_row, outside;
   constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
   size_t di = 0, gi = 0;
   // Walk the images that have detections or ground truths of this class.
@@ -159,6 +159,7 @@ void evaluate_class(int64_t k, const ClassMembers& cm, const Side& det, const Si
     taken.resize(ng);
     m_row.resize(nd);
     i_row.resize(nd);
+    outside.resize(nd);
     order.resize(ng);
     for (int64_t a = 0; a < A; ++a) {
       // Evaluation order: non-ignored ground truths first, stable.
@@ -179,14 +180,23 @@ void evaluate_class(int64_t k, const ClassMembers& cm, const Side& det, const Si
         g_ign[k2] = k2 >= n_kept;
         g_crowd[k2] = crowd[g_ids[order[k2]]] != 0;
       }
+      for (int64_t d = 0; d < nd; ++d) {
+        const double area = det.areas[dets[d]];
+        outside[d] = area < p.area_lo[a] || area > p.area_hi[a];
+      }
+      if (ng == 0) {  // nothing to match: false positives, or ignored outside the range
+        for (int64_t d = 0; d < nd; ++d) {
+          uint8_t* st = state.data() + (first + d) * AT + a * T;
+          std::fill(st, st + T, outside[d] ? kIgnored : kFalsePositive);
+        }
+        continue;
+      }
       for (int64_t t = 0; t < T; ++t) {
         std::fill(taken.begin(), taken.end(), 0);
         coco_match(ious.data(), ng, order.data(), g_ign.data(), g_crowd.data(), nd, ng, p.iou_thresholds[t],
                    taken.data(), m_row.data(), i_row.data());
         for (int64_t d = 0; d < nd; ++d) {
-          const double area = det.areas[dets[d]];
-          const bool outside = area < p.area_lo[a] || area > p.area_hi[a];
-          const bool ign = i_row[d] || (!m_row[d] && outside);
+          const bool ign = i_row[d] || (!m_row[d] && outside[d]);
           state[(first + d) * AT + a * T + t] = ign ? kIgnored : (m_row[d] ? kTruePositive : kFalsePositive);
         }
       }
@@ -217,6 +227,17 @@ void evaluate_class(int64_t k, const ClassMembers& cm, const Side& det, const Si
       if (rank[i] < p.max_dets[m]) within[m].push_back(i);
     }
   }
+  // Limits that keep the same detections (the lists are nested, so the same
+  // size means the same list) share one curve.
+  std::vector<int64_t> same_as(M, -1);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t m0 = 0; m0 < m; ++m0) {
+      if (same_as[m0] < 0 && within[m0].size() == within[m].size()) {
+        same_as[m] = m0;
+        break;
+      }
+    }
+  }
   std::vector<uint8_t> column(n);
   std::vector<double> tp_at(n + 1), fp_at(n + 1), cs(n + 1), cr(n + 1), cp(n + 1);
   for (int64_t a = 0; a < A; ++a) {
@@ -226,6 +247,16 @@ void evaluate_class(int64_t k, const ClassMembers& cm, const Side& det, const Si
       for (int64_t i = 0; i < n; ++i) column[i] = state[sorted[i] * AT + a * T + t];
       for (int64_t m = 0; m < M; ++m) {
         const std::vector<int64_t>& pos = within[m];
+        if (same_as[m] >= 0) {  // the same detections as a smaller limit: the same curve
+          const int64_t m0 = same_as[m];
+          out.recall[((t * K + k) * A + a) * M + m] = out.recall[((t * K + k) * A + a) * M + m0];
+          for (int64_t r = 0; r < R; ++r) {
+            const int64_t o = (((t * R + r) * K + k) * A + a) * M;
+            out.precision[o + m] = out.precision[o + m0];
+            out.scores[o + m] = out.scores[o + m0];
+          }
+          continue;
+        }
         const int64_t nd = pos.size();
         // Branch-free: every position writes slot c; a true positive keeps it.
         double tp = 0, fp = 0;

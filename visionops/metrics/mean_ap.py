@@ -199,8 +199,9 @@ class MeanAveragePrecision:
         def cat(ts: list[Tensor], dtype: torch.dtype, shape: tuple[int, ...] = (0,)) -> Tensor:
             if not ts:
                 return torch.zeros(shape, dtype=dtype)
-            # One concatenation (on the tensors' device), then one copy.
-            return torch.cat([t.reshape(-1, *shape[1:]) for t in ts]).to("cpu", dtype)
+            # One concatenation (on the tensors' device), then one copy. update
+            # checked the shapes ([N] or [N, 4]; a [0] tensor joins either).
+            return torch.cat(ts).to("cpu", dtype)
 
         state = {
             "det_counts": torch.tensor([t.shape[0] for t in self._det["labels"]], dtype=torch.long),
