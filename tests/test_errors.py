@@ -169,3 +169,24 @@ def test_roi_ops(error_device):
         torch.ops.visionops.multi_scale_roi_align(feats, torch.zeros(4, 4, device=d), [0.5, 0.25], 2, 2, 2)
     with raises(RuntimeError, "visionops.multi_scale_roi_align: features must be a 4-D tensor [N, C, H, W], got [3]"):
         torch.ops.visionops.multi_scale_roi_align([torch.zeros(3, device=d)], rois, [0.5], 2, 2, 2)
+
+
+def test_matching_ops(error_device):
+    d = error_device
+    lsa = torch.ops.visionops.linear_sum_assignment
+    with raises(ValueError, "visionops.linear_sum_assignment: cost must have shape [B, R, C], got [3, 4]"):
+        lsa(torch.zeros(3, 4, device=d))
+    with raises(ValueError, "visionops.linear_sum_assignment: row_counts must have shape [B] = [2], got [3]"):
+        lsa(torch.zeros(2, 3, 4, device=d), torch.zeros(3, dtype=torch.long, device=d))
+    with raises(RuntimeError, "visionops.linear_sum_assignment: col_counts must be an int64 or int32 tensor, got Float"):
+        lsa(torch.zeros(2, 3, 4, device=d), None, torch.zeros(2, device=d))
+    cost = torch.ops.visionops.detr_matching_cost
+    logits, pred = torch.zeros(2, 5, 4, device=d), torch.zeros(2, 5, 4, device=d)
+    labels = torch.zeros(3, dtype=torch.long, device=d)
+    with raises(RuntimeError, "visionops.detr_matching_cost: pred_boxes must have shape [B, Q, 4] = [2, 5, 4], got "
+                              "[2, 4, 4]"):
+        cost(logits, pred[:, :4], labels, torch.zeros(3, 4, device=d), [1, 2])
+    with raises(RuntimeError, "visionops.detr_matching_cost: target_boxes must have shape [T, 4], got [3, 3]"):
+        cost(logits, pred, labels, torch.zeros(3, 3, device=d), [1, 2])
+    with raises(RuntimeError, "visionops.detr_matching_cost: target_counts must have one count per image (2), got 3"):
+        cost(logits, pred, labels, torch.zeros(3, 4, device=d), [1, 1, 1])

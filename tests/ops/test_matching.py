@@ -12,6 +12,8 @@ import torch
 import visionops
 from visionops.ops import _reference
 
+from ..conftest import _NO_CUDA
+
 INF = float("inf")
 
 
@@ -292,3 +294,23 @@ def test_matching_cost_opcheck_and_compile():
     f = torch.compile(visionops.detr_matching_cost, fullgraph=True, backend="aot_eager")
     torch.testing.assert_close(f(*args), visionops.detr_matching_cost(*args))
     torch._dynamo.reset()
+
+
+@pytest.mark.skipif(_NO_CUDA is not None, reason=f"CUDA case: {_NO_CUDA}")
+def test_cuda_batch_never_synchronizes():
+    cost = torch.rand(8, 12, 7, device="cuda", dtype=torch.float64)
+    counts = torch.randint(0, 8, (8,), device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        a = visionops.batched_linear_sum_assignment(cost, None, counts)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    ref = visionops.batched_linear_sum_assignment(cost.cpu(), None, counts.cpu())
+    for b in range(8):
+        got, exp = a[b].cpu(), ref[b]
+        rows = torch.nonzero(got >= 0).flatten()
+        assert len(rows) == len(torch.nonzero(exp >= 0))
+        block = cost[b].cpu()
+        assert block[rows, got[rows]].sum().item() == pytest.approx(
+            block[torch.nonzero(exp >= 0).flatten(), exp[exp >= 0]].sum().item())
