@@ -50,6 +50,21 @@ VO_HOST_DEVICE_INLINE bool lsap_entry_invalid(double c) {
   return c != c || c == -std::numeric_limits<double>::infinity();
 }
 
+// The first j in [0, n) with pred(j), or n: eight candidates at a time,
+// branch-free within a group (one vector compare on the CPU).
+template <typename Pred>
+VO_HOST_DEVICE_INLINE int64_t lsap_first_index(int64_t n, const Pred& pred) {
+  int64_t j = 0;
+  while (j + 8 <= n) {
+    int hit = 0;
+    for (int k = 0; k < 8; ++k) hit |= static_cast<int>(pred(j + k));
+    if (hit) break;
+    j += 8;
+  }
+  while (j < n && !pred(j)) ++j;
+  return j;
+}
+
 // Solves one problem; cost(i, j) returns the (already sign-adjusted) cost of
 // row i and column j as a double. On return col4row holds the assignment of
 // every row; on Infeasible or Invalid it must not be used.
@@ -82,16 +97,7 @@ VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& 
       forbidden_row = true;
       continue;
     }
-    // The first column at the minimum, eight at a time (branch-free within
-    // a group, so each group is one vector compare).
-    int64_t best = 0;
-    while (best + 8 <= nc) {
-      int hit = 0;
-      for (int k = 0; k < 8; ++k) hit |= static_cast<int>(cost(i, best + k) == lowest);
-      if (hit) break;
-      best += 8;
-    }
-    while (!(cost(i, best) == lowest)) ++best;
+    const int64_t best = lsap_first_index(nc, [&](int64_t j) { return cost(i, j) == lowest; });
     s.u[i] = lowest;
     if (s.row4col[best] < 0) {
       s.row4col[best] = i;
@@ -140,15 +146,15 @@ VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& 
       min_val = lowest;
       // The next column: the first free one at the least cost (it ends the
       // search), else the first at the least cost.
-      int64_t next = -1;
-      for (int64_t j = 0; j < nc; ++j) {
-        if (s.col_reached[j] || s.path_cost[j] != lowest) continue;
-        if (s.row4col[j] < 0) {
-          next = j;
-          break;
-        }
-        if (next < 0) next = j;
-      }
+      const int64_t* reached = s.col_reached;
+      const double* path_cost = s.path_cost;
+      const int64_t* row4col = s.row4col;
+      const int64_t first_free = lsap_first_index(nc, [&](int64_t j) {
+        return reached[j] == 0 && path_cost[j] == lowest && row4col[j] < 0;
+      });
+      const int64_t next = first_free < nc ? first_free : lsap_first_index(nc, [&](int64_t j) {
+        return reached[j] == 0 && path_cost[j] == lowest;
+      });
       s.col_reached[next] = 1;
       if (s.row4col[next] < 0) {
         sink = next;

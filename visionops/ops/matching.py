@@ -29,9 +29,8 @@ _STATUS_MESSAGES = {
 
 
 def _raise_on_status(status: Tensor, batched: bool) -> None:
-    bad = torch.nonzero(status).flatten()
-    if bad.numel():
-        b = int(bad[0])
+    if bool(status.any()):
+        b = int(torch.nonzero(status)[0, 0])
         which = f"cost matrix {b}" if batched else "cost matrix"
         raise ValueError(f"{_OP}: {which} {_STATUS_MESSAGES[int(status[b])]}")
 
