@@ -31,8 +31,10 @@
 #define VO_PRAGMA(x) _Pragma(#x)
 #if defined(_OPENMP) && !defined(__CUDACC__) && !defined(__HIPCC__)
 #define VO_SIMD_MIN_REDUCTION(var) VO_PRAGMA(omp simd reduction(min : var))
+#define VO_SIMD_OR_REDUCTION(var) VO_PRAGMA(omp simd reduction(| : var))
 #else
 #define VO_SIMD_MIN_REDUCTION(var)
+#define VO_SIMD_OR_REDUCTION(var)
 #endif
 
 namespace vo {

@@ -57,6 +57,7 @@ VO_HOST_DEVICE_INLINE int64_t lsap_first_index(int64_t n, const Pred& pred) {
   int64_t j = 0;
   while (j + 8 <= n) {
     int hit = 0;
+    VO_SIMD_OR_REDUCTION(hit)
     for (int k = 0; k < 8; ++k) hit |= static_cast<int>(pred(j + k));
     if (hit) break;
     j += 8;
