@@ -176,4 +176,15 @@ TORCH_LIBRARY(visionops, m) {
   // in bit p % 64 of word p / 64: 1/8 of a byte mask, and intersections are
   // popcounts.
   m.def("pack_masks(Tensor masks) -> Tensor");
+
+  // COCO's segmentation formats to packed masks (pack_masks' layout), each
+  // object h * w of its image: compressed RLE strings; uncompressed RLE (run
+  // lengths, run_counts[i] of them for object i); polygons (x, y pairs,
+  // vertex_counts per polygon, polygons_per_object merged), rasterized as
+  // pycocotools does. Returns the objects' words concatenated.
+  m.def("coco_rle_decode(str[] counts, int[] heights, int[] widths) -> Tensor");
+  m.def("coco_runs_decode(Tensor runs, int[] run_counts, int[] heights, int[] widths) -> Tensor");
+  m.def(
+      "coco_polygons_decode(Tensor xy, int[] vertex_counts, int[] polygons_per_object, int[] heights, int[] widths) "
+      "-> Tensor");
 }

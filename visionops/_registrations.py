@@ -1087,3 +1087,22 @@ def _pack_masks_fake(masks):
         lambda: f"visionops.pack_masks: masks must have shape [N, H, W], got {list(masks.shape)}",
     )
     return masks.new_empty((masks.shape[0], (masks.shape[1] * masks.shape[2] + 63) // 64), dtype=torch.long)
+
+
+def _packed_words(heights, widths):
+    return sum((h * w + 63) // 64 for h, w in zip(heights, widths))
+
+
+@torch.library.register_fake(_lib + "coco_rle_decode")
+def _coco_rle_decode_fake(counts, heights, widths):
+    return torch.empty((_packed_words(heights, widths),), dtype=torch.long, device="cpu")
+
+
+@torch.library.register_fake(_lib + "coco_runs_decode")
+def _coco_runs_decode_fake(runs, run_counts, heights, widths):
+    return runs.new_empty((_packed_words(heights, widths),), dtype=torch.long)
+
+
+@torch.library.register_fake(_lib + "coco_polygons_decode")
+def _coco_polygons_decode_fake(xy, vertex_counts, polygons_per_object, heights, widths):
+    return xy.new_empty((_packed_words(heights, widths),), dtype=torch.long)

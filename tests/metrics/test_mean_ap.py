@@ -8,6 +8,7 @@ notes' worked example; errors; opcheck."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 
@@ -251,8 +252,88 @@ def test_evaluate_coco_from_files(tmp_path):
             assert float(r[k]) == pytest.approx(e.stats[i], abs=1e-12)
     with pytest.raises(ValueError, match="detection of image 999"):
         evaluate_coco(dataset, [{**dets[0], "image_id": 999}])
-    with pytest.raises(NotImplementedError, match="only iou_type='bbox'"):
-        evaluate_coco(dataset, dets, iou_type="segm")
+    with pytest.raises(ValueError, match="iou_type must be 'bbox' or 'segm'"):
+        evaluate_coco(dataset, dets, iou_type="keypoints")
+
+
+def _uncompressed_rle(m: np.ndarray) -> dict:
+    """COCO's uncompressed RLE (crowd annotations): column-major run lengths."""
+    flat = m.flatten(order="F")
+    runs, value, count = [], 0, 0
+    for px in flat:
+        if px != value:
+            runs.append(count)
+            value, count = px, 0
+        count += 1
+    runs.append(count)
+    return {"size": list(m.shape), "counts": [int(r) for r in runs]}
+
+
+def test_evaluate_coco_segm_polygons_and_rle(tmp_path):
+    """COCO-format segm: polygon ground truths (some of two parts), crowd
+    regions as uncompressed RLE, results as compressed RLE strings."""
+    g = np.random.default_rng(14)
+    images, anns, dets = [], [], []
+    for i in range(30):
+        h, w = int(g.integers(30, 80)), int(g.integers(30, 80))
+        images.append({"id": 100 + i, "height": h, "width": w})
+        for _ in range(int(g.integers(0, 5))):
+            cx, cy, r = g.random() * w, g.random() * h, 4 + g.random() * 15
+            k = int(g.integers(3, 9))
+            ang = np.sort(g.random(k)) * 2 * np.pi
+            poly = np.stack([cx + r * np.cos(ang), cy + r * np.sin(ang)], 1).flatten().tolist()
+            parts = [poly] if g.random() < 0.7 else [poly, (np.array(poly) + 3).tolist()]
+            crowd = int(g.random() < 0.15)
+            rle = mask_utils.merge(mask_utils.frPyObjects(parts, h, w))
+            segm = _uncompressed_rle(mask_utils.decode(rle)) if crowd else parts
+            label = int(g.integers(1, 4))
+            anns.append({"id": len(anns) + 1, "image_id": 100 + i, "category_id": label, "segmentation": segm,
+                         "area": float(mask_utils.area(rle)), "iscrowd": crowd,
+                         "bbox": mask_utils.toBbox(rle).tolist()})
+            for _ in range(int(g.integers(0, 3))):  # jittered copies as results
+                m = mask_utils.decode(rle).astype(bool)
+                m = np.roll(m, (int(g.integers(-1, 2)), int(g.integers(-1, 2))), (0, 1))
+                m ^= g.random(m.shape) < 0.002
+                r = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+                dets.append({"image_id": 100 + i, "category_id": label if g.random() < 0.8 else 3,
+                             "segmentation": {"size": r["size"], "counts": r["counts"].decode()},
+                             "score": float(np.round(g.random(), 2))})
+    dataset = {"images": images, "annotations": anns, "categories": [{"id": c} for c in (1, 2, 3)]}
+    (tmp_path / "gt.json").write_text(json.dumps(dataset))
+    (tmp_path / "dt.json").write_text(json.dumps(dets))
+    e = run_pycocotools(copy.deepcopy(dataset), copy.deepcopy(dets), "segm")  # loadRes edits what it is given
+    r = evaluate_coco(tmp_path / "gt.json", tmp_path / "dt.json", iou_type="segm", extended_summary=True)
+    np.testing.assert_array_equal(r["precision"].numpy(), e.eval["precision"])
+    np.testing.assert_array_equal(r["recall"].numpy(), e.eval["recall"])
+    for i, k in enumerate(KEYS):
+        assert float(r[k]) == pytest.approx(e.stats[i], abs=1e-12)
+    assert float(r["map"]) > 0.2
+    bad = [{**dets[0], "segmentation": {"size": [1, 1], "counts": "1"}}]
+    with pytest.raises(ValueError, match="an RLE of size \\[1, 1\\] on an image of"):
+        evaluate_coco(dataset, bad, iou_type="segm")
+
+
+def test_coco_mask_decoders_match_pycocotools():
+    g = np.random.default_rng(15)
+    for _ in range(200):
+        h, w = int(g.integers(1, 50)), int(g.integers(1, 50))
+        k = int(g.integers(3, 10))
+        poly = (g.random(2 * k) * np.array([w + 10, h + 10] * k) - 5).tolist()
+        expected = mask_utils.decode(mask_utils.frPyObjects([poly], h, w))[:, :, 0].astype(bool)
+        got = torch.ops.visionops.coco_polygons_decode(torch.tensor(poly, dtype=torch.float64), [k], [1], [h], [w])
+        assert torch.equal(got, visionops.pack_masks(torch.from_numpy(expected)[None]).flatten())
+        m = g.random((h, w)) < 0.3
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        packed = visionops.pack_masks(torch.from_numpy(m)[None]).flatten()
+        assert torch.equal(torch.ops.visionops.coco_rle_decode([rle["counts"].decode()], [h], [w]), packed)
+        unc = _uncompressed_rle(m.astype(np.uint8))
+        assert torch.equal(torch.ops.visionops.coco_runs_decode(torch.tensor(unc["counts"]), [len(unc["counts"])], [h],
+                                                                [w]), packed)
+    torch.library.opcheck(torch.ops.visionops.coco_polygons_decode.default,
+                          (torch.tensor([1.0, 1, 8, 2, 4, 7]), [3], [1], [9], [10]))
+    torch.library.opcheck(torch.ops.visionops.coco_runs_decode.default, (torch.tensor([3, 5, 2]), [3], [2], [5]))
+    with pytest.raises(ValueError, match="run lengths must be non-negative and sum to at most h \\* w = 4"):
+        torch.ops.visionops.coco_runs_decode(torch.tensor([3, 5]), [2], [2], [2])
 
 
 def test_streaming_updates_and_reset():

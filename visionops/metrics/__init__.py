@@ -1,5 +1,6 @@
 """Evaluation metrics: COCO-style mAP."""
 
-from visionops.metrics.mean_ap import MeanAveragePrecision, evaluate_coco, precision_recall
+from visionops.metrics.coco_format import evaluate_coco
+from visionops.metrics.mean_ap import MeanAveragePrecision, precision_recall
 
 __all__ = ["MeanAveragePrecision", "evaluate_coco", "precision_recall"]

@@ -29,8 +29,6 @@ limits work.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -308,73 +306,6 @@ def evaluate_arrays(det_boxes, det_scores, det_labels, det_areas, det_counts, gt
         torch.tensor(rec_thresholds, dtype=torch.float64), torch.tensor(area_ranges, dtype=torch.float64),
         list(max_dets), det_masks, gt_masks, mask_words,
     )
-
-
-def _load(source: str | os.PathLike | dict | list) -> Any:
-    if isinstance(source, (str, os.PathLike)):
-        with open(source) as f:
-            return json.load(f)
-    return source
-
-
-def evaluate_coco(
-    ground_truth: str | os.PathLike | dict,
-    detections: str | os.PathLike | list[dict],
-    iou_type: str = "bbox",
-    **kwargs: Any,
-) -> dict[str, Tensor]:
-    """Evaluates COCO-format detections against a COCO-format dataset.
-
-    Args:
-        ground_truth: a COCO dataset (``images``, ``annotations``,
-            ``categories``) as a dict or the path of its JSON file.
-        detections: a list of results (``image_id``, ``category_id``,
-            ``bbox`` [x, y, w, h], ``score``) or the path of their JSON file.
-        iou_type: ``"bbox"`` (segmentation results in COCO's RLE or polygon
-            form are not read here; evaluate masks with
-            ``MeanAveragePrecision(iou_type="segm")``).
-        kwargs: the thresholds and options of ``MeanAveragePrecision``.
-
-    Returns:
-        The summary of ``MeanAveragePrecision.compute`` over the dataset's
-        images and categories (pycocotools' imgIds and catIds).
-    """
-    if iou_type != "bbox":
-        raise NotImplementedError("visionops.evaluate_coco: only iou_type='bbox' is read from COCO files; "
-                                  "evaluate masks with MeanAveragePrecision(iou_type='segm')")
-    gt = _load(ground_truth)
-    dets = _load(detections)
-    image_ids = sorted({img["id"] for img in gt["images"]})
-    index = {img: i for i, img in enumerate(image_ids)}
-    cat_ids = sorted({c["id"] for c in gt["categories"]})
-    n = len(image_ids)
-    gt_by_image: list[list[dict]] = [[] for _ in range(n)]
-    for a in gt["annotations"]:
-        gt_by_image[index[a["image_id"]]].append(a)
-    det_by_image: list[list[dict]] = [[] for _ in range(n)]
-    for d in dets:
-        if d["image_id"] not in index:
-            raise ValueError(f"visionops.evaluate_coco: detection of image {d['image_id']}, which is not in the "
-                             "ground truth's images")
-        det_by_image[index[d["image_id"]]].append(d)
-    gt_flat = [a for group in gt_by_image for a in group]
-    det_flat = [d for group in det_by_image for d in group]
-    metric = MeanAveragePrecision(iou_type="bbox", box_format="xywh", **kwargs)
-    gt_boxes = torch.tensor([a["bbox"] for a in gt_flat], dtype=torch.float64).reshape(-1, 4)
-    det_boxes = torch.tensor([d["bbox"] for d in det_flat], dtype=torch.float64).reshape(-1, 4)
-    det_area = torch.full((det_boxes.shape[0],), float("nan"), dtype=torch.float64)  # w * h, natively
-    classes = torch.tensor(cat_ids, dtype=torch.long)
-    precision, recall, scores = evaluate_arrays(
-        det_boxes, torch.tensor([d["score"] for d in det_flat], dtype=torch.float64),
-        torch.tensor([d["category_id"] for d in det_flat], dtype=torch.long), det_area,
-        torch.tensor([len(g) for g in det_by_image], dtype=torch.long), gt_boxes,
-        torch.tensor([a["category_id"] for a in gt_flat], dtype=torch.long),
-        torch.tensor([int(bool(a.get("iscrowd", 0))) for a in gt_flat], dtype=torch.uint8),
-        torch.tensor([a.get("area", float("nan")) for a in gt_flat], dtype=torch.float64),
-        torch.tensor([len(g) for g in gt_by_image], dtype=torch.long), classes, metric.iou_thresholds,
-        metric.rec_thresholds, list(metric.area_ranges.values()), metric.max_detection_thresholds,
-    )
-    return metric._summarize(precision, recall, scores, classes)
 
 
 def precision_recall(scores: Tensor, is_true_positive: Tensor, num_ground_truth: int) -> tuple[Tensor, Tensor]:
