@@ -67,11 +67,11 @@ def batched_linear_sum_assignment(
         left unassigned (a problem with more rows than columns assigns only
         ``col_counts[b]`` of them).
     """
-    cost = _as_tensor(cost)
-    assignment, status = torch.ops.visionops.linear_sum_assignment(cost, row_counts, col_counts, maximize)
-    if validate is None:
-        validate = cost.device.type == "cpu"
-    if validate:
+    if not isinstance(cost, Tensor):
+        cost = torch.as_tensor(cost)
+    # The overload itself, not the packet: this is called every training step.
+    assignment, status = torch.ops.visionops.linear_sum_assignment.default(cost, row_counts, col_counts, maximize)
+    if validate if validate is not None else not cost.is_cuda:
         _raise_on_status(status, batched=True)
     return assignment
 
