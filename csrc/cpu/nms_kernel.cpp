@@ -34,7 +34,7 @@ namespace {
 
 // Until this many boxes are kept, one list of them, scanned a vector at a
 // time, beats the index.
-constexpr int32_t kScanKeptMax = 256;
+constexpr int32_t kScanKeptMax = 512;
 // A candidate that would visit more cells than this in one level scans that
 // level's list of kept boxes instead (only with tiny thresholds).
 constexpr int64_t kMaxCellsPerQuery = 64;
