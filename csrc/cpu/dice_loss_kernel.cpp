@@ -244,6 +244,10 @@ VO_CPU_MULTIVERSION void block_grad_sigmoid(const in_t* __restrict__ x, const tg
   }
 }
 
+// bool targets read as bytes (the same 0/1 values): GCC converts bool loads
+// one at a time, bytes a vector at a time (7x faster here).
+at::Tensor as_bytes_if_bool(const at::Tensor& t) { return t.scalar_type() == at::kBool ? t.view(at::kByte) : t; }
+
 std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const at::Tensor& targets,
                                                  std::string_view mode, bool from_logits, double smooth, double eps,
                                                  bool squared, std::optional<int64_t> ignore_index,
@@ -254,7 +258,7 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const
   const DiceShape sh = check_dice_args(inputs, targets, mode, weight, op);
   const DiceParams params{smooth, eps, squared, log_loss};
   at::Tensor stats = at::zeros({3, sh.C}, inputs.options().dtype(at::kDouble));
-  const at::Tensor t = checked_targets(targets, sh, ignore_index, op);
+  const at::Tensor t = as_bytes_if_bool(checked_targets(targets, sh, ignore_index, op));
   if (inputs.numel() > 0) {
     const at::Tensor x = inputs.contiguous();
     const int64_t chunks = (sh.S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
@@ -308,7 +312,7 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
   const double* ap = ac.data_ptr<double>();
   const double* bp = bc.data_ptr<double>();
   const at::Tensor x = inputs.contiguous();
-  const at::Tensor t = targets.contiguous();
+  const at::Tensor t = as_bytes_if_bool(targets.contiguous());
   const int64_t C = sh.C, S = sh.S;
   const int64_t chunks = (S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_dice_loss_backward", [&] {
