@@ -85,23 +85,27 @@ VO_CPU_MULTIVERSION void block_stats_multiclass(const in_t* __restrict__ x, int6
                                                 int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
                                                 T* __restrict__ acc, T* __restrict__ prob) {
   block_softmax<in_t, T>(x, xs, C, from_logits, prob);
-  T valid[kLanes];
-  int64_t label[kLanes];
+  // Labels as T (class ids are far below 2^24), so that the class loops
+  // compare and blend in one lane width; squared as a 0/1 factor, not a
+  // select on a loop-invariant flag (which GCC does not vectorize well).
+  T valid[kLanes], label[kLanes];
   for (int64_t j = 0; j < kLanes; ++j) {
-    label[j] = static_cast<int64_t>(t[j]);
-    const T ignored = (pb.has_ignore && static_cast<T>(label[j]) == pb.ignore) ? T(1) : T(0);
+    label[j] = static_cast<T>(static_cast<int64_t>(t[j]));
+    const T ignored = (pb.has_ignore && label[j] == pb.ignore) ? T(1) : T(0);
     valid[j] = pb.live[j] * (T(1) - ignored);
   }
+  const T sq = squared ? T(1) : T(0);
   for (int64_t c = 0; c < C; ++c) {
     T* I = acc + c * kLanes;
     T* P = acc + (C + c) * kLanes;
     T* Tt = acc + (2 * C + c) * kLanes;
     const T* p = prob + c * kLanes;
+    const T cf = static_cast<T>(c);
     for (int64_t j = 0; j < kLanes; ++j) {
-      const T is_c = label[j] == c ? T(1) : T(0);
-      I[j] += valid[j] * p[j] * is_c;
-      P[j] += valid[j] * (squared ? p[j] * p[j] : p[j]);
-      Tt[j] += valid[j] * is_c;
+      const T is_c = label[j] == cf ? valid[j] : T(0);
+      I[j] += p[j] * is_c;
+      P[j] += valid[j] * (p[j] * (p[j] * sq + (T(1) - sq)));
+      Tt[j] += is_c;
     }
   }
 }
@@ -209,27 +213,34 @@ VO_CPU_MULTIVERSION void block_grad_multiclass(const in_t* __restrict__ x, int64
                                                const T* __restrict__ a, const T* __restrict__ bb, T* __restrict__ prob,
                                                T* __restrict__ g, T* __restrict__ out) {
   block_softmax<in_t, T>(x, xs, C, from_logits, prob);
-  T valid[kLanes], dot[kLanes];
-  int64_t label[kLanes];
+  // Labels as T and flags as factors, as in block_stats_multiclass.
+  T valid[kLanes], dot[kLanes], label[kLanes];
   for (int64_t j = 0; j < kLanes; ++j) {
-    label[j] = static_cast<int64_t>(t[j]);
-    const T ignored = (pb.has_ignore && static_cast<T>(label[j]) == pb.ignore) ? T(1) : T(0);
+    label[j] = static_cast<T>(static_cast<int64_t>(t[j]));
+    const T ignored = (pb.has_ignore && label[j] == pb.ignore) ? T(1) : T(0);
     valid[j] = pb.live[j] * (T(1) - ignored);
     dot[j] = T(0);
   }
-  for (int64_t c = 0; c < C; ++c)
+  const T sq = squared ? T(1) : T(0);
+  for (int64_t c = 0; c < C; ++c) {
+    const T cf = static_cast<T>(c), ac = a[c], bc = bb[c];
     for (int64_t j = 0; j < kLanes; ++j) {
       const T p = prob[c * kLanes + j];
-      const T gv = valid[j] * dice_pixel_grad(a[c], bb[c], label[j] == c ? T(1) : T(0), p, squared);
+      const T is_c = label[j] == cf ? T(1) : T(0);
+      // dice_pixel_grad(a, b, t, p, squared), with squared as a factor
+      const T gv = valid[j] * (ac * is_c + bc * (T(2) * p * sq + (T(1) - sq)));
       g[c * kLanes + j] = gv;
       dot[j] += gv * p;
     }
+  }
   // through the softmax: p_c (g_c - sum_k g_k p_k)
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t j = 0; j < kLanes; ++j) {
-      const T p = prob[c * kLanes + j], gv = g[c * kLanes + j];
-      out[c * kLanes + j] = from_logits ? p * (gv - dot[j]) : gv;
-    }
+  if (from_logits) {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < kLanes; ++j) out[c * kLanes + j] = prob[c * kLanes + j] * (g[c * kLanes + j] - dot[j]);
+  } else {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < kLanes; ++j) out[c * kLanes + j] = g[c * kLanes + j];
+  }
 }
 
 template <typename in_t, typename tgt_t, typename T, typename out_t>
