@@ -32,7 +32,9 @@
 #if defined(_OPENMP) && !defined(__CUDACC__) && !defined(__HIPCC__)
 #define VO_SIMD_MIN_REDUCTION(var) VO_PRAGMA(omp simd reduction(min : var))
 #define VO_SIMD_OR_REDUCTION(var) VO_PRAGMA(omp simd reduction(| : var))
+#define VO_SIMD VO_PRAGMA(omp simd)
 #else
+#define VO_SIMD
 #define VO_SIMD_MIN_REDUCTION(var)
 #define VO_SIMD_OR_REDUCTION(var)
 #endif

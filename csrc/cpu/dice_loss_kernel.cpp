@@ -63,17 +63,22 @@ VO_CPU_MULTIVERSION void block_softmax(const in_t* __restrict__ x, int64_t xs, i
     mx[j] = -INFINITY;
     sum[j] = T(0);
   }
-  for (int64_t c = 0; c < C; ++c)
+  // omp simd: without it GCC unrolls the 16 lanes of the max into scalar code.
+  for (int64_t c = 0; c < C; ++c) {
+    VO_SIMD
     for (int64_t j = 0; j < kLanes; ++j) {
       const T v = static_cast<T>(x[c * xs + j]);
       mx[j] = mx[j] < v ? v : mx[j];
     }
-  for (int64_t c = 0; c < C; ++c)
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    VO_SIMD
     for (int64_t j = 0; j < kLanes; ++j) {
       const T e = exp_(static_cast<T>(x[c * xs + j]) - mx[j]);
       prob[c * kLanes + j] = e;
       sum[j] += e;
     }
+  }
   for (int64_t j = 0; j < kLanes; ++j) sum[j] = T(1) / sum[j];
   for (int64_t c = 0; c < C; ++c)
     for (int64_t j = 0; j < kLanes; ++j) prob[c * kLanes + j] *= sum[j];
