@@ -126,16 +126,29 @@ inline void block_probabilities(const in_t* __restrict__ x, bool from_logits, T*
 }
 
 // Statistics of one block of one class (binary, multilabel) into I, P, T [kLanes].
-template <typename in_t, typename tgt_t, typename T>
+// kPlain: every pixel live and no ignore_index (the common case), so the
+// validity factors drop out of the loop.
+template <typename in_t, typename tgt_t, typename T, bool kPlain = false>
 VO_CPU_MULTIVERSION void block_stats_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
                                              bool from_logits, bool squared, PixelBlock<T> pb, T* __restrict__ I,
                                              T* __restrict__ P, T* __restrict__ Tt) {
   const T check_ignore = pb.has_ignore ? T(1) : T(0);
+  const T sq = squared ? T(1) : T(0);
   for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
     // The probabilities first, with the flag tested outside the loop: GCC
     // vectorizes neither a select on it nor the fused loop.
     T prob[kLanes];
     block_probabilities(x, from_logits, prob);
+    if constexpr (kPlain) {
+      VO_SIMD
+      for (int64_t j = 0; j < kLanes; ++j) {
+        const T tv = static_cast<T>(t[j]), p = prob[j];
+        I[j] += p * tv;
+        P[j] += p * (p * sq + (T(1) - sq));
+        Tt[j] += tv * (tv * sq + (T(1) - sq));
+      }
+      continue;
+    }
     for (int64_t j = 0; j < kLanes; ++j) {
       const T tv = static_cast<T>(t[j]), p = prob[j];
       const T ignored = tv == pb.ignore ? check_ignore : T(0);
@@ -201,7 +214,11 @@ void accumulate(const in_t* x, const tgt_t* t, const DiceShape& sh, int64_t b, i
     T* I = acc + c * kLanes;
     T* P = acc + (C + c) * kLanes;
     T* Tt = acc + (2 * C + c) * kLanes;
-    block_stats_sigmoid<in_t, tgt_t, T>(xc, tc, full / kLanes, from_logits, squared, pb, I, P, Tt);
+    if (pb.has_ignore) {
+      block_stats_sigmoid<in_t, tgt_t, T>(xc, tc, full / kLanes, from_logits, squared, pb, I, P, Tt);
+    } else {
+      block_stats_sigmoid<in_t, tgt_t, T, true>(xc, tc, full / kLanes, from_logits, squared, pb, I, P, Tt);
+    }
     if (full < n) {
       const TailBlock<in_t, tgt_t, T> tail(xc + full, 0, tc + full, 0, 1, 1, n - full);
       PixelBlock<T> tp = pb;
@@ -248,15 +265,26 @@ VO_CPU_MULTIVERSION void block_grad_multiclass(const in_t* __restrict__ x, int64
   }
 }
 
-template <typename in_t, typename tgt_t, typename T, typename out_t>
+template <typename in_t, typename tgt_t, typename T, typename out_t, bool kPlain = false>
 VO_CPU_MULTIVERSION void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
                                             bool from_logits, bool squared, PixelBlock<T> pb, T a, T bb,
                                             out_t* __restrict__ out) {
   const T check_ignore = pb.has_ignore ? T(1) : T(0);
   const T through = from_logits ? T(1) : T(0);
+  const T sq = squared ? T(1) : T(0);
   for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes, out += kLanes) {
     T prob[kLanes];
     block_probabilities(x, from_logits, prob);
+    if constexpr (kPlain) {
+      VO_SIMD
+      for (int64_t j = 0; j < kLanes; ++j) {
+        const T tv = static_cast<T>(t[j]), p = prob[j];
+        // dice_pixel_grad(a, bb, tv, p, squared), with squared as a factor
+        const T gv = a * tv + bb * (T(2) * p * sq + (T(1) - sq));
+        out[j] = static_cast<out_t>(gv * (through * p * (T(1) - p) + (T(1) - through)));
+      }
+      continue;
+    }
     for (int64_t j = 0; j < kLanes; ++j) {
       const T tv = static_cast<T>(t[j]), p = prob[j];
       const T ignored = tv == pb.ignore ? check_ignore : T(0);
@@ -360,8 +388,13 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
             const int64_t n = s_end - s_begin, full = n / kLanes * kLanes;
             for (int64_t c = 0; c < C; ++c) {
               const int64_t o = (b * C + c) * S + s_begin;
-              block_grad_sigmoid<in_t, tgt_t, T, in_t>(xp + o, tp + o, full / kLanes, from_logits, squared, pb, a[c],
-                                                       bb[c], gp + o);
+              if (pb.has_ignore) {
+                block_grad_sigmoid<in_t, tgt_t, T, in_t>(xp + o, tp + o, full / kLanes, from_logits, squared, pb,
+                                                         a[c], bb[c], gp + o);
+              } else {
+                block_grad_sigmoid<in_t, tgt_t, T, in_t, true>(xp + o, tp + o, full / kLanes, from_logits, squared,
+                                                               pb, a[c], bb[c], gp + o);
+              }
               if (full < n) {
                 const TailBlock<in_t, tgt_t, T> tail(xp + o + full, 0, tp + o + full, 0, 1, 1, n - full);
                 PixelBlock<T> tpb = pb;
