@@ -56,6 +56,20 @@ void test_exp_log_accuracy() {
   check(vo::log_(1.0f) == 0.0f, "log(1) = 0");
 }
 
+void test_exp_nonpositive_is_exp() {
+  // Every non-positive float down to -inf (every 7th bit pattern): the same
+  // bits as exp_, denormal results included; NaN stays NaN.
+  bool same = true;
+  for (uint32_t u = 0x80000000u; u <= 0xFF800000u; u += 7) {
+    float x;
+    std::memcpy(&x, &u, sizeof(x));
+    same = same && vo::exp_nonpositive_(x) == vo::exp_(x);
+  }
+  check(same, "exp_nonpositive_ equals exp_ for x <= 0");
+  check(std::isnan(vo::exp_nonpositive_(std::numeric_limits<float>::quiet_NaN())), "exp_nonpositive_(NaN) is NaN");
+  check(vo::exp_nonpositive_(-std::numeric_limits<float>::infinity()) == 0.0f, "exp_nonpositive_(-inf) = 0");
+}
+
 void test_decode_hand_example() {
   // Anchor centred at (100, 100), 50 x 50; codes (0.2, -0.1, log 2, 0).
   const float anchor[4] = {75, 75, 125, 125};
@@ -108,6 +122,7 @@ void test_decode_backward() {
 
 int main() {
   test_exp_log_accuracy();
+  test_exp_nonpositive_is_exp();
   test_decode_hand_example();
   test_decode_backward();
   std::printf("coder math: %d passed, %d failed\n", g_passed, g_failed);
