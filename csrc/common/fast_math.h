@@ -30,13 +30,12 @@ VO_HOST_DEVICE_INLINE uint32_t float_to_bits(float f) {
   return u;
 }
 
-VO_HOST_DEVICE_INLINE float exp_(float x) {
-#if defined(__CUDA_ARCH__)
-  return ::expf(x);
-#else
-  // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln 2 / 2.
-  const float xc = x > 88.8f ? 88.8f : (x < -104.0f ? -104.0f : x);  // NaN stays NaN
-  const float magic = 12582912.0f;                                     // 1.5 * 2^23: rounds to an integer
+// The shared part of exp_ and exp_nonpositive_: for x already clamped to
+// [-104, 88.8] (or NaN), exp(x) = 2^n * exp(r) with n = round(x / ln 2),
+// |r| <= ln 2 / 2; returns exp(r) and n (0 for NaN: any n will do, the
+// result is NaN).
+VO_HOST_DEVICE_INLINE float exp_reduced_(float xc, int32_t& n_out) {
+  const float magic = 12582912.0f;  // 1.5 * 2^23: rounds to an integer
   const float n = (xc * 1.44269504088896341f + magic) - magic;
   float r = xc - n * 0.693359375f;  // ln 2 in two parts (Cody and Waite)
   r = r - n * -2.12194440e-4f;
@@ -47,15 +46,40 @@ VO_HOST_DEVICE_INLINE float exp_(float x) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const float e = p * r2 + r + 1.0f;
+  n_out = static_cast<int32_t>(n == n ? n : 0.0f);
+  return p * r2 + r + 1.0f;
+}
+
+VO_HOST_DEVICE_INLINE float exp_(float x) {
+#if defined(__CUDA_ARCH__)
+  return ::expf(x);
+#else
+  const float xc = x > 88.8f ? 88.8f : (x < -104.0f ? -104.0f : x);  // NaN stays NaN
+  int32_t ni;
+  const float e = exp_reduced_(xc, ni);
   // 2^n as two factors, so that results in the denormal range and up to
   // 2^128 (overflow to inf) come out right.
-  const int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);  // NaN: any n will do, the result is NaN
   const int32_t n1 = ni / 2, n2 = ni - ni / 2;
   const float s1 = bits_to_float(static_cast<uint32_t>(n1 + 127) << 23);
   const float s2 = bits_to_float(static_cast<uint32_t>(n2 + 127) << 23);
   const float y = e * s1 * s2;
   return x > 88.8f ? INFINITY : y;  // NaN: y is NaN
+#endif
+}
+
+// exp(x) for x <= 0 (or NaN), as exp_ but cheaper: no overflow to guard,
+// and 2^n (n in [-150, 0]) as one exact factor 2^(n + 64) and a final 2^-64,
+// which rounds once, exactly where exp_'s second factor does: the results are
+// exp_'s, bit for bit.
+VO_HOST_DEVICE_INLINE float exp_nonpositive_(float x) {
+#if defined(__CUDA_ARCH__)
+  return ::expf(x);
+#else
+  const float xc = x < -104.0f ? -104.0f : x;  // NaN stays NaN
+  int32_t ni;
+  const float e = exp_reduced_(xc, ni);
+  const float s = bits_to_float(static_cast<uint32_t>(ni + 64 + 127) << 23);
+  return (e * s) * 0x1p-64f;
 #endif
 }
 
@@ -92,33 +116,6 @@ VO_HOST_DEVICE_INLINE float log_(float x) {
   y = x < 0.0f ? NAN : y;
   y = x == INFINITY ? INFINITY : y;
   return x != x ? x : y;
-#endif
-}
-
-// exp(x) for x <= 0 (or NaN), as exp_ but cheaper: no overflow to guard,
-// and 2^n (n in [-150, 0]) as one exact factor 2^(n + 64) and a final 2^-64,
-// which rounds once, exactly where exp_'s second factor does: the results are
-// exp_'s, bit for bit.
-VO_HOST_DEVICE_INLINE float exp_nonpositive_(float x) {
-#if defined(__CUDA_ARCH__)
-  return ::expf(x);
-#else
-  const float xc = x < -104.0f ? -104.0f : x;  // NaN stays NaN
-  const float magic = 12582912.0f;
-  const float n = (xc * 1.44269504088896341f + magic) - magic;
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  const float r2 = r * r;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r2 + r + 1.0f;
-  const int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);  // NaN: any n will do, the result is NaN
-  const float s = bits_to_float(static_cast<uint32_t>(ni + 64 + 127) << 23);
-  return (e * s) * 0x1p-64f;
 #endif
 }
 
