@@ -249,8 +249,7 @@ VO_CPU_MULTIVERSION void block_grad_multiclass(const in_t* __restrict__ x, int64
     for (int64_t j = 0; j < kLanes; ++j) {
       const T p = prob[c * kLanes + j];
       const T is_c = label[j] == cf ? T(1) : T(0);
-      // dice_pixel_grad(a, b, t, p, squared), with squared as a factor
-      const T gv = valid[j] * (ac * is_c + bc * (T(2) * p * sq + (T(1) - sq)));
+      const T gv = valid[j] * dice_pixel_grad_factor(ac, bc, is_c, p, sq);
       g[c * kLanes + j] = gv;
       dot[j] += gv * p;
     }
@@ -279,8 +278,7 @@ VO_CPU_MULTIVERSION void block_grad_sigmoid(const in_t* __restrict__ x, const tg
       VO_SIMD
       for (int64_t j = 0; j < kLanes; ++j) {
         const T tv = static_cast<T>(t[j]), p = prob[j];
-        // dice_pixel_grad(a, bb, tv, p, squared), with squared as a factor
-        const T gv = a * tv + bb * (T(2) * p * sq + (T(1) - sq));
+        const T gv = dice_pixel_grad_factor(a, bb, tv, p, sq);
         out[j] = static_cast<out_t>(gv * (through * p * (T(1) - p) + (T(1) - through)));
       }
       continue;
