@@ -28,13 +28,14 @@
 #include "../checks.h"
 #include "../common/nms.h"
 #include "../nms_checks.h"
+#include "nms_scan_avx512.h"
 
 namespace vo {
 namespace {
 
 // Until this many boxes are kept, one list of them, scanned a vector at a
 // time, beats the index.
-constexpr int32_t kScanKeptMax = 512;
+constexpr int32_t kScanKeptMax = 1024;
 // A candidate that would visit more cells than this in one level scans that
 // level's list of kept boxes instead (only with tiny thresholds).
 constexpr int64_t kMaxCellsPerQuery = 64;
@@ -42,20 +43,24 @@ constexpr int64_t kMaxCellsPerQuery = 64;
 // Whether one of `size` boxes, stored as fields of `cap` values each from
 // f, suppresses b: kLanes boxes at a time, the lanes ORed without a branch so
 // the inner loop vectorizes (multiversioned: AVX-512 or AVX2 where present).
-// Lanes past `size` hold NaN boxes, which suppress nothing.
+// Lanes past `size` hold NaN boxes, which suppress nothing; cap is a
+// multiple of kLanes. kLanes may span several vectors: the OR across lanes
+// (a chain of shuffles) then runs once per several vectors.
 //
 // float: the exact test compares in double, which halves the vector width.
-// A float test with a margin of 2^-20 either side of the midpoint settles
-// almost every lane first ("surely above" or "surely not"); a vector with a
-// lane in the margin is redone exactly. The margin covers the roundings of
-// the float product (2^-24 each), so both settled answers are exact.
+// A float test with a margin of 2^-20 below the midpoint ("maybe above")
+// rules out almost every group of lanes at once; a group with a lane that
+// may suppress is redone with the margin above it ("surely above"), and
+// only a group with a lane between the two margins is redone exactly. The
+// margin covers the roundings of the float product (2^-24 each), so both
+// settled answers are exact.
 template <typename T, int64_t kLanes>
 VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, int64_t size, NmsBox<T> b,
                                         NmsPredicate p) {
   // The predicate's constants as plain scalars, hoisted out of the loop.
   const double midpoint = p.midpoint, threshold = p.threshold;
   const int tie = static_cast<int>(p.tie_suppresses);
-  const auto exact = [&](int64_t j) {
+  const auto exact = [&](int64_t j) __attribute__((always_inline)) {
     const NmsBox<T> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
     T inter, uni;
     nms_inter_union(a, b, inter, uni);
@@ -72,20 +77,23 @@ VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, in
     if (midpoint >= 0x1p-20 && b.area >= 0x1p-80f) {
       const float above_m = static_cast<float>(midpoint * (1 + 0x1p-20));
       const float maybe_m = static_cast<float>(midpoint * (1 - 0x1p-20));
+      // (always_inline: a lambda is not a clone of the multiversioned
+      // function, and a call per lane would not vectorize)
+      const auto exceeds = [&](int64_t j, float m) __attribute__((always_inline)) {
+        const NmsBox<T> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
+        T inter, uni;
+        nms_inter_union(a, b, inter, uni);
+        return static_cast<int>(inter >= m * uni);  // NaN lanes: 0
+      };
       for (int64_t j0 = 0; j0 < size; j0 += kLanes) {
-        int above = 0, maybe = 0;
-        for (int64_t j = j0; j < j0 + kLanes; ++j) {
-          const NmsBox<T> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
-          T inter, uni;
-          nms_inter_union(a, b, inter, uni);
-          above |= static_cast<int>(inter > above_m * uni);
-          maybe |= static_cast<int>(inter >= maybe_m * uni);  // NaN lanes: neither
-        }
+        int maybe = 0;
+        for (int64_t j = j0; j < j0 + kLanes; ++j) maybe |= exceeds(j, maybe_m);
+        if (!maybe) continue;
+        int above = 0;
+        for (int64_t j = j0; j < j0 + kLanes; ++j) above |= exceeds(j, above_m);
         if (above) return true;
-        if (maybe) {
-          for (int64_t j = j0; j < j0 + kLanes; ++j)
-            if (exact(j)) return true;
-        }
+        for (int64_t j = j0; j < j0 + kLanes; ++j)
+          if (exact(j)) return true;
       }
       return false;
     }
@@ -124,19 +132,9 @@ class GreedyNms {
     arena_.clear();
     Cell all;
     int64_t kept = 0, i = 0;
-    for (; i < n && all.size < kScanKeptMax; ++i) {
-      if (cell_suppresses(all, boxes[i], p)) continue;
-      keep[kept++] = i;
-      if (kept == max_keep) return kept;
-      push(all, boxes[i]);
-    }
+    if (!list_pass(boxes, n, i, p, max_keep, keep, kept, all, kScanKeptMax)) return kept;
     if (i == n || !build(boxes, n)) {  // finish with the list
-      for (; i < n; ++i) {
-        if (cell_suppresses(all, boxes[i], p)) continue;
-        keep[kept++] = i;
-        if (kept == max_keep) break;
-        push(all, boxes[i]);
-      }
+      list_pass(boxes, n, i, p, max_keep, keep, kept, all, std::numeric_limits<int32_t>::max());
       return kept;
     }
     for (int64_t k = 0; k < kept; ++k) {
@@ -302,11 +300,68 @@ class GreedyNms {
     return false;
   }
 
+  // The greedy pass against the one list `all`, from candidate i on, until
+  // the list holds `limit` boxes or the candidates run out. False once
+  // max_keep boxes are kept.
+  bool list_pass(const NmsBox<T>* boxes, int64_t n, int64_t& i, const NmsPredicate& p, int64_t max_keep,
+                 int64_t* keep, int64_t& kept, Cell& all, int32_t limit) {
+    if (all.size >= limit) return true;
+    bool more = true;
+    const auto on_keep = [&](int64_t k) {
+      keep[kept++] = k;
+      if (kept == max_keep) return more = false;
+      push(all, boxes[k]);
+      return all.size < limit;
+    };
+#ifdef VO_HAVE_NMS_SCAN_AVX512
+    if constexpr (std::is_same_v<T, float>) {
+      if (cpu_has_avx512f() && p.midpoint >= 0x1p-20) {  // any_suppresses' margins
+        i = greedy_pass_avx512(
+            boxes, i, n, static_cast<float>(p.midpoint * (1 - 0x1p-20)), static_cast<float>(p.midpoint * (1 + 0x1p-20)),
+            [&] { return NmsSoaView{all.size ? arena_.data() + all.offset : nullptr, all.cap, all.size}; },
+            [&](int64_t k) { return cell_suppresses(all, boxes[k], p); },
+            [&](const NmsSoaView& v, int64_t j, const NmsBox<float>& b) {
+              return nms_suppresses_division_free(
+                  NmsBox<float>{v.f[j], v.f[v.cap + j], v.f[2 * v.cap + j], v.f[3 * v.cap + j], v.f[4 * v.cap + j]}, b,
+                  p);
+            },
+            on_keep);
+        return more;
+      }
+    }
+#endif
+    for (; i < n;) {
+      const int64_t k = i++;
+      if (!cell_suppresses(all, boxes[k], p) && !on_keep(k)) break;
+    }
+    return more;
+  }
+
   bool cell_suppresses(const Cell& c, const NmsBox<T>& b, const NmsPredicate& p) const {
     if (c.size == 0) return false;
-    // Most cells of a sparse index hold a box or two: half a vector is enough.
-    if (c.size <= kLanes / 2) return any_suppresses<T, kLanes / 2>(arena_.data() + c.offset, c.cap, c.size, b, p);
-    return any_suppresses<T, kLanes>(arena_.data() + c.offset, c.cap, c.size, b, p);
+#ifdef VO_HAVE_NMS_SCAN_AVX512
+    if constexpr (std::is_same_v<T, float>) {
+      // any_suppresses' float margins, under the same conditions.
+      if (cpu_has_avx512f() && p.midpoint >= 0x1p-20 && b.area >= 0x1p-80f) {
+        const float* f = arena_.data() + c.offset;
+        const int64_t cap = c.cap;
+        return any_suppresses_avx512(NmsSoaView{f, cap, c.size}, b, static_cast<float>(p.midpoint * (1 - 0x1p-20)),
+                                     static_cast<float>(p.midpoint * (1 + 0x1p-20)), [&](int64_t j) {
+                                       const NmsBox<float> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j],
+                                                             f[4 * cap + j]};
+                                       return nms_suppresses_division_free(a, b, p);
+                                     });
+      }
+    }
+#endif
+    // Most cells of a sparse index hold a box or two: half a vector is
+    // enough. Long lists go several vectors at a time (capacities are
+    // kLanes times a power of two, so a multiple of the group).
+    const T* f = arena_.data() + c.offset;
+    if (c.size <= kLanes / 2) return any_suppresses<T, kLanes / 2>(f, c.cap, c.size, b, p);
+    if (c.cap == kLanes) return any_suppresses<T, kLanes>(f, c.cap, c.size, b, p);
+    if (c.cap == 2 * kLanes) return any_suppresses<T, 2 * kLanes>(f, c.cap, c.size, b, p);
+    return any_suppresses<T, 4 * kLanes>(f, c.cap, c.size, b, p);
   }
 
   void insert(const NmsBox<T>& b, int32_t box, int l) {
@@ -355,17 +410,26 @@ inline uint32_t descending_key(float f) {
   return ~ascending + 1u;  // 1 .. 2^32 - 1 for numbers: after NaN
 }
 
-// Stable LSD radix sort of indices by key: 11-bit digits, three passes.
+// Stable LSD radix sort of indices by key: 11-bit digits, three passes,
+// the three digit histograms counted in one read of the keys.
 inline void radix_sort(std::vector<uint32_t>& keys, std::vector<int64_t>& idx) {
   const size_t n = keys.size();
+  std::vector<size_t> count(3 * 2049, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t k = keys[i];
+    ++count[(k & 2047u) + 1];
+    ++count[2049 + ((k >> 11) & 2047u) + 1];
+    ++count[2 * 2049 + (k >> 22) + 1];
+  }
   std::vector<uint32_t> k2(n);
   std::vector<int64_t> i2(n);
-  for (int shift = 0; shift < 32; shift += 11) {
-    size_t count[2049] = {0};
-    for (size_t i = 0; i < n; ++i) ++count[((keys[i] >> shift) & 2047u) + 1];
-    for (int d = 0; d < 2048; ++d) count[d + 1] += count[d];
+  for (int pass = 0; pass < 3; ++pass) {
+    size_t* c = count.data() + pass * 2049;
+    const int shift = 11 * pass;
+    if (c[((keys.empty() ? 0u : keys[0]) >> shift & 2047u) + 1] == n) continue;  // one digit: already in order
+    for (int d = 0; d < 2048; ++d) c[d + 1] += c[d];
     for (size_t i = 0; i < n; ++i) {
-      const size_t at = count[(keys[i] >> shift) & 2047u]++;
+      const size_t at = c[(keys[i] >> shift) & 2047u]++;
       k2[at] = keys[i];
       i2[at] = idx[i];
     }
@@ -406,38 +470,43 @@ std::vector<int64_t> score_order(const score_t* scores, int64_t n, std::optional
   return order;
 }
 
-// Positions of `order` regrouped by class, each class in the order it had
-// (stable), and the start of each class's run.
-inline void group_by_class(const std::vector<int64_t>& order, const int64_t* classes, std::vector<int64_t>& grouped,
+// Ranks of `order` regrouped by class, each class in score order (stable):
+// rank_of[p] is the rank of the box at grouped position p, and starts the
+// start of each class's run.
+inline void group_by_class(const std::vector<int64_t>& order, const int64_t* classes, std::vector<int64_t>& rank_of,
                            std::vector<int64_t>& starts) {
   const int64_t m = static_cast<int64_t>(order.size());
-  grouped.resize(m);
+  rank_of.resize(m);
   starts.clear();
   if (m == 0) {
     starts.push_back(0);
     return;
   }
-  int64_t lo = classes[order[0]], hi = lo;
-  for (int64_t k = 1; k < m; ++k) {
-    lo = std::min(lo, classes[order[k]]);
-    hi = std::max(hi, classes[order[k]]);
+  // The classes in rank order: one gather, then every pass below reads
+  // them in sequence.
+  std::vector<int64_t> cls(m);
+  constexpr int64_t kAhead = 16;
+  for (int64_t k = 0; k < m; ++k) {
+    if (k + kAhead < m) __builtin_prefetch(classes + order[k + kAhead]);
+    cls[k] = classes[order[k]];
   }
+  const auto [lo_it, hi_it] = std::minmax_element(cls.begin(), cls.end());
+  const int64_t lo = *lo_it, hi = *hi_it;
   const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
   if (range < static_cast<uint64_t>(4 * m + 1024)) {  // counting sort
     std::vector<int64_t> count(range + 2, 0);
-    for (int64_t k = 0; k < m; ++k) ++count[classes[order[k]] - lo + 1];
+    for (int64_t k = 0; k < m; ++k) ++count[cls[k] - lo + 1];
     for (uint64_t c = 0; c <= range; ++c) {
       if (count[c + 1] > 0) starts.push_back(count[c]);
       count[c + 1] += count[c];
     }
-    for (int64_t k = 0; k < m; ++k) grouped[count[classes[order[k]] - lo]++] = k;
+    for (int64_t k = 0; k < m; ++k) rank_of[count[cls[k] - lo]++] = k;
   } else {
-    for (int64_t k = 0; k < m; ++k) grouped[k] = k;
-    std::stable_sort(grouped.begin(), grouped.end(),
-                     [&](int64_t a, int64_t b) { return classes[order[a]] < classes[order[b]]; });
+    for (int64_t k = 0; k < m; ++k) rank_of[k] = k;
+    std::stable_sort(rank_of.begin(), rank_of.end(), [&](int64_t a, int64_t b) { return cls[a] < cls[b]; });
     starts.push_back(0);
     for (int64_t k = 1; k < m; ++k) {
-      if (classes[order[grouped[k]]] != classes[order[grouped[k - 1]]]) starts.push_back(k);
+      if (cls[rank_of[k]] != cls[rank_of[k - 1]]) starts.push_back(k);
     }
   }
   starts.push_back(m);
@@ -469,10 +538,13 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, const int
   const int64_t nseg = static_cast<int64_t>(seg.size()) - 1;
 
   // Boxes gathered in sorted order, so each greedy pass reads contiguously.
+  // (A gather from all over the input: the loads are issued ahead.)
   std::vector<NmsBox<T>> sorted(m);
   const scalar_t* bp = b.data_ptr<scalar_t>();
   at::parallel_for(0, m, 4096, [&](int64_t lo, int64_t hi) {
+    constexpr int64_t kAhead = 16;
     for (int64_t k = lo; k < hi; ++k) {
+      if (k + kAhead < hi) __builtin_prefetch(bp + 4 * order[rank_of[k + kAhead]]);
       const scalar_t* q = bp + 4 * order[rank_of[k]];
       sorted[k] = make_nms_box<T>(static_cast<T>(q[0]), static_cast<T>(q[1]), static_cast<T>(q[2]),
                                   static_cast<T>(q[3]));

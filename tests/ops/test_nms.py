@@ -86,6 +86,39 @@ def test_strictly_greater_suppresses():
     assert visionops.nms(boxes, scores, 0.49).tolist() == [0]
 
 
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.3])
+def test_borderline_overlaps_match_torchvision(threshold):
+    # IoUs within a few ulps of the threshold, so that the vector scans'
+    # float margins leave the decision to the exact test: per group, a box of
+    # width 2 and unit-height strips of width 2t +- k ulps under it (IoU =
+    # width / 2), the groups stacked at integer heights so widths stay exact.
+    g = torch.Generator().manual_seed(5)
+    rows = []
+    for k in range(60):
+        widths = torch.full((24,), 2 * threshold) + torch.randint(-40, 41, (24,), generator=g) * 2.0**-22
+        x2 = torch.cat([torch.tensor([2.0]), widths.float()])
+        y1 = torch.full_like(x2, 2.0 * k)
+        rows.append(torch.stack([torch.zeros_like(x2), y1, x2, y1 + 1], dim=1))
+    boxes = torch.cat(rows)
+    scores = torch.rand(boxes.shape[0], generator=g)
+    scores[:: 25] += 1  # each group's wide box first
+    assert torch.equal(visionops.nms(boxes, scores, threshold), tv_ops.nms(boxes, scores, threshold))
+    idxs = torch.randint(0, 3, (boxes.shape[0],), generator=g)
+    assert torch.equal(visionops.batched_nms(boxes, scores, idxs, threshold),
+                       per_class_torchvision(boxes, scores, idxs, threshold))
+
+
+@pytest.mark.parametrize("scale", [1e-18, 1e-21, 1e15])
+def test_tiny_and_huge_boxes_match_torchvision(scale):
+    # Areas below 2^-80 (and subnormal) skip the float margins; huge ones
+    # overflow the products: both must still decide exactly as torchvision.
+    g = torch.Generator().manual_seed(9)
+    boxes = torch.cat([clustered_boxes(400, g) * scale, clustered_boxes(200, g)])
+    scores = torch.rand(600, generator=g)
+    for threshold in (0.2, 0.5, 0.9):
+        assert torch.equal(visionops.nms(boxes, scores, threshold), tv_ops.nms(boxes, scores, threshold))
+
+
 def test_ties_break_by_index():
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]] * 4 + [[50.0, 50.0, 60.0, 60.0]])
     scores = torch.tensor([0.5, 0.7, 0.7, 0.7, 0.7])
@@ -108,12 +141,12 @@ def test_matches_torchvision_on_1200_seeded_cases():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_large_inputs_match_torchvision(dtype):
-    # Big enough for the spatial index and its levels (the small cases above
-    # also take the plain scan).
+    # Big enough for the spatial index and its levels (over 1,024 boxes kept;
+    # the small cases above take the plain scan only).
     for seed, make in enumerate([uniform_boxes, clustered_boxes, uniform_boxes]):
         g = torch.Generator().manual_seed(100 + seed)
-        boxes = make(3000, g, dtype)
-        scores = torch.rand(3000, generator=g, dtype=dtype)
+        boxes = make(6000, g, dtype)
+        scores = torch.rand(6000, generator=g, dtype=dtype)
         for threshold in (0.0, 0.3, 0.5, 0.8):
             assert torch.equal(visionops.nms(boxes, scores, threshold), tv_ops.nms(boxes, scores, threshold))
 

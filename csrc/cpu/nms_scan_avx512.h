@@ -1,0 +1,115 @@
+// The float NMS scan of nms_kernel.cpp (any_suppresses), written with
+// AVX-512 intrinsics.
+//
+// The portable loop leaves the vectorizing to the compiler, which turns the
+// per-vector "any lane?" into a chain of shuffles and ORs across the lanes;
+// that chain cost as much as the overlap arithmetic itself. Here a compare
+// yields a mask register and one kortest answers the question, so the scan
+// can stop after every 16 boxes at no extra cost. The arithmetic is
+// common/nms.h's inter/union in the same order (min/max with the same
+// operand order, so NaN lanes behave as in the scalar code), and the
+// decision uses the same margins as the portable loop: exact either way.
+#pragma once
+
+#include <cstdint>
+
+#include "../common/nms.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__) && \
+    !defined(VISIONOPS_NO_MULTIVERSION)
+#include <immintrin.h>
+#define VO_HAVE_NMS_SCAN_AVX512 1
+#endif
+
+namespace vo {
+
+#ifdef VO_HAVE_NMS_SCAN_AVX512
+
+// Whether the CPU runs AVX-512F (checked once).
+inline bool cpu_has_avx512f() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+}
+
+// Kept boxes as fields of `cap` values each from f (cap a multiple of 16;
+// lanes past size hold NaN boxes, which suppress nothing).
+struct NmsSoaView {
+  const float* f;
+  int64_t cap, size;
+};
+
+// (GCC 12 warns of an undefined first operand inside its own intrinsics.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// Whether a kept box of v suppresses b. maybe_m and above_m are the float
+// margins below and above the midpoint; `exact(j)` decides a lane that
+// falls between them.
+template <typename Exact>
+__attribute__((target("avx512f"), always_inline)) inline bool scan_avx512(NmsSoaView v, const NmsBox<float>& b,
+                                                                          float maybe_m, float above_m,
+                                                                          Exact& exact) {
+  const float* __restrict__ f = v.f;
+  const int64_t cap = v.cap;
+  const __m512 bx1 = _mm512_set1_ps(b.x1), by1 = _mm512_set1_ps(b.y1);
+  const __m512 bx2 = _mm512_set1_ps(b.x2), by2 = _mm512_set1_ps(b.y2);
+  const __m512 barea = _mm512_set1_ps(b.area);
+  const __m512 maybe_v = _mm512_set1_ps(maybe_m), above_v = _mm512_set1_ps(above_m);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t j0 = 0; j0 < v.size; j0 += 16) {
+    const __m512 ax1 = _mm512_loadu_ps(f + j0), ay1 = _mm512_loadu_ps(f + cap + j0);
+    const __m512 ax2 = _mm512_loadu_ps(f + 2 * cap + j0), ay2 = _mm512_loadu_ps(f + 3 * cap + j0);
+    const __m512 aarea = _mm512_loadu_ps(f + 4 * cap + j0);
+    // w = clamp_min(min(a.x2, b.x2) - max(a.x1, b.x1), 0); _mm512_min_ps(a, b)
+    // is a < b ? a : b, like vo::min; clamp_min(v, 0) is max(0, v).
+    const __m512 w = _mm512_max_ps(zero, _mm512_sub_ps(_mm512_min_ps(ax2, bx2), _mm512_max_ps(ax1, bx1)));
+    const __m512 h = _mm512_max_ps(zero, _mm512_sub_ps(_mm512_min_ps(ay2, by2), _mm512_max_ps(ay1, by1)));
+    const __m512 inter = _mm512_mul_ps(w, h);
+    const __m512 uni = _mm512_sub_ps(_mm512_add_ps(aarea, barea), inter);
+    // Ordered compares: NaN lanes are never "maybe".
+    const __mmask16 maybe = _mm512_cmp_ps_mask(inter, _mm512_mul_ps(maybe_v, uni), _CMP_GE_OQ);
+    if (maybe == 0) continue;
+    if (_mm512_mask_cmp_ps_mask(maybe, inter, _mm512_mul_ps(above_v, uni), _CMP_GT_OQ) != 0) return true;
+    for (int lane = 0; lane < 16; ++lane) {
+      if (((maybe >> lane) & 1) && exact(j0 + lane)) return true;
+    }
+  }
+  return false;
+}
+
+// scan_avx512 as a call, for the cells of the spatial index.
+template <typename Exact>
+__attribute__((target("avx512f"))) bool any_suppresses_avx512(NmsSoaView v, const NmsBox<float>& b, float maybe_m,
+                                                               float above_m, Exact exact) {
+  return scan_avx512(v, b, maybe_m, above_m, exact);
+}
+
+// The greedy pass against one growing list of kept boxes, from candidate i
+// on, in one function: per candidate no call and no set-up beyond the
+// broadcasts. view() is the list now; a candidate whose area is below the
+// margins' range goes to slow(i) instead; keep(i) appends a kept candidate
+// and says whether the pass goes on. Returns the next candidate.
+template <typename View, typename Slow, typename Exact, typename Keep>
+__attribute__((target("avx512f"))) int64_t greedy_pass_avx512(const NmsBox<float>* boxes, int64_t i, int64_t n,
+                                                               float maybe_m, float above_m, View view, Slow slow,
+                                                               Exact exact, Keep keep) {
+  for (; i < n; ++i) {
+    const NmsBox<float>& b = boxes[i];
+    const NmsSoaView v = view();
+    bool suppressed;
+    if (b.area >= 0x1p-80f) {
+      auto exact_b = [&](int64_t j) { return exact(v, j, b); };
+      suppressed = scan_avx512(v, b, maybe_m, above_m, exact_b);
+    } else {
+      suppressed = slow(i);
+    }
+    if (!suppressed && !keep(i)) return i + 1;
+  }
+  return n;
+}
+
+#pragma GCC diagnostic pop
+
+#endif  // VO_HAVE_NMS_SCAN_AVX512
+
+}  // namespace vo
