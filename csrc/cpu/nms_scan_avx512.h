@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 
 #include "../common/nms.h"
 
@@ -25,9 +26,11 @@ namespace vo {
 
 #ifdef VO_HAVE_NMS_SCAN_AVX512
 
-// Whether the CPU runs AVX-512F (checked once).
+// Whether to take the AVX-512 scans: the CPU runs AVX-512F and the
+// environment does not set VISIONOPS_DISABLE_AVX512 (which lets the tests
+// run the portable loops, those of AVX2 machines, here too). Checked once.
 inline bool cpu_has_avx512f() {
-  static const bool has = __builtin_cpu_supports("avx512f");
+  static const bool has = __builtin_cpu_supports("avx512f") && std::getenv("VISIONOPS_DISABLE_AVX512") == nullptr;
   return has;
 }
 

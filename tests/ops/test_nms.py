@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -117,6 +122,28 @@ def test_tiny_and_huge_boxes_match_torchvision(scale):
     scores = torch.rand(600, generator=g)
     for threshold in (0.2, 0.5, 0.9):
         assert torch.equal(visionops.nms(boxes, scores, threshold), tv_ops.nms(boxes, scores, threshold))
+
+
+def test_portable_scan_matches_torchvision():
+    # Without AVX-512 (VISIONOPS_DISABLE_AVX512 makes this machine take the
+    # portable loops, as AVX2 machines do) the kept indices are the same.
+    code = (
+        "import torch, torchvision, visionops\n"
+        "from tests.ops.test_nms import random_case, test_borderline_overlaps_match_torchvision, uniform_boxes\n"
+        "for seed in range(300):\n"
+        "    b, s, t = random_case(seed)\n"
+        "    assert torch.equal(visionops.nms(b, s, t), torchvision.ops.nms(b, s, t)), seed\n"
+        "g = torch.Generator().manual_seed(1)\n"
+        "b = uniform_boxes(6000, g); s = torch.rand(6000, generator=g)\n"
+        "assert torch.equal(visionops.nms(b, s, 0.5), torchvision.ops.nms(b, s, 0.5))\n"
+        "for t in (0.3, 0.5, 0.7):\n"
+        "    test_borderline_overlaps_match_torchvision(t)\n"
+        "print('ok')\n"
+    )
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env = dict(os.environ, VISIONOPS_DISABLE_AVX512="1", PYTHONPATH=os.pathsep.join([str(root), *sys.path]))
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def test_ties_break_by_index():
