@@ -1,6 +1,11 @@
 """Benchmark cases of NMS: nms and batched_nms (80 classes) on uniform and
 clustered detector-like boxes (see issue: 1333 x 800 image, sides 10 to 300
-px; clustered is N/20 objects with 20 jittered copies each)."""
+px; clustered is N/20 objects with 20 jittered copies each).
+
+Class ids for batched_nms: uniform boxes draw one per box; the copies of a
+clustered object share their object's class, as a detector's duplicates do
+(a class per copy would spread each object over the classes and leave
+little to suppress within a class: the uniform case again)."""
 
 from __future__ import annotations
 
@@ -20,6 +25,13 @@ def clustered_boxes(n: int, dtype: torch.dtype, device: str, generator: torch.Ge
     side = (copies[:, 2:] - copies[:, :2]).repeat(1, 2)
     jitter = (torch.rand(copies.shape, generator=generator) - 0.5) * 0.15 * side
     return (copies + jitter).to(dtype=dtype, device=device)
+
+
+def layout_classes(layout: str, n: int, classes: int, g: torch.Generator) -> torch.Tensor:
+    """Class ids of layout_boxes' boxes: per box (uniform), per object (clustered)."""
+    if layout == "uniform":
+        return torch.randint(0, classes, (n,), generator=g)
+    return torch.randint(0, classes, ((n + 19) // 20,), generator=g).repeat_interleave(20)[:n]
 
 
 def layout_boxes(layout: str, n: int, dtype: torch.dtype, device: str, g: torch.Generator) -> torch.Tensor:
@@ -53,7 +65,7 @@ def cases(ops: list[str], sizes: list[int], elements: int, dtype: torch.dtype, d
                     out.append(Case(op, f"{layout} {n}", lambda b=b, s=s: visionops.nms(b, s, iou_threshold),
                                     tv and (lambda b=b, s=s: tv.nms(b, s, iou_threshold))))
                 else:
-                    c = torch.randint(0, classes, (n,), generator=g).to(device)
+                    c = layout_classes(layout, n, classes, g).to(device)
                     out.append(Case(op, f"{layout} {n} {classes}cls",
                                     lambda b=b, s=s, c=c: visionops.batched_nms(b, s, c, iou_threshold),
                                     tv and (lambda b=b, s=s, c=c: tv.batched_nms(b, s, c, iou_threshold))))

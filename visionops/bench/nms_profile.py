@@ -29,7 +29,7 @@ import torch
 
 import visionops
 from visionops.bench.boxes import detector_boxes
-from visionops.bench.nms import clustered_boxes
+from visionops.bench.nms import clustered_boxes, layout_classes
 from visionops.bench.timing import environment
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -56,9 +56,11 @@ def make_inputs(layout: str, n: int, classes: int, dtype, device, g: torch.Gener
     if layout == "uniform":
         boxes = detector_boxes(n, torch.float32, "cpu", g)
         scores = torch.rand(n, generator=g)
+        idxs = layout_classes("uniform", n, classes, g)
     elif layout == "clustered":
         boxes = clustered_boxes(n, torch.float32, "cpu", g)
         scores = torch.rand(n, generator=g)
+        idxs = layout_classes("clustered", n, classes, g)
     elif layout == "detector":
         # 70 % copies around objects, scored 0.3 to 1; 30 % background, 0 to 0.3.
         n_obj = (n * 7) // 10
@@ -67,9 +69,10 @@ def make_inputs(layout: str, n: int, classes: int, dtype, device, g: torch.Gener
         boxes_bg = detector_boxes(n - n_obj, torch.float32, "cpu", g)
         scores_bg = 0.3 * torch.rand(n - n_obj, generator=g)
         boxes, scores = torch.cat([boxes_obj, boxes_bg]), torch.cat([scores_obj, scores_bg])
+        idxs = torch.cat([layout_classes("clustered", n_obj, classes, g),
+                          layout_classes("uniform", n - n_obj, classes, g)])
     else:
         raise ValueError(f"unknown layout {layout!r}; choose from uniform, clustered, detector")
-    idxs = torch.randint(0, classes, (n,), generator=g)
     return boxes.to(dtype=dtype, device=device), scores.to(dtype=dtype, device=device), idxs.to(device)
 
 
