@@ -134,6 +134,20 @@ VO_CPU_MULTIVERSION void block_stats_sigmoid(const in_t* __restrict__ x, const t
                                              T* __restrict__ P, T* __restrict__ Tt) {
   const T check_ignore = pb.has_ignore ? T(1) : T(0);
   const T sq = squared ? T(1) : T(0);
+  if constexpr (kPlain) {
+    if (from_logits) {  // the sigmoid fused in: no round trip through memory
+      for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
+        VO_SIMD
+        for (int64_t j = 0; j < kLanes; ++j) {
+          const T tv = static_cast<T>(t[j]), p = stable_sigmoid(static_cast<T>(x[j]));
+          I[j] += p * tv;
+          P[j] += p * (p * sq + (T(1) - sq));
+          Tt[j] += tv * (tv * sq + (T(1) - sq));
+        }
+      }
+      return;
+    }
+  }
   for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
     // The probabilities first, with the flag tested outside the loop: GCC
     // vectorizes neither a select on it nor the fused loop.
@@ -271,6 +285,18 @@ VO_CPU_MULTIVERSION void block_grad_sigmoid(const in_t* __restrict__ x, const tg
   const T check_ignore = pb.has_ignore ? T(1) : T(0);
   const T through = from_logits ? T(1) : T(0);
   const T sq = squared ? T(1) : T(0);
+  if constexpr (kPlain) {
+    if (from_logits) {  // the sigmoid fused in
+      for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes, out += kLanes) {
+        VO_SIMD
+        for (int64_t j = 0; j < kLanes; ++j) {
+          const T tv = static_cast<T>(t[j]), p = stable_sigmoid(static_cast<T>(x[j]));
+          out[j] = static_cast<out_t>(dice_pixel_grad_factor(a, bb, tv, p, sq) * (p * (T(1) - p)));
+        }
+      }
+      return;
+    }
+  }
   for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes, out += kLanes) {
     T prob[kLanes];
     block_probabilities(x, from_logits, prob);
