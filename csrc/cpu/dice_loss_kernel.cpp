@@ -125,6 +125,14 @@ inline void block_probabilities(const in_t* __restrict__ x, bool from_logits, T*
   }
 }
 
+// One live pixel's share of I, P and T (squared a 0/1 factor).
+template <typename T>
+VO_HOST_DEVICE_INLINE void add_plain_stats(T p, T tv, T sq, T& I, T& P, T& Tt) {
+  I += p * tv;
+  P += p * (p * sq + (T(1) - sq));
+  Tt += tv * (tv * sq + (T(1) - sq));
+}
+
 // Statistics of one block of one class (binary, multilabel) into I, P, T [kLanes].
 // kPlain: every pixel live and no ignore_index (the common case), so the
 // validity factors drop out of the loop.
@@ -138,12 +146,8 @@ VO_CPU_MULTIVERSION void block_stats_sigmoid(const in_t* __restrict__ x, const t
     if (from_logits) {  // the sigmoid fused in: no round trip through memory
       for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
         VO_SIMD
-        for (int64_t j = 0; j < kLanes; ++j) {
-          const T tv = static_cast<T>(t[j]), p = stable_sigmoid(static_cast<T>(x[j]));
-          I[j] += p * tv;
-          P[j] += p * (p * sq + (T(1) - sq));
-          Tt[j] += tv * (tv * sq + (T(1) - sq));
-        }
+        for (int64_t j = 0; j < kLanes; ++j)
+          add_plain_stats(stable_sigmoid(static_cast<T>(x[j])), static_cast<T>(t[j]), sq, I[j], P[j], Tt[j]);
       }
       return;
     }
@@ -155,12 +159,7 @@ VO_CPU_MULTIVERSION void block_stats_sigmoid(const in_t* __restrict__ x, const t
     block_probabilities(x, from_logits, prob);
     if constexpr (kPlain) {
       VO_SIMD
-      for (int64_t j = 0; j < kLanes; ++j) {
-        const T tv = static_cast<T>(t[j]), p = prob[j];
-        I[j] += p * tv;
-        P[j] += p * (p * sq + (T(1) - sq));
-        Tt[j] += tv * (tv * sq + (T(1) - sq));
-      }
+      for (int64_t j = 0; j < kLanes; ++j) add_plain_stats(prob[j], static_cast<T>(t[j]), sq, I[j], P[j], Tt[j]);
       continue;
     }
     for (int64_t j = 0; j < kLanes; ++j) {
