@@ -5,10 +5,13 @@
 // torch.sort puts it; a radix sort for float keys), gathered in that order,
 // and each candidate is tested only against the kept boxes that could
 // suppress it: those it overlaps, of a comparable size (see GreedyNms). The
-// per-pair test is common/nms.h's, the same as on the GPU. batched_nms runs
-// one greedy pass per class (a counting sort groups them), classes in
-// parallel, and merges the kept boxes back into score order; padded_nms runs
-// the images in parallel. Memory is O(N): no N x N mask.
+// per-pair test is common/nms.h's, the same as on the GPU (on AVX-512
+// machines the scans are nms_scan_avx512.h's). batched_nms runs one greedy
+// pass per class, classes in parallel, and merges the kept boxes back into
+// score order; classes of many boxes are dealt into buckets and sorted each
+// on its own (batched_nms_by_class), small ones grouped after one global
+// sort (nms_order.h). padded_nms runs the images in parallel. Memory is
+// O(N): no N x N mask.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -28,10 +31,17 @@
 #include "../checks.h"
 #include "../common/nms.h"
 #include "../nms_checks.h"
+#include "nms_order.h"
 #include "nms_scan_avx512.h"
 
 namespace vo {
 namespace {
+
+using nms_order::BucketSorter;
+using nms_order::descending_key;
+using nms_order::group_by_class;
+using nms_order::radix_sort;
+using nms_order::score_order;
 
 // Until this many boxes are kept, one list of them, scanned a vector at a
 // time, beats the index.
@@ -400,116 +410,97 @@ class GreedyNms {
   std::vector<T> arena_;
 };
 
-// A 32-bit key whose ascending order is descending score order, NaN first
-// (torch.sort(descending=True) puts every NaN before every number).
-inline uint32_t descending_key(float f) {
-  if (f != f) return 0u;
-  uint32_t b;
-  std::memcpy(&b, &f, sizeof(b));
-  const uint32_t ascending = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-  return ~ascending + 1u;  // 1 .. 2^32 - 1 for numbers: after NaN
-}
+// batched_nms deals boxes into per-class buckets when the classes average
+// at least this many boxes (below, a global sort and a gather are faster).
+constexpr int64_t kMinClassBucket = 512;
 
-// Stable LSD radix sort of indices by key: 11-bit digits, three passes,
-// the three digit histograms counted in one read of the keys.
-inline void radix_sort(std::vector<uint32_t>& keys, std::vector<int64_t>& idx) {
-  const size_t n = keys.size();
-  std::vector<size_t> count(3 * 2049, 0);
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t k = keys[i];
-    ++count[(k & 2047u) + 1];
-    ++count[2049 + ((k >> 11) & 2047u) + 1];
-    ++count[2 * 2049 + (k >> 22) + 1];
-  }
-  std::vector<uint32_t> k2(n);
-  std::vector<int64_t> i2(n);
-  for (int pass = 0; pass < 3; ++pass) {
-    size_t* c = count.data() + pass * 2049;
-    const int shift = 11 * pass;
-    if (c[((keys.empty() ? 0u : keys[0]) >> shift & 2047u) + 1] == n) continue;  // one digit: already in order
-    for (int d = 0; d < 2048; ++d) c[d + 1] += c[d];
-    for (size_t i = 0; i < n; ++i) {
-      const size_t at = c[(keys[i] >> shift) & 2047u]++;
-      k2[at] = keys[i];
-      i2[at] = idx[i];
-    }
-    keys.swap(k2);
-    idx.swap(i2);
-  }
-}
-
-// Indices of the boxes that pass the score threshold (score > threshold; a
-// NaN score never passes one), stably sorted by descending score, NaN first.
-template <typename score_t>
-std::vector<int64_t> score_order(const score_t* scores, int64_t n, std::optional<double> score_threshold) {
-  using acc_t = at::opmath_type<score_t>;
-  std::vector<int64_t> order;
-  order.reserve(n);
-  if constexpr (std::is_same_v<acc_t, float>) {  // float, half and bfloat16 scores: radix sort
-    std::vector<uint32_t> keys;
-    keys.reserve(n);
-    for (int64_t i = 0; i < n; ++i) {
-      const float s = static_cast<float>(scores[i]);
-      if (score_threshold && !(static_cast<double>(s) > *score_threshold)) continue;
-      keys.push_back(descending_key(s));
-      order.push_back(i);
-    }
-    radix_sort(keys, order);
+// batched_nms for float, half and bfloat16 scores with class ids in a
+// compact range: the boxes are dealt into per-class buckets in one pass in
+// input order (box, score key and index together: no gather from all over
+// the input), each class is sorted by score in cache and run on its own
+// thread, and the kept boxes are merged by one radix sort of their keys
+// (taken in input order, so tied scores keep index order). Nothing when
+// the path does not apply (float64 scores, scattered class ids, small
+// classes).
+template <typename scalar_t>
+std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Tensor& s, const int64_t* classes,
+                                               const NmsPredicate& pred, std::optional<double> score_threshold,
+                                               std::optional<int64_t> max_output) {
+  using T = box_acc_t<scalar_t>;
+  if constexpr (!std::is_same_v<at::opmath_type<scalar_t>, float>) {
+    return std::nullopt;
   } else {
-    std::vector<std::pair<acc_t, int64_t>> keyed;
-    keyed.reserve(n);
+    const int64_t n = b.size(0);
+    const scalar_t* sp = s.data_ptr<scalar_t>();
+    const scalar_t* bp = b.data_ptr<scalar_t>();
+    const auto passes = [&](int64_t i) {
+      return !score_threshold || static_cast<double>(static_cast<float>(sp[i])) > *score_threshold;
+    };
+    int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min(), m = 0;
     for (int64_t i = 0; i < n; ++i) {
-      const acc_t s = static_cast<acc_t>(scores[i]);
-      if (score_threshold && !(static_cast<double>(s) > *score_threshold)) continue;
-      keyed.emplace_back(s, i);
+      if (!passes(i)) continue;
+      lo = std::min(lo, classes[i]);
+      hi = std::max(hi, classes[i]);
+      ++m;
     }
-    std::stable_sort(keyed.begin(), keyed.end(),
-                     [](const auto& a, const auto& b) { return score_before(a.first, b.first); });
-    for (const auto& kv : keyed) order.push_back(kv.second);
-  }
-  return order;
-}
-
-// Ranks of `order` regrouped by class, each class in score order (stable):
-// rank_of[p] is the rank of the box at grouped position p, and starts the
-// start of each class's run.
-inline void group_by_class(const std::vector<int64_t>& order, const int64_t* classes, std::vector<int64_t>& rank_of,
-                           std::vector<int64_t>& starts) {
-  const int64_t m = static_cast<int64_t>(order.size());
-  rank_of.resize(m);
-  starts.clear();
-  if (m == 0) {
-    starts.push_back(0);
-    return;
-  }
-  // The classes in rank order: one gather, then every pass below reads
-  // them in sequence.
-  std::vector<int64_t> cls(m);
-  constexpr int64_t kAhead = 16;
-  for (int64_t k = 0; k < m; ++k) {
-    if (k + kAhead < m) __builtin_prefetch(classes + order[k + kAhead]);
-    cls[k] = classes[order[k]];
-  }
-  const auto [lo_it, hi_it] = std::minmax_element(cls.begin(), cls.end());
-  const int64_t lo = *lo_it, hi = *hi_it;
-  const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
-  if (range < static_cast<uint64_t>(4 * m + 1024)) {  // counting sort
-    std::vector<int64_t> count(range + 2, 0);
-    for (int64_t k = 0; k < m; ++k) ++count[cls[k] - lo + 1];
+    if (m == 0) return at::empty({0}, b.options().dtype(at::kLong));
+    const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
+    if (range >= static_cast<uint64_t>(4 * m + 1024)) return std::nullopt;
+    std::vector<int64_t> cursor(range + 2, 0);
+    for (int64_t i = 0; i < n; ++i) {
+      if (passes(i)) ++cursor[classes[i] - lo + 1];
+    }
+    std::vector<int64_t> seg;
     for (uint64_t c = 0; c <= range; ++c) {
-      if (count[c + 1] > 0) starts.push_back(count[c]);
-      count[c + 1] += count[c];
+      if (cursor[c + 1] > 0) seg.push_back(cursor[c]);
+      cursor[c + 1] += cursor[c];
     }
-    for (int64_t k = 0; k < m; ++k) rank_of[count[cls[k] - lo]++] = k;
-  } else {
-    for (int64_t k = 0; k < m; ++k) rank_of[k] = k;
-    std::stable_sort(rank_of.begin(), rank_of.end(), [&](int64_t a, int64_t b) { return cls[a] < cls[b]; });
-    starts.push_back(0);
-    for (int64_t k = 1; k < m; ++k) {
-      if (cls[rank_of[k]] != cls[rank_of[k - 1]]) starts.push_back(k);
+    seg.push_back(m);
+    // Small classes: the per-class sorts' fixed costs outweigh the gather
+    // they save; one global sort does better.
+    if (m < kMinClassBucket * (static_cast<int64_t>(seg.size()) - 1)) return std::nullopt;
+    std::vector<uint32_t> key(m);
+    std::vector<int64_t> src(m);
+    std::vector<NmsBox<T>> box(m);
+    for (int64_t i = 0; i < n; ++i) {
+      if (!passes(i)) continue;
+      const int64_t p = cursor[classes[i] - lo]++;
+      key[p] = descending_key(static_cast<float>(sp[i]));
+      src[p] = i;
+      const scalar_t* q = bp + 4 * i;
+      box[p] = make_nms_box<T>(static_cast<T>(q[0]), static_cast<T>(q[1]), static_cast<T>(q[2]), static_cast<T>(q[3]));
     }
+
+    const int64_t max_keep = max_output ? *max_output : m;
+    const int64_t nseg = static_cast<int64_t>(seg.size()) - 1;
+    std::vector<uint8_t> kept(n, 0);  // by input index
+    at::parallel_for(0, nseg, 1, [&](int64_t c0, int64_t c1) {
+      GreedyNms<T> greedy;  // scratch reused across this thread's classes
+      BucketSorter<T> sorter;
+      std::vector<int64_t> keep_pos;
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t s0 = seg[c], len = seg[c + 1] - s0;
+        sorter.sort(key.data() + s0, src.data() + s0, box.data() + s0, len);
+        keep_pos.resize(len);
+        const int64_t k = greedy.run(box.data() + s0, len, pred, max_keep, keep_pos.data());
+        for (int64_t j = 0; j < k; ++j) kept[src[s0 + keep_pos[j]]] = 1;
+      }
+    });
+
+    // Kept boxes in descending score, ties by index, across classes.
+    std::vector<uint32_t> kept_keys;
+    std::vector<int64_t> out_idx;
+    for (int64_t i = 0; i < n; ++i) {
+      if (!kept[i]) continue;
+      kept_keys.push_back(descending_key(static_cast<float>(sp[i])));
+      out_idx.push_back(i);
+    }
+    radix_sort(kept_keys, out_idx);
+    const int64_t count = std::min<int64_t>(static_cast<int64_t>(out_idx.size()), max_keep);
+    at::Tensor out = at::empty({count}, b.options().dtype(at::kLong));
+    std::copy(out_idx.begin(), out_idx.begin() + count, out.data_ptr<int64_t>());
+    return out;
   }
-  starts.push_back(m);
 }
 
 // The NMS of every class segment, merged back into score order.
@@ -520,6 +511,10 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, const int
   const int64_t n = boxes.size(0);
   const at::Tensor b = boxes.contiguous();
   const at::Tensor s = scores.contiguous();
+  const NmsPredicate pred = make_nms_predicate(iou_threshold);
+  if (classes) {
+    if (auto out = batched_nms_by_class<scalar_t>(b, s, classes, pred, score_threshold, max_output)) return *out;
+  }
   const std::vector<int64_t> order = score_order(s.data_ptr<scalar_t>(), n, score_threshold);
   const int64_t m = static_cast<int64_t>(order.size());
   const int64_t max_keep = max_output ? *max_output : m;
@@ -551,7 +546,6 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, const int
     }
   });
 
-  const NmsPredicate pred = make_nms_predicate(iou_threshold);
   std::vector<int64_t> keep_pos(m);
   std::vector<uint8_t> kept_rank(m, 0);
   at::parallel_for(0, nseg, 1, [&](int64_t lo, int64_t hi) {

@@ -200,6 +200,46 @@ def test_batched_large_many_classes():
     assert torch.equal(got, per_class_torchvision(boxes, scores, idxs, 0.5))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_batched_large_classes(dtype):
+    # Classes of over 512 boxes take the per-class buckets (sorted per class,
+    # merged by key): same result as per-class torchvision, with tied and
+    # NaN scores, negative class ids, a score threshold and max_output.
+    g = torch.Generator().manual_seed(21)
+    n = 6000
+    boxes = torch.cat([clustered_boxes(n // 2, g), uniform_boxes(n // 2, g)])
+    scores = (torch.rand(n, generator=g) * 50).round() / 50  # many ties
+    scores[torch.randint(0, n, (40,), generator=g)] = float("nan")
+    idxs = torch.randint(0, 5, (n // 20,), generator=g).repeat_interleave(20) - 2
+    boxes, scores = boxes.to(dtype), scores.to(dtype)
+    kept = per_class_torchvision(boxes.float(), scores.float(), idxs, 0.5).tolist()
+    # NaN scores rank first (as torch.sort puts them), by index; the others by score, then index
+    # (sorted apart: a NaN key would upset the merge's sort)
+    s = scores.float().tolist()
+    want = torch.tensor(sorted(i for i in kept if s[i] != s[i]) +
+                        sorted((i for i in kept if s[i] == s[i]), key=lambda i: (-s[i], i)))
+    assert torch.equal(visionops.batched_nms(boxes, scores, idxs, 0.5), want)
+    assert torch.equal(visionops.batched_nms(boxes, scores, idxs, 0.5, max_output=100), want[:100])
+    kept = visionops.batched_nms(boxes, scores, idxs, 0.5, score_threshold=0.4)
+    above = (scores.double() > 0.4).nonzero().flatten()  # the threshold compares in double
+    sub = per_class_torchvision(boxes[above].float(), scores[above].float(), idxs[above], 0.5)
+    assert torch.equal(kept, above[sub])
+
+
+def test_batched_scattered_class_ids():
+    # Ids far apart (no counting sort: the stable-sort grouping), in both
+    # small and large classes, and the extremes of int64.
+    g = torch.Generator().manual_seed(8)
+    for n, per in ((300, 5), (3000, 1500)):
+        boxes = clustered_boxes(n, g)
+        scores = torch.rand(n, generator=g)
+        ids = torch.tensor([-(2**63), 2**40, 7, 2**63 - 1])
+        idxs = ids[torch.randint(0, 4, (n // per + 1,), generator=g)].repeat_interleave(per)[:n]
+        dense = torch.unique(idxs, return_inverse=True)[1]
+        assert torch.equal(visionops.batched_nms(boxes, scores, idxs, 0.5),
+                           per_class_torchvision(boxes, scores, dense, 0.5))
+
+
 def test_batched_is_not_fooled_by_offsets():
     # Coordinates near 1e4 with many classes: torchvision's offset trick adds
     # class * (max coordinate + 1) and rounds in float32; we never shift.
