@@ -46,6 +46,9 @@ using nms_order::score_order;
 // Until this many boxes are kept, one list of them, scanned a vector at a
 // time, beats the index.
 constexpr int32_t kScanKeptMax = 1024;
+// Segments of up to this many boxes start by forward suppression (AVX-512;
+// a sweep costs the segment's length per kept box).
+constexpr int64_t kForwardMax = 4096;
 // A candidate that would visit more cells than this in one level scans that
 // level's list of kept boxes instead (only with tiny thresholds).
 constexpr int64_t kMaxCellsPerQuery = 64;
@@ -132,10 +135,32 @@ VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, in
 template <typename T>
 class GreedyNms {
  public:
-  int64_t run(const NmsBox<T>* boxes, int64_t n, const NmsPredicate& p, int64_t max_keep, int64_t* keep) {
+  //
+  // perm, when given, is the score order: the j-th candidate is
+  // boxes[perm[j]], and keep holds such j.
+  int64_t run(const NmsBox<T>* boxes, int64_t n, const NmsPredicate& p, int64_t max_keep, int64_t* keep,
+              const uint32_t* perm = nullptr) {
     if (n == 0 || max_keep == 0) return 0;
+#ifdef VO_HAVE_NMS_SCAN_AVX512
+    if constexpr (std::is_same_v<T, float>) {
+      if (p.division_free && n <= kForwardMax && cpu_has_avx512f() && p.midpoint >= 0x1p-20)
+        return forward(boxes, perm, n, p, max_keep, keep);
+    }
+#endif
+    if (perm) {  // the other paths read the candidates in order
+      permuted_.resize(n);
+      for (int64_t j = 0; j < n; ++j) permuted_[j] = boxes[perm[j]];
+      boxes = permuted_.data();
+    }
     // The index needs t >= 0 (only overlapping boxes suppress).
     if (!p.division_free) return scan_all(boxes, n, p, max_keep, keep);
+    return run_scan(boxes, n, p, max_keep, keep);
+  }
+
+ private:
+  // run() for t >= 0 by scans of the kept boxes: a list, then the index.
+  int64_t run_scan(const NmsBox<T>* boxes, int64_t n, const NmsPredicate& p, int64_t max_keep, int64_t* keep) {
+    if (n == 0 || max_keep == 0) return 0;
     // Start with one list of kept boxes; move to the index once that list
     // grows long enough to make the index pay (the index's set-up is the
     // cost of small and clustered inputs, its pruning the gain on crowded ones).
@@ -174,7 +199,6 @@ class GreedyNms {
     return kept;
   }
 
- private:
   static constexpr int kMinLevel = -64, kMaxLevel = 63;
   static constexpr int64_t kLanes = 16;  // one AVX-512 vector of floats
 
@@ -310,6 +334,47 @@ class GreedyNms {
     return false;
   }
 
+#ifdef VO_HAVE_NMS_SCAN_AVX512
+  // forward_nms_avx512 over a copy of the segment as a structure of arrays;
+  // where it stops, the live rest goes to run_scan.
+  int64_t forward(const NmsBox<float>* boxes, const uint32_t* perm, int64_t n, const NmsPredicate& p,
+                  int64_t max_keep, int64_t* keep) {
+    const auto box = [&](int64_t j) -> const NmsBox<float>& { return boxes[perm ? perm[j] : j]; };
+    const int64_t cap = (n + 15) / 16 * 16;
+    fwd_.assign(static_cast<size_t>(5 * cap), std::numeric_limits<float>::quiet_NaN());
+    fwd_live_.assign(static_cast<size_t>(cap / 16), uint16_t(0xFFFF));
+    if (n % 16) fwd_live_.back() = static_cast<uint16_t>((1u << (n % 16)) - 1);
+    float* f = fwd_.data();
+    for (int64_t j = 0; j < n; ++j) {
+      const NmsBox<float>& b = box(j);
+      f[j] = b.x1;
+      f[cap + j] = b.y1;
+      f[2 * cap + j] = b.x2;
+      f[3 * cap + j] = b.y2;
+      f[4 * cap + j] = b.area;
+    }
+    int64_t stop_at;
+    const int64_t kept = forward_nms_avx512(
+        f, cap, n, static_cast<float>(p.midpoint * (1 - 0x1p-20)), static_cast<float>(p.midpoint * (1 + 0x1p-20)),
+        max_keep, keep, fwd_live_.data(),
+        [&](int64_t j, const NmsBox<float>& kept_box) { return nms_suppresses_division_free(kept_box, box(j), p); },
+        &stop_at);
+    if (stop_at == n) return kept;
+    // The live rest, in order, against the boxes kept from here on.
+    std::vector<NmsBox<float>> rest;
+    std::vector<int64_t> rest_pos;
+    for (int64_t j = stop_at; j < n; ++j) {
+      if ((fwd_live_[j >> 4] >> (j & 15)) & 1u) {
+        rest.push_back(box(j));
+        rest_pos.push_back(j);
+      }
+    }
+    const int64_t more = run_scan(rest.data(), static_cast<int64_t>(rest.size()), p, max_keep - kept, keep + kept);
+    for (int64_t k = 0; k < more; ++k) keep[kept + k] = rest_pos[keep[kept + k]];
+    return kept + more;
+  }
+#endif
+
   // The greedy pass against the one list `all`, from candidate i on, until
   // the list holds `limit` boxes or the candidates run out. False once
   // max_keep boxes are kept.
@@ -404,6 +469,9 @@ class GreedyNms {
     f[4 * c.cap + j] = b.area;
   }
 
+  std::vector<float> fwd_;        // forward(): the segment's fields
+  std::vector<uint16_t> fwd_live_;  // and live bits
+  std::vector<NmsBox<T>> permuted_;  // run(): the candidates in order
   double origin_x_ = 0, origin_y_ = 0;
   int lo_ = kMaxLevel + 1, hi_ = kMinLevel - 1;
   Level levels_[kMaxLevel - kMinLevel + 1];
@@ -476,14 +544,14 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
     std::vector<uint8_t> kept(n, 0);  // by input index
     at::parallel_for(0, nseg, 1, [&](int64_t c0, int64_t c1) {
       GreedyNms<T> greedy;  // scratch reused across this thread's classes
-      BucketSorter<T> sorter;
+      BucketSorter sorter;
       std::vector<int64_t> keep_pos;
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t s0 = seg[c], len = seg[c + 1] - s0;
-        sorter.sort(key.data() + s0, src.data() + s0, box.data() + s0, len);
+        const uint32_t* perm = sorter.order(key.data() + s0, len);
         keep_pos.resize(len);
-        const int64_t k = greedy.run(box.data() + s0, len, pred, max_keep, keep_pos.data());
-        for (int64_t j = 0; j < k; ++j) kept[src[s0 + keep_pos[j]]] = 1;
+        const int64_t k = greedy.run(box.data() + s0, len, pred, max_keep, keep_pos.data(), perm);
+        for (int64_t j = 0; j < k; ++j) kept[src[s0 + perm[keep_pos[j]]]] = 1;
       }
     });
 

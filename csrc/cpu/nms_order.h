@@ -129,48 +129,44 @@ inline void group_by_class(const std::vector<int64_t>& order, const int64_t* cla
   starts.push_back(m);
 }
 
-// Stable sort of one class's bucket by key (ascending: descending score),
-// its boxes and input indices moved alike: LSD radix on 8-bit digits, a
-// digit all keys share skipped; in cache, a class being small.
-template <typename T>
+// The stable order of one class's bucket by key (ascending: descending
+// score): LSD radix on 8-bit digits over (key, position) pairs packed in 64
+// bits, the four digit histograms counted in one read, a digit all keys
+// share skipped. In cache, a class being small. Scratch reused across calls.
 struct BucketSorter {
-  std::vector<uint32_t> k2, perm, perm2;
-  std::vector<NmsBox<T>> boxes;
-  std::vector<int64_t> src;
+  std::vector<uint64_t> a, b;
+  std::vector<uint32_t> perm;
 
-  void sort(uint32_t* key, int64_t* src_idx, NmsBox<T>* box, int64_t len) {
-    if (len < 2) return;
-    k2.resize(len);
+  // perm[r]: the position of the bucket's r-th key in that order.
+  const uint32_t* order(const uint32_t* key, int64_t len) {
     perm.resize(len);
-    perm2.resize(len);
-    for (int64_t i = 0; i < len; ++i) perm[i] = static_cast<uint32_t>(i);
-    uint32_t* ka = key;  // sorted in place, through k2
-    uint32_t* kb = k2.data();
-    uint32_t* pa = perm.data();
-    uint32_t* pb = perm2.data();
-    bool moved = false;
-    for (int shift = 0; shift < 32; shift += 8) {
-      int64_t count[257] = {0};
-      for (int64_t i = 0; i < len; ++i) ++count[((ka[i] >> shift) & 255u) + 1];
-      if (count[((ka[0] >> shift) & 255u) + 1] == len) continue;
-      for (int d = 0; d < 256; ++d) count[d + 1] += count[d];
-      for (int64_t i = 0; i < len; ++i) {
-        const int64_t at = count[(ka[i] >> shift) & 255u]++;
-        kb[at] = ka[i];
-        pb[at] = pa[i];
-      }
-      std::swap(ka, kb);
-      std::swap(pa, pb);
-      moved = true;
+    if (len < 2) {
+      for (int64_t i = 0; i < len; ++i) perm[i] = static_cast<uint32_t>(i);
+      return perm.data();
     }
-    if (!moved) return;
-    if (ka != key) std::copy(ka, ka + len, key);
-    boxes.assign(box, box + len);
-    src.assign(src_idx, src_idx + len);
+    a.resize(len);
+    b.resize(len);
+    int64_t count[4][257] = {};
     for (int64_t i = 0; i < len; ++i) {
-      box[i] = boxes[pa[i]];
-      src_idx[i] = src[pa[i]];
+      const uint32_t k = key[i];
+      a[i] = (static_cast<uint64_t>(k) << 32) | static_cast<uint64_t>(i);
+      ++count[0][(k & 255u) + 1];
+      ++count[1][((k >> 8) & 255u) + 1];
+      ++count[2][((k >> 16) & 255u) + 1];
+      ++count[3][(k >> 24) + 1];
     }
+    uint64_t* from = a.data();
+    uint64_t* to = b.data();
+    for (int pass = 0; pass < 4; ++pass) {
+      int64_t* c = count[pass];
+      const int shift = 32 + 8 * pass;
+      if (c[((from[0] >> shift) & 255u) + 1] == len) continue;
+      for (int d = 0; d < 256; ++d) c[d + 1] += c[d];
+      for (int64_t i = 0; i < len; ++i) to[c[(from[i] >> shift) & 255u]++] = from[i];
+      std::swap(from, to);
+    }
+    for (int64_t i = 0; i < len; ++i) perm[i] = static_cast<uint32_t>(from[i]);
+    return perm.data();
   }
 };
 

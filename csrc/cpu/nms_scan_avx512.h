@@ -111,6 +111,91 @@ __attribute__((target("avx512f"))) int64_t greedy_pass_avx512(const NmsBox<float
   return n;
 }
 
+// Greedy NMS of n candidates in score order by forward suppression, for a
+// class of a batched_nms: the first live candidate is kept and strikes
+// every later live candidate it suppresses, 16 at a time (a bit per
+// candidate in `live`). No per-candidate scan, branch or set-up, which is
+// what the list scans pay for when most candidates are suppressed (copies
+// of a few objects). Where kept boxes strike few (spread-out boxes) the
+// sweeps cost more than they save: after 16 kept boxes that struck fewer
+// than 4 candidates each on average the pass stops and *stop_at says where;
+// the live candidates from there on have passed every box kept so far, and
+// the caller tests them against the boxes it keeps from then on.
+//
+// f: the candidates' fields, 5 arrays of cap floats (cap a multiple of 16,
+// lanes past n NaN); live: cap / 16 words, the bits of [0, n) set. The test
+// is nms_suppresses(kept, candidate) with any_suppresses' margins;
+// `exact(j, kept)` decides a lane between them. Writes the kept candidates'
+// positions to keep and returns how many.
+template <typename Exact>
+__attribute__((target("avx512f"))) int64_t forward_nms_avx512(const float* __restrict__ f, int64_t cap, int64_t n,
+                                                               float maybe_m, float above_m, int64_t max_keep,
+                                                               int64_t* keep, uint16_t* __restrict__ live,
+                                                               Exact exact, int64_t* stop_at) {
+  const __m512 maybe_v = _mm512_set1_ps(maybe_m), above_v = _mm512_set1_ps(above_m);
+  const __m512 zero = _mm512_setzero_ps();
+  const int64_t words = (n + 15) / 16;
+  int64_t kept = 0, struck = 0;
+  *stop_at = n;
+  for (int64_t k = 0; k < n; ++k) {
+    if (((live[k >> 4] >> (k & 15)) & 1u) == 0) continue;
+    if (kept % 16 == 0) {
+      if (kept > 0 && struck < 4 * 16) {
+        *stop_at = k;
+        return kept;
+      }
+      struck = 0;
+    }
+    keep[kept++] = k;
+    if (kept == max_keep) break;
+    const NmsBox<float> a{f[k], f[cap + k], f[2 * cap + k], f[3 * cap + k], f[4 * cap + k]};
+    // The margins need every union to be a normal float; a kept box of area
+    // below 2^-80 (or NaN) decides each lane exactly.
+    const bool margins = a.area >= 0x1p-80f;
+    const __m512 kx1 = _mm512_set1_ps(a.x1), ky1 = _mm512_set1_ps(a.y1);
+    const __m512 kx2 = _mm512_set1_ps(a.x2), ky2 = _mm512_set1_ps(a.y2);
+    const __m512 karea = _mm512_set1_ps(a.area);
+    for (int64_t g = k >> 4; g < words; ++g) {
+      // live candidates after k
+      unsigned cand = live[g];
+      if (g == (k >> 4)) cand &= ~((2u << (k & 15)) - 1u);
+      if (cand == 0) continue;
+      const int64_t j0 = 16 * g;
+      unsigned sup;
+      if (margins) {
+        const __m512 bx1 = _mm512_loadu_ps(f + j0), by1 = _mm512_loadu_ps(f + cap + j0);
+        const __m512 bx2 = _mm512_loadu_ps(f + 2 * cap + j0), by2 = _mm512_loadu_ps(f + 3 * cap + j0);
+        const __m512 barea = _mm512_loadu_ps(f + 4 * cap + j0);
+        // nms_inter_union(kept, candidate), operands in its order
+        const __m512 iw = _mm512_max_ps(zero, _mm512_sub_ps(_mm512_min_ps(kx2, bx2), _mm512_max_ps(kx1, bx1)));
+        const __m512 ih = _mm512_max_ps(zero, _mm512_sub_ps(_mm512_min_ps(ky2, by2), _mm512_max_ps(ky1, by1)));
+        const __m512 inter = _mm512_mul_ps(iw, ih);
+        const __m512 uni = _mm512_sub_ps(_mm512_add_ps(karea, barea), inter);
+        // No branch on whether a lane may be struck: where the kept box's
+        // copies sit among the candidates is random, and a branch on it
+        // mispredicted on most words.
+        const __mmask16 maybe = _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(cand), inter,
+                                                        _mm512_mul_ps(maybe_v, uni), _CMP_GE_OQ);
+        sup = _mm512_mask_cmp_ps_mask(maybe, inter, _mm512_mul_ps(above_v, uni), _CMP_GT_OQ);
+        // Lanes between the margins (rare): exactly, one set bit at a time.
+        for (unsigned undecided = static_cast<unsigned>(maybe) & ~sup; undecided != 0; undecided &= undecided - 1) {
+          const int lane = __builtin_ctz(undecided);
+          if (exact(j0 + lane, a)) sup |= 1u << lane;
+        }
+      } else {
+        sup = 0;
+        for (unsigned c = cand; c != 0; c &= c - 1) {
+          const int lane = __builtin_ctz(c);
+          if (exact(j0 + lane, a)) sup |= 1u << lane;
+        }
+      }
+      live[g] = static_cast<uint16_t>(live[g] & ~sup);
+      struck += __builtin_popcount(sup);
+    }
+  }
+  return kept;
+}
+
 #pragma GCC diagnostic pop
 
 #endif  // VO_HAVE_NMS_SCAN_AVX512
