@@ -341,7 +341,8 @@ class GreedyNms {
                   int64_t max_keep, int64_t* keep) {
     const auto box = [&](int64_t j) -> const NmsBox<float>& { return boxes[perm ? perm[j] : j]; };
     const int64_t cap = (n + 15) / 16 * 16;
-    fwd_.assign(static_cast<size_t>(5 * cap), std::numeric_limits<float>::quiet_NaN());
+    fwd_.resize(static_cast<size_t>(5 * cap));
+    fwd_pos_.resize(static_cast<size_t>(cap));
     fwd_live_.assign(static_cast<size_t>(cap / 16), uint16_t(0xFFFF));
     if (n % 16) fwd_live_.back() = static_cast<uint16_t>((1u << (n % 16)) - 1);
     float* f = fwd_.data();
@@ -352,21 +353,26 @@ class GreedyNms {
       f[2 * cap + j] = b.x2;
       f[3 * cap + j] = b.y2;
       f[4 * cap + j] = b.area;
+      fwd_pos_[j] = static_cast<int32_t>(j);
     }
-    int64_t stop_at;
+    for (int64_t j = n; j < cap; ++j) {  // lanes no bit marks live: any values, read as whole vectors
+      for (int field = 0; field < 5; ++field) f[field * cap + j] = 0.0f;
+      fwd_pos_[j] = 0;
+    }
+    int64_t rest_begin, rest_end;
     const int64_t kept = forward_nms_avx512(
-        f, cap, n, static_cast<float>(p.midpoint * (1 - 0x1p-20)), static_cast<float>(p.midpoint * (1 + 0x1p-20)),
-        max_keep, keep, fwd_live_.data(),
+        f, fwd_pos_.data(), cap, n, static_cast<float>(p.midpoint * (1 - 0x1p-20)),
+        static_cast<float>(p.midpoint * (1 + 0x1p-20)), max_keep, keep, fwd_live_.data(),
         [&](int64_t j, const NmsBox<float>& kept_box) { return nms_suppresses_division_free(kept_box, box(j), p); },
-        &stop_at);
-    if (stop_at == n) return kept;
+        &rest_begin, &rest_end);
+    if (rest_begin == rest_end) return kept;
     // The live rest, in order, against the boxes kept from here on.
     std::vector<NmsBox<float>> rest;
     std::vector<int64_t> rest_pos;
-    for (int64_t j = stop_at; j < n; ++j) {
+    for (int64_t j = rest_begin; j < rest_end; ++j) {
       if ((fwd_live_[j >> 4] >> (j & 15)) & 1u) {
-        rest.push_back(box(j));
-        rest_pos.push_back(j);
+        rest.push_back(box(fwd_pos_[j]));
+        rest_pos.push_back(fwd_pos_[j]);
       }
     }
     const int64_t more = run_scan(rest.data(), static_cast<int64_t>(rest.size()), p, max_keep - kept, keep + kept);
@@ -470,6 +476,7 @@ class GreedyNms {
   }
 
   std::vector<float> fwd_;        // forward(): the segment's fields
+  std::vector<int32_t> fwd_pos_;    // their positions
   std::vector<uint16_t> fwd_live_;  // and live bits
   std::vector<NmsBox<T>> permuted_;  // run(): the candidates in order
   double origin_x_ = 0, origin_y_ = 0;

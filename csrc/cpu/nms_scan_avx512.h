@@ -116,37 +116,43 @@ __attribute__((target("avx512f"))) int64_t greedy_pass_avx512(const NmsBox<float
 // every later live candidate it suppresses, 16 at a time (a bit per
 // candidate in `live`). No per-candidate scan, branch or set-up, which is
 // what the list scans pay for when most candidates are suppressed (copies
-// of a few objects). Where kept boxes strike few (spread-out boxes) the
-// sweeps cost more than they save: after 16 kept boxes that struck fewer
-// than 4 candidates each on average the pass stops and *stop_at says where;
-// the live candidates from there on have passed every box kept so far, and
-// the caller tests them against the boxes it keeps from then on.
+// of a few objects). Once fewer than half the candidates after the kept
+// box are live, the live ones move to the front (their fields and their
+// positions in pos), so sweeps skip the struck. Where kept boxes strike few
+// (spread-out boxes) the sweeps cost more than they save: after 16 kept
+// boxes that struck fewer than 4 candidates each on average the pass stops
+// and leaves the live candidates [*rest_begin, *rest_end) (their positions
+// in pos) to the caller; they have passed every box kept so far.
 //
-// f: the candidates' fields, 5 arrays of cap floats (cap a multiple of 16,
-// lanes past n NaN); live: cap / 16 words, the bits of [0, n) set. The test
-// is nms_suppresses(kept, candidate) with any_suppresses' margins;
-// `exact(j, kept)` decides a lane between them. Writes the kept candidates'
-// positions to keep and returns how many.
+// f: the candidates' fields, 5 arrays of cap floats (cap >= n rounded up
+// to 16); pos: 0..n-1; live: cap / 16 words, the bits of [0, n) set and no
+// other. The test is nms_suppresses(kept, candidate) with any_suppresses'
+// margins; `exact(p, kept)` decides a lane between them for the candidate
+// at position p. Writes the kept candidates' positions to keep, returns
+// how many.
 template <typename Exact>
-__attribute__((target("avx512f"))) int64_t forward_nms_avx512(const float* __restrict__ f, int64_t cap, int64_t n,
-                                                               float maybe_m, float above_m, int64_t max_keep,
-                                                               int64_t* keep, uint16_t* __restrict__ live,
-                                                               Exact exact, int64_t* stop_at) {
+__attribute__((target("avx512f"))) int64_t forward_nms_avx512(float* __restrict__ f, int32_t* __restrict__ pos,
+                                                               int64_t cap, int64_t n, float maybe_m, float above_m,
+                                                               int64_t max_keep, int64_t* keep,
+                                                               uint16_t* __restrict__ live, Exact exact,
+                                                               int64_t* rest_begin, int64_t* rest_end) {
   const __m512 maybe_v = _mm512_set1_ps(maybe_m), above_v = _mm512_set1_ps(above_m);
   const __m512 zero = _mm512_setzero_ps();
-  const int64_t words = (n + 15) / 16;
-  int64_t kept = 0, struck = 0;
-  *stop_at = n;
-  for (int64_t k = 0; k < n; ++k) {
+  int64_t cnt = n, words = (n + 15) / 16;
+  int64_t kept = 0, struck = 0, alive = n;  // alive: live candidates not yet kept
+  *rest_begin = *rest_end = 0;
+  for (int64_t k = 0; k < cnt; ++k) {
     if (((live[k >> 4] >> (k & 15)) & 1u) == 0) continue;
     if (kept % 16 == 0) {
       if (kept > 0 && struck < 4 * 16) {
-        *stop_at = k;
+        *rest_begin = k;
+        *rest_end = cnt;
         return kept;
       }
       struck = 0;
     }
-    keep[kept++] = k;
+    keep[kept++] = pos[k];
+    --alive;
     if (kept == max_keep) break;
     const NmsBox<float> a{f[k], f[cap + k], f[2 * cap + k], f[3 * cap + k], f[4 * cap + k]};
     // The margins need every union to be a normal float; a kept box of area
@@ -180,17 +186,42 @@ __attribute__((target("avx512f"))) int64_t forward_nms_avx512(const float* __res
         // Lanes between the margins (rare): exactly, one set bit at a time.
         for (unsigned undecided = static_cast<unsigned>(maybe) & ~sup; undecided != 0; undecided &= undecided - 1) {
           const int lane = __builtin_ctz(undecided);
-          if (exact(j0 + lane, a)) sup |= 1u << lane;
+          if (exact(pos[j0 + lane], a)) sup |= 1u << lane;
         }
       } else {
         sup = 0;
         for (unsigned c = cand; c != 0; c &= c - 1) {
           const int lane = __builtin_ctz(c);
-          if (exact(j0 + lane, a)) sup |= 1u << lane;
+          if (exact(pos[j0 + lane], a)) sup |= 1u << lane;
         }
       }
       live[g] = static_cast<uint16_t>(live[g] & ~sup);
-      struck += __builtin_popcount(sup);
+      const int64_t hit = __builtin_popcount(sup);
+      struck += hit;
+      alive -= hit;
+    }
+    if (2 * alive < cnt - k - 1) {
+      // Compact the live candidates after k to the front: per word, the
+      // live lanes' fields and positions, compressed; the stores reach at
+      // most the end of the word being read (w <= 16 g).
+      int64_t w = 0;
+      for (int64_t g = (k + 1) >> 4; g < words; ++g) {
+        unsigned m = live[g];
+        if (g == ((k + 1) >> 4)) m &= ~((1u << ((k + 1) & 15)) - 1u);
+        if (m == 0) continue;
+        const int64_t j0 = 16 * g;
+        const __mmask16 mk = static_cast<__mmask16>(m);
+        for (int field = 0; field < 5; ++field) {
+          _mm512_storeu_ps(f + field * cap + w, _mm512_maskz_compress_ps(mk, _mm512_loadu_ps(f + field * cap + j0)));
+        }
+        _mm512_storeu_si512(pos + w, _mm512_maskz_compress_epi32(mk, _mm512_loadu_si512(pos + j0)));
+        w += __builtin_popcount(m);
+      }
+      cnt = w;
+      words = (w + 15) / 16;
+      for (int64_t g = 0; g < words; ++g) live[g] = 0xFFFF;
+      if (w % 16) live[words - 1] = static_cast<uint16_t>((1u << (w % 16)) - 1);
+      k = -1;  // the loop goes on from the front
     }
   }
   return kept;
