@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -534,9 +535,10 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
     // Small classes: the per-class sorts' fixed costs outweigh the gather
     // they save; one global sort does better.
     if (m < kMinClassBucket * (static_cast<int64_t>(seg.size()) - 1)) return std::nullopt;
-    std::vector<uint32_t> key(m);
-    std::vector<int64_t> src(m);
-    std::vector<NmsBox<T>> box(m);
+    // (Uninitialized: every element is written below.)
+    const std::unique_ptr<uint32_t[]> key(new uint32_t[m]);
+    const std::unique_ptr<int64_t[]> src(new int64_t[m]);
+    const std::unique_ptr<NmsBox<T>[]> box(new NmsBox<T>[m]);
     for (int64_t i = 0; i < n; ++i) {
       if (!passes(i)) continue;
       const int64_t p = cursor[classes[i] - lo]++;
@@ -555,9 +557,9 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
       std::vector<int64_t> keep_pos;
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t s0 = seg[c], len = seg[c + 1] - s0;
-        const uint32_t* perm = sorter.order(key.data() + s0, len);
+        const uint32_t* perm = sorter.order(key.get() + s0, len);
         keep_pos.resize(len);
-        const int64_t k = greedy.run(box.data() + s0, len, pred, max_keep, keep_pos.data(), perm);
+        const int64_t k = greedy.run(box.get() + s0, len, pred, max_keep, keep_pos.data(), perm);
         for (int64_t j = 0; j < k; ++j) kept[src[s0 + perm[keep_pos[j]]]] = 1;
       }
     });
