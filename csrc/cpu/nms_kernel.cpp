@@ -368,8 +368,10 @@ class GreedyNms {
         &rest_begin, &rest_end);
     if (rest_begin == rest_end) return kept;
     // The live rest, in order, against the boxes kept from here on.
-    std::vector<NmsBox<float>> rest;
-    std::vector<int64_t> rest_pos;
+    std::vector<NmsBox<float>>& rest = permuted_;
+    std::vector<int64_t>& rest_pos = rest_pos_;
+    rest.clear();
+    rest_pos.clear();
     for (int64_t j = rest_begin; j < rest_end; ++j) {
       if ((fwd_live_[j >> 4] >> (j & 15)) & 1u) {
         rest.push_back(box(fwd_pos_[j]));
@@ -479,7 +481,8 @@ class GreedyNms {
   std::vector<float> fwd_;        // forward(): the segment's fields
   std::vector<int32_t> fwd_pos_;    // their positions
   std::vector<uint16_t> fwd_live_;  // and live bits
-  std::vector<NmsBox<T>> permuted_;  // run(): the candidates in order
+  std::vector<NmsBox<T>> permuted_;  // run(), forward(): the candidates in order
+  std::vector<int64_t> rest_pos_;    // forward(): their positions
   double origin_x_ = 0, origin_y_ = 0;
   int lo_ = kMaxLevel + 1, hi_ = kMinLevel - 1;
   Level levels_[kMaxLevel - kMinLevel + 1];

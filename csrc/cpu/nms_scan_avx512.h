@@ -119,8 +119,9 @@ __attribute__((target("avx512f"))) int64_t greedy_pass_avx512(const NmsBox<float
 // of a few objects). Once fewer than half the candidates after the kept
 // box are live, the live ones move to the front (their fields and their
 // positions in pos), so sweeps skip the struck. Where kept boxes strike few
-// (spread-out boxes) the sweeps cost more than they save: after 16 kept
-// boxes that struck fewer than 4 candidates each on average the pass stops
+// (spread-out boxes) the sweeps cost more than they save: after
+// kForwardWindow kept boxes that struck fewer than 4 candidates each on
+// average the pass stops
 // and leaves the live candidates [*rest_begin, *rest_end) (their positions
 // in pos) to the caller; they have passed every box kept so far.
 //
@@ -130,6 +131,8 @@ __attribute__((target("avx512f"))) int64_t greedy_pass_avx512(const NmsBox<float
 // margins; `exact(p, kept)` decides a lane between them for the candidate
 // at position p. Writes the kept candidates' positions to keep, returns
 // how many.
+constexpr int64_t kForwardWindow = 4;
+
 template <typename Exact>
 __attribute__((target("avx512f"))) int64_t forward_nms_avx512(float* __restrict__ f, int32_t* __restrict__ pos,
                                                                int64_t cap, int64_t n, float maybe_m, float above_m,
@@ -143,8 +146,8 @@ __attribute__((target("avx512f"))) int64_t forward_nms_avx512(float* __restrict_
   *rest_begin = *rest_end = 0;
   for (int64_t k = 0; k < cnt; ++k) {
     if (((live[k >> 4] >> (k & 15)) & 1u) == 0) continue;
-    if (kept % 16 == 0) {
-      if (kept > 0 && struck < 4 * 16) {
+    if (kept % kForwardWindow == 0) {
+      if (kept > 0 && struck < 4 * kForwardWindow) {
         *rest_begin = k;
         *rest_end = cnt;
         return kept;
