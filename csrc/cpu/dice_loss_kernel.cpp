@@ -22,6 +22,7 @@
 #include "../common/dice.h"
 #include "../dice_checks.h"
 #include "../macros.h"
+#include "dice_sigmoid_avx512.h"
 #include "huge_pages.h"
 
 // Multiply-adds may fuse here (the rest of the library keeps
@@ -34,7 +35,7 @@
 namespace vo {
 namespace {
 
-constexpr int64_t kLanes = 16;    // pixels per vector
+constexpr int64_t kLanes = 16;    // pixels per vector (one AVX-512 vector of floats)
 constexpr int64_t kChunk = 4096;  // pixels per task, a multiple of kLanes
 
 // The kernels work on blocks of kLanes pixels, vectorized over the pixels.
@@ -144,6 +145,11 @@ VO_CPU_MULTIVERSION void block_stats_sigmoid(const in_t* __restrict__ x, const t
   const T sq = squared ? T(1) : T(0);
   if constexpr (kPlain) {
     if (from_logits) {  // the sigmoid fused in: no round trip through memory
+#ifdef VO_HAVE_DICE_SIGMOID_AVX512
+      if constexpr (kDiceSigmoidAvx512<in_t, tgt_t> && std::is_same_v<T, float>) {
+        if (cpu_has_avx512f()) return dice_stats_avx512(x, t, blocks, sq, I, P, Tt);
+      }
+#endif
       for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
         VO_SIMD
         for (int64_t j = 0; j < kLanes; ++j)
@@ -286,6 +292,11 @@ VO_CPU_MULTIVERSION void block_grad_sigmoid(const in_t* __restrict__ x, const tg
   const T sq = squared ? T(1) : T(0);
   if constexpr (kPlain) {
     if (from_logits) {  // the sigmoid fused in
+#ifdef VO_HAVE_DICE_SIGMOID_AVX512
+      if constexpr (kDiceSigmoidAvx512<in_t, tgt_t> && std::is_same_v<T, float> && std::is_same_v<out_t, float>) {
+        if (cpu_has_avx512f()) return dice_grad_avx512(x, t, blocks, sq, a, bb, out);
+      }
+#endif
       for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes, out += kLanes) {
         VO_SIMD
         for (int64_t j = 0; j < kLanes; ++j) {

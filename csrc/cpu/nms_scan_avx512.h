@@ -12,27 +12,17 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 
 #include "../common/nms.h"
+#include "cpu_features.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__) && \
-    !defined(VISIONOPS_NO_MULTIVERSION)
-#include <immintrin.h>
+#ifdef VO_HAVE_AVX512_KERNELS
 #define VO_HAVE_NMS_SCAN_AVX512 1
 #endif
 
 namespace vo {
 
 #ifdef VO_HAVE_NMS_SCAN_AVX512
-
-// Whether to take the AVX-512 scans: the CPU runs AVX-512F and the
-// environment does not set VISIONOPS_DISABLE_AVX512 (which lets the tests
-// run the portable loops, those of AVX2 machines, here too). Checked once.
-inline bool cpu_has_avx512f() {
-  static const bool has = __builtin_cpu_supports("avx512f") && std::getenv("VISIONOPS_DISABLE_AVX512") == nullptr;
-  return has;
-}
 
 // Kept boxes as fields of `cap` values each from f (cap a multiple of 16;
 // lanes past size hold NaN boxes, which suppress nothing).

@@ -4,6 +4,11 @@ gradients, low precision, bad class ids, opcheck and compile."""
 
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -169,3 +174,42 @@ def test_module_opcheck_and_compile(device):
     (want,) = torch.autograd.grad(m(x, t), x)
     torch.testing.assert_close(got, want)
     torch._dynamo.reset()
+
+
+def _dice_results(path):
+    """Loss and gradient of binary and multilabel Dice on float, bool and
+    byte targets, squared or not, logits over the whole exp range."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 37, 29, generator=g) * 12
+    x.view(-1)[:8] = torch.tensor([103.0, 100.0, -100.0, -88.5, 0.0, -0.0, 1e-30, -17.0])
+    out = {}
+    for name, t in [("float", (torch.rand(x.shape, generator=g) > 0.5).float()),
+                    ("bool", torch.rand(x.shape, generator=g) > 0.5),
+                    ("uint8", (torch.rand(x.shape, generator=g) > 0.5).to(torch.uint8))]:
+        for squared in (False, True):
+            for mode, xs, ts in (("binary", x[:, :1], t[:, :1]), ("multilabel", x, t)):
+                xx = xs.clone().requires_grad_()
+                loss = visionops.dice_loss(xx, ts, mode=mode, squared=squared)
+                loss.backward()
+                out[f"{name}-{squared}-{mode}"] = (loss.detach(), xx.grad)
+    torch.save(out, path)
+
+
+def test_portable_sigmoid_loops_match_avx512_bitwise(tmp_path):
+    # On AVX-512 CPUs the fused sigmoid loops are hand-vectorized
+    # (csrc/cpu/dice_sigmoid_avx512.h); VISIONOPS_DISABLE_AVX512 runs the
+    # portable loops instead. Both compute the same roundings: equal bits.
+    root = pathlib.Path(__file__).resolve().parents[2]
+    code = f"from tests.ops.test_dice_loss import _dice_results; _dice_results({str(tmp_path / 'portable.pt')!r})"
+    env = dict(os.environ, VISIONOPS_DISABLE_AVX512="1", PYTHONPATH=os.pathsep.join([str(root), *sys.path]))
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _dice_results(tmp_path / "here.pt")
+    here, portable = torch.load(tmp_path / "here.pt"), torch.load(tmp_path / "portable.pt")
+    assert here.keys() == portable.keys()
+    for key in here:
+        for a, b in zip(here[key], portable[key]):
+            assert not a.isnan().any(), key
+            assert torch.equal(a, b), key
+
