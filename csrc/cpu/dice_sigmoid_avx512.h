@@ -69,18 +69,34 @@ constexpr bool kDiceSigmoidAvx512 = std::is_same_v<in_t, float> &&
                                     (std::is_same_v<tgt_t, float> || std::is_same_v<tgt_t, uint8_t>);
 
 // block_stats_sigmoid's fused loop: I, P, T [16] += each pixel's share
-// (add_plain_stats, squared a 0/1 factor).
-template <typename tgt_t>
-__attribute__((target("avx512f"))) void dice_stats_avx512(const float* x, const tgt_t* t, int64_t blocks, float sq,
-                                                           float* I, float* P, float* Tt) {
-  __m512 vi = _mm512_loadu_ps(I), vp = _mm512_loadu_ps(P), vt = _mm512_loadu_ps(Tt);
-  const __m512 vsq = _mm512_set1_ps(sq), one_sq = _mm512_set1_ps(1.0f - sq);
+// (add_plain_stats). Not squared, its factors are 0 and 1 and the shares
+// are plain sums: p * (p * 0 + 1) + P rounds as p + P does.
+template <bool kSquared, typename tgt_t>
+__attribute__((target("avx512f"), always_inline)) inline void dice_stats_loop(const float* x, const tgt_t* t,
+                                                                              int64_t blocks, __m512& vi,
+                                                                              __m512& vp, __m512& vt) {
   for (int64_t k = 0; k < blocks; ++k, x += 16, t += 16) {
     const __m512 p = dice_sigmoid16(_mm512_loadu_ps(x));
     const __m512 tv = dice_load_targets16(t);
     vi = _mm512_fmadd_ps(p, tv, vi);
-    vp = _mm512_fmadd_ps(p, _mm512_fmadd_ps(p, vsq, one_sq), vp);
-    vt = _mm512_fmadd_ps(tv, _mm512_fmadd_ps(tv, vsq, one_sq), vt);
+    if constexpr (kSquared) {  // p * (p * 1 + 0): p p
+      vp = _mm512_fmadd_ps(p, p, vp);
+      vt = _mm512_fmadd_ps(tv, tv, vt);
+    } else {
+      vp = _mm512_add_ps(vp, p);
+      vt = _mm512_add_ps(vt, tv);
+    }
+  }
+}
+
+template <typename tgt_t>
+__attribute__((target("avx512f"))) void dice_stats_avx512(const float* x, const tgt_t* t, int64_t blocks, float sq,
+                                                           float* I, float* P, float* Tt) {
+  __m512 vi = _mm512_loadu_ps(I), vp = _mm512_loadu_ps(P), vt = _mm512_loadu_ps(Tt);
+  if (sq != 0.0f) {
+    dice_stats_loop<true>(x, t, blocks, vi, vp, vt);
+  } else {
+    dice_stats_loop<false>(x, t, blocks, vi, vp, vt);
   }
   _mm512_storeu_ps(I, vi);
   _mm512_storeu_ps(P, vp);
@@ -88,18 +104,30 @@ __attribute__((target("avx512f"))) void dice_stats_avx512(const float* x, const 
 }
 
 // block_grad_sigmoid's fused loop: out = dice_pixel_grad_factor(a, b, t, p,
-// sq) * p (1 - p).
-template <typename tgt_t>
-__attribute__((target("avx512f"))) void dice_grad_avx512(const float* x, const tgt_t* t, int64_t blocks, float sq,
-                                                          float a, float b, float* out) {
-  const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
-  const __m512 vsq = _mm512_set1_ps(sq), one_sq = _mm512_set1_ps(1.0f - sq), one = _mm512_set1_ps(1.0f);
+// sq) * p (1 - p), where that factor is a t + b (2 p sq + (1 - sq)): a t + b
+// when not squared (the same rounding: b * 1 is exact).
+template <bool kSquared, typename tgt_t>
+__attribute__((target("avx512f"), always_inline)) inline void dice_grad_loop(const float* x, const tgt_t* t,
+                                                                             int64_t blocks, float a, float b,
+                                                                             float* out) {
+  const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), one = _mm512_set1_ps(1.0f);
   for (int64_t k = 0; k < blocks; ++k, x += 16, t += 16, out += 16) {
     const __m512 p = dice_sigmoid16(_mm512_loadu_ps(x));
     const __m512 tv = dice_load_targets16(t);
-    const __m512 dp = _mm512_fmadd_ps(_mm512_add_ps(p, p), vsq, one_sq);  // 2 p sq + (1 - sq)
-    const __m512 g = _mm512_fmadd_ps(va, tv, _mm512_mul_ps(vb, dp));
+    // 2 p sq + (1 - sq): 2 p squared, 1 not
+    const __m512 bdp = kSquared ? _mm512_mul_ps(vb, _mm512_add_ps(p, p)) : vb;
+    const __m512 g = _mm512_fmadd_ps(va, tv, bdp);
     _mm512_storeu_ps(out, _mm512_mul_ps(g, _mm512_mul_ps(p, _mm512_sub_ps(one, p))));
+  }
+}
+
+template <typename tgt_t>
+__attribute__((target("avx512f"))) void dice_grad_avx512(const float* x, const tgt_t* t, int64_t blocks, float sq,
+                                                          float a, float b, float* out) {
+  if (sq != 0.0f) {
+    dice_grad_loop<true>(x, t, blocks, a, b, out);
+  } else {
+    dice_grad_loop<false>(x, t, blocks, a, b, out);
   }
 }
 
