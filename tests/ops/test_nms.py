@@ -130,6 +130,7 @@ def test_portable_scan_matches_torchvision():
     code = (
         "import torch, torchvision, visionops\n"
         "from tests.ops.test_nms import random_case, test_borderline_overlaps_match_torchvision, uniform_boxes\n"
+        "from tests.ops.test_nms import test_batched_large_classes\n"
         "for seed in range(300):\n"
         "    b, s, t = random_case(seed)\n"
         "    assert torch.equal(visionops.nms(b, s, t), torchvision.ops.nms(b, s, t)), seed\n"
@@ -138,6 +139,7 @@ def test_portable_scan_matches_torchvision():
         "assert torch.equal(visionops.nms(b, s, 0.5), torchvision.ops.nms(b, s, 0.5))\n"
         "for t in (0.3, 0.5, 0.7):\n"
         "    test_borderline_overlaps_match_torchvision(t)\n"
+        "test_batched_large_classes(torch.float32)\n"
         "print('ok')\n"
     )
     root = pathlib.Path(__file__).resolve().parents[2]
