@@ -35,6 +35,37 @@ struct NmsSoaView {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+// Intersection and union of the 16 boxes at lane j0 of a structure of
+// arrays (fields x1, y1, x2, y2, area, `cap` apart) with one box given as 5
+// broadcast fields, in nms_inter_union(a, b)'s order of operands: a is the
+// broadcast box when kBroadcastFirst (forward: the kept box), else the
+// loaded ones (the scans: kept boxes loaded, the candidate broadcast).
+// _mm512_min_ps(a, b) is a < b ? a : b, like vo::min; clamp_min(v, 0) is
+// max(0, v).
+template <bool kBroadcastFirst>
+__attribute__((target("avx512f"), always_inline)) inline void inter_union16(const float* __restrict__ f, int64_t cap,
+                                                                            int64_t j0, const __m512 (&one)[5],
+                                                                            __m512& inter, __m512& uni) {
+  __m512 v[5];
+  for (int k = 0; k < 5; ++k) v[k] = _mm512_loadu_ps(f + k * cap + j0);
+  const __m512* a = kBroadcastFirst ? one : v;
+  const __m512* b = kBroadcastFirst ? v : one;
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 w = _mm512_max_ps(zero, _mm512_sub_ps(_mm512_min_ps(a[2], b[2]), _mm512_max_ps(a[0], b[0])));
+  const __m512 h = _mm512_max_ps(zero, _mm512_sub_ps(_mm512_min_ps(a[3], b[3]), _mm512_max_ps(a[1], b[1])));
+  inter = _mm512_mul_ps(w, h);
+  uni = _mm512_sub_ps(_mm512_add_ps(a[4], b[4]), inter);
+}
+
+// The 5 fields of one box, broadcast.
+__attribute__((target("avx512f"), always_inline)) inline void broadcast_box(const NmsBox<float>& b, __m512 (&out)[5]) {
+  out[0] = _mm512_set1_ps(b.x1);
+  out[1] = _mm512_set1_ps(b.y1);
+  out[2] = _mm512_set1_ps(b.x2);
+  out[3] = _mm512_set1_ps(b.y2);
+  out[4] = _mm512_set1_ps(b.area);
+}
+
 // Whether a kept box of v suppresses b. maybe_m and above_m are the float
 // margins below and above the midpoint; `exact(j)` decides a lane that
 // falls between them.
@@ -42,23 +73,12 @@ template <typename Exact>
 __attribute__((target("avx512f"), always_inline)) inline bool scan_avx512(NmsSoaView v, const NmsBox<float>& b,
                                                                           float maybe_m, float above_m,
                                                                           Exact& exact) {
-  const float* __restrict__ f = v.f;
-  const int64_t cap = v.cap;
-  const __m512 bx1 = _mm512_set1_ps(b.x1), by1 = _mm512_set1_ps(b.y1);
-  const __m512 bx2 = _mm512_set1_ps(b.x2), by2 = _mm512_set1_ps(b.y2);
-  const __m512 barea = _mm512_set1_ps(b.area);
+  __m512 one[5];
+  broadcast_box(b, one);
   const __m512 maybe_v = _mm512_set1_ps(maybe_m), above_v = _mm512_set1_ps(above_m);
-  const __m512 zero = _mm512_setzero_ps();
   for (int64_t j0 = 0; j0 < v.size; j0 += 16) {
-    const __m512 ax1 = _mm512_loadu_ps(f + j0), ay1 = _mm512_loadu_ps(f + cap + j0);
-    const __m512 ax2 = _mm512_loadu_ps(f + 2 * cap + j0), ay2 = _mm512_loadu_ps(f + 3 * cap + j0);
-    const __m512 aarea = _mm512_loadu_ps(f + 4 * cap + j0);
-    // w = clamp_min(min(a.x2, b.x2) - max(a.x1, b.x1), 0); _mm512_min_ps(a, b)
-    // is a < b ? a : b, like vo::min; clamp_min(v, 0) is max(0, v).
-    const __m512 w = _mm512_max_ps(zero, _mm512_sub_ps(_mm512_min_ps(ax2, bx2), _mm512_max_ps(ax1, bx1)));
-    const __m512 h = _mm512_max_ps(zero, _mm512_sub_ps(_mm512_min_ps(ay2, by2), _mm512_max_ps(ay1, by1)));
-    const __m512 inter = _mm512_mul_ps(w, h);
-    const __m512 uni = _mm512_sub_ps(_mm512_add_ps(aarea, barea), inter);
+    __m512 inter, uni;
+    inter_union16<false>(v.f, v.cap, j0, one, inter, uni);
     // Ordered compares: NaN lanes are never "maybe".
     const __mmask16 maybe = _mm512_cmp_ps_mask(inter, _mm512_mul_ps(maybe_v, uni), _CMP_GE_OQ);
     if (maybe == 0) continue;
@@ -130,7 +150,6 @@ __attribute__((target("avx512f"))) int64_t forward_nms_avx512(float* __restrict_
                                                                uint16_t* __restrict__ live, Exact exact,
                                                                int64_t* rest_begin, int64_t* rest_end) {
   const __m512 maybe_v = _mm512_set1_ps(maybe_m), above_v = _mm512_set1_ps(above_m);
-  const __m512 zero = _mm512_setzero_ps();
   int64_t cnt = n, words = (n + 15) / 16;
   int64_t kept = 0, struck = 0, alive = n;  // alive: live candidates not yet kept
   *rest_begin = *rest_end = 0;
@@ -151,9 +170,8 @@ __attribute__((target("avx512f"))) int64_t forward_nms_avx512(float* __restrict_
     // The margins need every union to be a normal float; a kept box of area
     // below 2^-80 (or NaN) decides each lane exactly.
     const bool margins = a.area >= 0x1p-80f;
-    const __m512 kx1 = _mm512_set1_ps(a.x1), ky1 = _mm512_set1_ps(a.y1);
-    const __m512 kx2 = _mm512_set1_ps(a.x2), ky2 = _mm512_set1_ps(a.y2);
-    const __m512 karea = _mm512_set1_ps(a.area);
+    __m512 one[5];
+    broadcast_box(a, one);
     for (int64_t g = k >> 4; g < words; ++g) {
       // live candidates after k
       unsigned cand = live[g];
@@ -162,14 +180,8 @@ __attribute__((target("avx512f"))) int64_t forward_nms_avx512(float* __restrict_
       const int64_t j0 = 16 * g;
       unsigned sup;
       if (margins) {
-        const __m512 bx1 = _mm512_loadu_ps(f + j0), by1 = _mm512_loadu_ps(f + cap + j0);
-        const __m512 bx2 = _mm512_loadu_ps(f + 2 * cap + j0), by2 = _mm512_loadu_ps(f + 3 * cap + j0);
-        const __m512 barea = _mm512_loadu_ps(f + 4 * cap + j0);
-        // nms_inter_union(kept, candidate), operands in its order
-        const __m512 iw = _mm512_max_ps(zero, _mm512_sub_ps(_mm512_min_ps(kx2, bx2), _mm512_max_ps(kx1, bx1)));
-        const __m512 ih = _mm512_max_ps(zero, _mm512_sub_ps(_mm512_min_ps(ky2, by2), _mm512_max_ps(ky1, by1)));
-        const __m512 inter = _mm512_mul_ps(iw, ih);
-        const __m512 uni = _mm512_sub_ps(_mm512_add_ps(karea, barea), inter);
+        __m512 inter, uni;
+        inter_union16<true>(f, cap, j0, one, inter, uni);  // nms_inter_union(kept, candidate)
         // No branch on whether a lane may be struck: where the kept box's
         // copies sit among the candidates is random, and a branch on it
         // mispredicted on most words.
