@@ -4,7 +4,8 @@
 // Boxes are sorted once (stably, by descending score, NaN first as
 // torch.sort puts it; a radix sort for float keys), gathered in that order,
 // and each candidate is tested only against the kept boxes that could
-// suppress it: those it overlaps, of a comparable size (see GreedyNms). The
+// suppress it: those it overlaps, of a comparable size (see GreedyNms), or
+// small segments suppressed forward, kept box by kept box. The
 // per-pair test is common/nms.h's, the same as on the GPU (on AVX-512
 // machines the scans are nms_scan_avx512.h's). batched_nms runs one greedy
 // pass per class, classes in parallel, and merges the kept boxes back into
@@ -124,7 +125,13 @@ VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, in
 // box before it suppresses it. Writes kept positions, in order, and returns
 // how many (at most max_keep).
 //
-// The kept boxes are indexed by size and place. IoU > t >= 0 needs the two
+// Three ways, all with the same per-pair test and result. Segments of up to
+// kForwardMax boxes (a class of a batched_nms) start by forward
+// suppression on AVX-512 machines: each kept box strikes the later
+// candidates it suppresses, the fastest way where most are struck. Then
+// (or where forward suppression does not pay) each candidate scans one list
+// of the kept boxes, and past kScanKeptMax kept boxes an index of them:
+// the kept boxes are indexed by size and place. IoU > t >= 0 needs the two
 // boxes to overlap, and their longer sides to be within a factor 1/t of each
 // other (IoU is at most the ratio of the widths, and of the heights). So a
 // box of longer side in [2^l, 2^(l+1)) belongs to level l, a grid of cells
