@@ -56,6 +56,13 @@ VO_HOST_DEVICE_INLINE NmsBox<T> make_nms_box(T x1, T y1, T x2, T y2) {
   return {x1, y1, x2, y2, mul_rn(x2 - x1, y2 - y1)};
 }
 
+// Box j of a structure of arrays: the fields x1, y1, x2, y2 and area, each
+// `cap` values apart (the CPU kernels' layout of kept boxes).
+template <typename T>
+VO_HOST_DEVICE_INLINE NmsBox<T> soa_nms_box(const T* f, int64_t cap, int64_t j) {
+  return {f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
+}
+
 // Whether the box can ever take part in a suppression when t >= 0: a finite
 // box of positive width, height and area. Others (empty, inverted, NaN or
 // infinite) have no positive overlap with anything.

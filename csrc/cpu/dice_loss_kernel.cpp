@@ -37,6 +37,7 @@ namespace {
 
 constexpr int64_t kLanes = 16;    // pixels per vector (one AVX-512 vector of floats)
 constexpr int64_t kChunk = 4096;  // pixels per task, a multiple of kLanes
+static_assert(kLanes == 16, "dice_sigmoid_avx512.h's loops take blocks of 16 pixels");
 
 // The kernels work on blocks of kLanes pixels, vectorized over the pixels.
 // A block is read from the tensors directly (x with class stride xs, t with

@@ -55,6 +55,17 @@ constexpr int64_t kForwardMax = 4096;
 // level's list of kept boxes instead (only with tiny thresholds).
 constexpr int64_t kMaxCellsPerQuery = 64;
 
+// The float margins of the scans' division-free test (see any_suppresses):
+// the midpoint less and more 2^-20, which settle almost every pair in float.
+// They hold for midpoints of at least 2^-20 (below, the scans test exactly).
+struct FloatMargins {
+  float maybe, above;
+};
+inline bool has_float_margins(const NmsPredicate& p) { return p.midpoint >= 0x1p-20; }
+inline FloatMargins float_margins(const NmsPredicate& p) {
+  return {static_cast<float>(p.midpoint * (1 - 0x1p-20)), static_cast<float>(p.midpoint * (1 + 0x1p-20))};
+}
+
 // Whether one of `size` boxes, stored as fields of `cap` values each from
 // f, suppresses b: kLanes boxes at a time, the lanes ORed without a branch so
 // the inner loop vectorizes (multiversioned: AVX-512 or AVX2 where present).
@@ -76,7 +87,7 @@ VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, in
   const double midpoint = p.midpoint, threshold = p.threshold;
   const int tie = static_cast<int>(p.tie_suppresses);
   const auto exact = [&](int64_t j) __attribute__((always_inline)) {
-    const NmsBox<T> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
+    const NmsBox<T> a = soa_nms_box(f, cap, j);
     T inter, uni;
     nms_inter_union(a, b, inter, uni);
     if constexpr (std::is_same_v<T, float>) {
@@ -89,13 +100,12 @@ VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, in
     // Every product stays a normal float (uni >= b's area), so the margins
     // hold; a product that overflows makes both tests false, as the exact
     // one is (only for t > 1, where nothing is suppressed).
-    if (midpoint >= 0x1p-20 && b.area >= 0x1p-80f) {
-      const float above_m = static_cast<float>(midpoint * (1 + 0x1p-20));
-      const float maybe_m = static_cast<float>(midpoint * (1 - 0x1p-20));
+    if (has_float_margins(p) && b.area >= 0x1p-80f) {
+      const auto [maybe_m, above_m] = float_margins(p);
       // (always_inline: a lambda is not a clone of the multiversioned
       // function, and a call per lane would not vectorize)
       const auto exceeds = [&](int64_t j, float m) __attribute__((always_inline)) {
-        const NmsBox<T> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j], f[4 * cap + j]};
+        const NmsBox<T> a = soa_nms_box(f, cap, j);
         T inter, uni;
         nms_inter_union(a, b, inter, uni);
         return static_cast<int>(inter >= m * uni);  // NaN lanes: 0
@@ -143,15 +153,14 @@ VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, in
 template <typename T>
 class GreedyNms {
  public:
-  //
-  // perm, when given, is the score order: the j-th candidate is
-  // boxes[perm[j]], and keep holds such j.
+  // The segment's boxes; perm, when given, is their score order: the j-th
+  // candidate is boxes[perm[j]], and keep holds such j.
   int64_t run(const NmsBox<T>* boxes, int64_t n, const NmsPredicate& p, int64_t max_keep, int64_t* keep,
               const uint32_t* perm = nullptr) {
     if (n == 0 || max_keep == 0) return 0;
 #ifdef VO_HAVE_NMS_SCAN_AVX512
     if constexpr (std::is_same_v<T, float>) {
-      if (p.division_free && n <= kForwardMax && cpu_has_avx512f() && p.midpoint >= 0x1p-20)
+      if (p.division_free && n <= kForwardMax && cpu_has_avx512f() && has_float_margins(p))
         return forward(boxes, perm, n, p, max_keep, keep);
     }
 #endif
@@ -368,9 +377,9 @@ class GreedyNms {
       fwd_pos_[j] = 0;
     }
     int64_t rest_begin, rest_end;
+    const FloatMargins m = float_margins(p);
     const int64_t kept = forward_nms_avx512(
-        f, fwd_pos_.data(), cap, n, static_cast<float>(p.midpoint * (1 - 0x1p-20)),
-        static_cast<float>(p.midpoint * (1 + 0x1p-20)), max_keep, keep, fwd_live_.data(),
+        f, fwd_pos_.data(), cap, n, m.maybe, m.above, max_keep, keep, fwd_live_.data(),
         [&](int64_t j, const NmsBox<float>& kept_box) { return nms_suppresses_division_free(kept_box, box(j), p); },
         &rest_begin, &rest_end);
     if (rest_begin == rest_end) return kept;
@@ -406,15 +415,14 @@ class GreedyNms {
     };
 #ifdef VO_HAVE_NMS_SCAN_AVX512
     if constexpr (std::is_same_v<T, float>) {
-      if (cpu_has_avx512f() && p.midpoint >= 0x1p-20) {  // any_suppresses' margins
+      if (cpu_has_avx512f() && has_float_margins(p)) {
+        const FloatMargins m = float_margins(p);
         i = greedy_pass_avx512(
-            boxes, i, n, static_cast<float>(p.midpoint * (1 - 0x1p-20)), static_cast<float>(p.midpoint * (1 + 0x1p-20)),
+            boxes, i, n, m.maybe, m.above,
             [&] { return NmsSoaView{all.size ? arena_.data() + all.offset : nullptr, all.cap, all.size}; },
             [&](int64_t k) { return cell_suppresses(all, boxes[k], p); },
             [&](const NmsSoaView& v, int64_t j, const NmsBox<float>& b) {
-              return nms_suppresses_division_free(
-                  NmsBox<float>{v.f[j], v.f[v.cap + j], v.f[2 * v.cap + j], v.f[3 * v.cap + j], v.f[4 * v.cap + j]}, b,
-                  p);
+              return nms_suppresses_division_free(soa_nms_box(v.f, v.cap, j), b, p);
             },
             on_keep);
         return more;
@@ -433,15 +441,12 @@ class GreedyNms {
 #ifdef VO_HAVE_NMS_SCAN_AVX512
     if constexpr (std::is_same_v<T, float>) {
       // any_suppresses' float margins, under the same conditions.
-      if (cpu_has_avx512f() && p.midpoint >= 0x1p-20 && b.area >= 0x1p-80f) {
-        const float* f = arena_.data() + c.offset;
-        const int64_t cap = c.cap;
-        return any_suppresses_avx512(NmsSoaView{f, cap, c.size}, b, static_cast<float>(p.midpoint * (1 - 0x1p-20)),
-                                     static_cast<float>(p.midpoint * (1 + 0x1p-20)), [&](int64_t j) {
-                                       const NmsBox<float> a{f[j], f[cap + j], f[2 * cap + j], f[3 * cap + j],
-                                                             f[4 * cap + j]};
-                                       return nms_suppresses_division_free(a, b, p);
-                                     });
+      if (cpu_has_avx512f() && has_float_margins(p) && b.area >= 0x1p-80f) {
+        const NmsSoaView v{arena_.data() + c.offset, c.cap, c.size};
+        const FloatMargins m = float_margins(p);
+        return any_suppresses_avx512(v, b, m.maybe, m.above, [&](int64_t j) {
+          return nms_suppresses_division_free(soa_nms_box(v.f, v.cap, j), b, p);
+        });
       }
     }
 #endif
@@ -531,16 +536,13 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
     }
     if (m == 0) return at::empty({0}, b.options().dtype(at::kLong));
     const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
-    if (range >= static_cast<uint64_t>(4 * m + 1024)) return std::nullopt;
+    if (!nms_order::class_range_is_compact(range, m)) return std::nullopt;
     std::vector<int64_t> cursor(range + 2, 0);
     for (int64_t i = 0; i < n; ++i) {
       if (passes(i)) ++cursor[classes[i] - lo + 1];
     }
     std::vector<int64_t> seg;
-    for (uint64_t c = 0; c <= range; ++c) {
-      if (cursor[c + 1] > 0) seg.push_back(cursor[c]);
-      cursor[c + 1] += cursor[c];
-    }
+    nms_order::class_starts(cursor, range, seg);
     seg.push_back(m);
     // Small classes: the per-class sorts' fixed costs outweigh the gather
     // they save; one global sort does better.

@@ -87,6 +87,22 @@ std::vector<int64_t> score_order(const score_t* scores, int64_t n, std::optional
   return order;
 }
 
+// Whether class ids spanning `range` (max - min) among m boxes fit a
+// counting sort (an array of range + 2 counts, O(m) of them at most).
+inline bool class_range_is_compact(uint64_t range, int64_t m) {
+  return range < static_cast<uint64_t>(4 * m + 1024);
+}
+
+// count[c + 1] holds how many boxes have class c (dense ids 0..range):
+// turns count into each class's first position (count[c]) and appends
+// the first position of every non-empty class to starts.
+inline void class_starts(std::vector<int64_t>& count, uint64_t range, std::vector<int64_t>& starts) {
+  for (uint64_t c = 0; c <= range; ++c) {
+    if (count[c + 1] > 0) starts.push_back(count[c]);
+    count[c + 1] += count[c];
+  }
+}
+
 // Ranks of `order` regrouped by class, each class in score order (stable):
 // rank_of[p] is the rank of the box at grouped position p, and starts the
 // start of each class's run.
@@ -110,13 +126,10 @@ inline void group_by_class(const std::vector<int64_t>& order, const int64_t* cla
   const auto [lo_it, hi_it] = std::minmax_element(cls.begin(), cls.end());
   const int64_t lo = *lo_it, hi = *hi_it;
   const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
-  if (range < static_cast<uint64_t>(4 * m + 1024)) {  // counting sort
+  if (class_range_is_compact(range, m)) {  // counting sort
     std::vector<int64_t> count(range + 2, 0);
     for (int64_t k = 0; k < m; ++k) ++count[cls[k] - lo + 1];
-    for (uint64_t c = 0; c <= range; ++c) {
-      if (count[c + 1] > 0) starts.push_back(count[c]);
-      count[c + 1] += count[c];
-    }
+    class_starts(count, range, starts);
     for (int64_t k = 0; k < m; ++k) rank_of[count[cls[k] - lo]++] = k;
   } else {
     for (int64_t k = 0; k < m; ++k) rank_of[k] = k;

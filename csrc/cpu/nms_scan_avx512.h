@@ -166,7 +166,7 @@ __attribute__((target("avx512f"))) int64_t forward_nms_avx512(float* __restrict_
     keep[kept++] = pos[k];
     --alive;
     if (kept == max_keep) break;
-    const NmsBox<float> a{f[k], f[cap + k], f[2 * cap + k], f[3 * cap + k], f[4 * cap + k]};
+    const NmsBox<float> a = soa_nms_box(f, cap, k);
     // The margins need every union to be a normal float; a kept box of area
     // below 2^-80 (or NaN) decides each lane exactly.
     const bool margins = a.area >= 0x1p-80f;
