@@ -362,6 +362,7 @@ class GreedyNms {
     fwd_pos_.resize(static_cast<size_t>(cap));
     fwd_live_.assign(static_cast<size_t>(cap / 16), uint16_t(0xFFFF));
     if (n % 16) fwd_live_.back() = static_cast<uint16_t>((1u << (n % 16)) - 1);
+    fwd_undecided_.resize(static_cast<size_t>(cap / 16));
     float* f = fwd_.data();
     for (int64_t j = 0; j < n; ++j) {
       const NmsBox<float>& b = box(j);
@@ -379,7 +380,7 @@ class GreedyNms {
     int64_t rest_begin, rest_end;
     const FloatMargins m = float_margins(p);
     const int64_t kept = forward_nms_avx512(
-        f, fwd_pos_.data(), cap, n, m.maybe, m.above, max_keep, keep, fwd_live_.data(),
+        f, fwd_pos_.data(), cap, n, m.maybe, m.above, max_keep, keep, fwd_live_.data(), fwd_undecided_.data(),
         [&](int64_t j, const NmsBox<float>& kept_box) { return nms_suppresses_division_free(kept_box, box(j), p); },
         &rest_begin, &rest_end);
     if (rest_begin == rest_end) return kept;
@@ -493,6 +494,7 @@ class GreedyNms {
   std::vector<float> fwd_;        // forward(): the segment's fields
   std::vector<int32_t> fwd_pos_;    // their positions
   std::vector<uint16_t> fwd_live_;  // and live bits
+  std::vector<uint32_t> fwd_undecided_;  // forward_nms_avx512's scratch
   std::vector<NmsBox<T>> permuted_;  // run(), forward(): the candidates in order
   std::vector<int64_t> rest_pos_;    // forward(): their positions
   double origin_x_ = 0, origin_y_ = 0;

@@ -121,40 +121,88 @@ __attribute__((target("avx512f"))) int64_t greedy_pass_avx512(const NmsBox<float
   return n;
 }
 
+// One kept box a strikes the live candidates of words [g0, g1) (16 per
+// word; the first word's lanes masked by `first`): clears the live bits of
+// those it surely suppresses (above the upper margin) and appends each word
+// with lanes between the margins, as g << 16 | lanes, to undecided
+// (room for g1 - g0 entries). Returns how many it struck. A function of its
+// own so that its loop keeps everything in registers: inlined into the
+// greedy loop, GCC spilled the word index and the counters, and every word
+// waited on a store and a reload. No branch on the lanes either: where the
+// kept box's copies sit among the candidates is random, and a branch on it
+// mispredicted on most words.
+__attribute__((target("avx512f"), noinline)) inline int64_t strike_avx512(
+    const float* __restrict__ f, int64_t cap, uint16_t* __restrict__ live, int64_t g0, int64_t g1, unsigned first,
+    const NmsBox<float>& a, float maybe_m, float above_m, uint32_t* __restrict__ undecided, int64_t& n_undecided) {
+  __m512 one[5];
+  broadcast_box(a, one);
+  const __m512 maybe_v = _mm512_set1_ps(maybe_m), above_v = _mm512_set1_ps(above_m);
+  int64_t hit = 0, nu = 0;
+  unsigned mask = first;
+  for (int64_t g = g0; g < g1; ++g) {
+    const unsigned word = live[g];
+    const unsigned cand = word & mask;
+    mask = 0xFFFFu;
+    __m512 inter, uni;
+    inter_union16<true>(f, cap, 16 * g, one, inter, uni);  // nms_inter_union(kept, candidate)
+    const __mmask16 maybe =
+        _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(cand), inter, _mm512_mul_ps(maybe_v, uni), _CMP_GE_OQ);
+    const unsigned sup = _mm512_mask_cmp_ps_mask(maybe, inter, _mm512_mul_ps(above_v, uni), _CMP_GT_OQ);
+    live[g] = static_cast<uint16_t>(word & ~sup);
+    hit += __builtin_popcount(sup);
+    const unsigned between = static_cast<unsigned>(maybe) & ~sup;
+    undecided[nu] = static_cast<uint32_t>(g << 16) | between;  // kept only when some lane is between
+    nu += between != 0;
+  }
+  n_undecided = nu;
+  return hit;
+}
+
+// The position of the first live candidate at or after k, or 16 * words.
+inline int64_t next_live(const uint16_t* live, int64_t k, int64_t words) {
+  int64_t g = k >> 4;
+  if (g >= words) return 16 * words;
+  unsigned m = live[g] & (0xFFFFu << (k & 15));
+  while (m == 0) {
+    if (++g == words) return 16 * words;
+    m = live[g];
+  }
+  return 16 * g + __builtin_ctz(m);
+}
+
 // Greedy NMS of n candidates in score order by forward suppression, for a
 // class of a batched_nms: the first live candidate is kept and strikes
 // every later live candidate it suppresses, 16 at a time (a bit per
-// candidate in `live`). No per-candidate scan, branch or set-up, which is
-// what the list scans pay for when most candidates are suppressed (copies
-// of a few objects). Once fewer than half the candidates after the kept
-// box are live, the live ones move to the front (their fields and their
-// positions in pos), so sweeps skip the struck. Where kept boxes strike few
-// (spread-out boxes) the sweeps cost more than they save: after
-// kForwardWindow kept boxes that struck fewer than 4 candidates each on
-// average the pass stops
-// and leaves the live candidates [*rest_begin, *rest_end) (their positions
-// in pos) to the caller; they have passed every box kept so far.
+// candidate in `live`; strike_avx512). No per-candidate scan, branch or
+// set-up, which is what the list scans pay for when most candidates are
+// suppressed (copies of a few objects). Once fewer than half the
+// candidates after the kept box are live, the live ones move to the front
+// (their fields and their positions in pos), so sweeps skip the struck.
+// Where kept boxes strike few (spread-out boxes) the sweeps cost more than
+// they save: after kForwardWindow kept boxes that struck fewer than 4
+// candidates each on average the pass stops and leaves the live candidates
+// [*rest_begin, *rest_end) (their positions in pos) to the caller; they
+// have passed every box kept so far.
 //
 // f: the candidates' fields, 5 arrays of cap floats (cap >= n rounded up
 // to 16); pos: 0..n-1; live: cap / 16 words, the bits of [0, n) set and no
-// other. The test is nms_suppresses(kept, candidate) with any_suppresses'
-// margins; `exact(p, kept)` decides a lane between them for the candidate
-// at position p. Writes the kept candidates' positions to keep, returns
-// how many.
+// other; undecided: room for cap / 16 entries. The test is
+// nms_suppresses(kept, candidate) with any_suppresses' margins;
+// `exact(p, kept)` decides a lane between them for the candidate at
+// position p. Writes the kept candidates' positions to keep, returns how
+// many.
 constexpr int64_t kForwardWindow = 4;
 
 template <typename Exact>
 __attribute__((target("avx512f"))) int64_t forward_nms_avx512(float* __restrict__ f, int32_t* __restrict__ pos,
                                                                int64_t cap, int64_t n, float maybe_m, float above_m,
                                                                int64_t max_keep, int64_t* keep,
-                                                               uint16_t* __restrict__ live, Exact exact,
-                                                               int64_t* rest_begin, int64_t* rest_end) {
-  const __m512 maybe_v = _mm512_set1_ps(maybe_m), above_v = _mm512_set1_ps(above_m);
+                                                               uint16_t* __restrict__ live, uint32_t* undecided,
+                                                               Exact exact, int64_t* rest_begin, int64_t* rest_end) {
   int64_t cnt = n, words = (n + 15) / 16;
   int64_t kept = 0, struck = 0, alive = n;  // alive: live candidates not yet kept
   *rest_begin = *rest_end = 0;
-  for (int64_t k = 0; k < cnt; ++k) {
-    if (((live[k >> 4] >> (k & 15)) & 1u) == 0) continue;
+  for (int64_t k = next_live(live, 0, words); k < cnt; k = next_live(live, k + 1, words)) {
     if (kept % kForwardWindow == 0) {
       if (kept > 0 && struck < 4 * kForwardWindow) {
         *rest_begin = k;
@@ -167,44 +215,39 @@ __attribute__((target("avx512f"))) int64_t forward_nms_avx512(float* __restrict_
     --alive;
     if (kept == max_keep) break;
     const NmsBox<float> a = soa_nms_box(f, cap, k);
-    // The margins need every union to be a normal float; a kept box of area
-    // below 2^-80 (or NaN) decides each lane exactly.
-    const bool margins = a.area >= 0x1p-80f;
-    __m512 one[5];
-    broadcast_box(a, one);
-    for (int64_t g = k >> 4; g < words; ++g) {
-      // live candidates after k
-      unsigned cand = live[g];
-      if (g == (k >> 4)) cand &= ~((2u << (k & 15)) - 1u);
-      if (cand == 0) continue;
-      const int64_t j0 = 16 * g;
-      unsigned sup;
-      if (margins) {
-        __m512 inter, uni;
-        inter_union16<true>(f, cap, j0, one, inter, uni);  // nms_inter_union(kept, candidate)
-        // No branch on whether a lane may be struck: where the kept box's
-        // copies sit among the candidates is random, and a branch on it
-        // mispredicted on most words.
-        const __mmask16 maybe = _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(cand), inter,
-                                                        _mm512_mul_ps(maybe_v, uni), _CMP_GE_OQ);
-        sup = _mm512_mask_cmp_ps_mask(maybe, inter, _mm512_mul_ps(above_v, uni), _CMP_GT_OQ);
-        // Lanes between the margins (rare): exactly, one set bit at a time.
-        for (unsigned undecided = static_cast<unsigned>(maybe) & ~sup; undecided != 0; undecided &= undecided - 1) {
-          const int lane = __builtin_ctz(undecided);
-          if (exact(pos[j0 + lane], a)) sup |= 1u << lane;
-        }
-      } else {
-        sup = 0;
-        for (unsigned c = cand; c != 0; c &= c - 1) {
-          const int lane = __builtin_ctz(c);
-          if (exact(pos[j0 + lane], a)) sup |= 1u << lane;
+    const int64_t g0 = k >> 4;
+    const unsigned after_k = ~((2u << (k & 15)) - 1u) & 0xFFFFu;  // lanes of k's word after k
+    int64_t hit = 0;
+    if (a.area >= 0x1p-80f) {
+      int64_t n_undecided;
+      hit = strike_avx512(f, cap, live, g0, words, after_k, a, maybe_m, above_m, undecided, n_undecided);
+      // Lanes between the margins (rare): exactly, one set bit at a time.
+      for (int64_t u = 0; u < n_undecided; ++u) {
+        const int64_t g = undecided[u] >> 16;
+        for (unsigned lanes = undecided[u] & 0xFFFFu; lanes != 0; lanes &= lanes - 1) {
+          const int lane = __builtin_ctz(lanes);
+          if (exact(pos[16 * g + lane], a)) {
+            live[g] = static_cast<uint16_t>(live[g] & ~(1u << lane));
+            ++hit;
+          }
         }
       }
-      live[g] = static_cast<uint16_t>(live[g] & ~sup);
-      const int64_t hit = __builtin_popcount(sup);
-      struck += hit;
-      alive -= hit;
+    } else {
+      // The margins need every union to be a normal float; a kept box of
+      // area below 2^-80 (or NaN) decides each lane exactly.
+      for (int64_t g = g0; g < words; ++g) {
+        const unsigned cand = live[g] & (g == g0 ? after_k : 0xFFFFu);
+        unsigned sup = 0;
+        for (unsigned c = cand; c != 0; c &= c - 1) {
+          const int lane = __builtin_ctz(c);
+          if (exact(pos[16 * g + lane], a)) sup |= 1u << lane;
+        }
+        live[g] = static_cast<uint16_t>(live[g] & ~sup);
+        hit += __builtin_popcount(sup);
+      }
     }
+    struck += hit;
+    alive -= hit;
     if (2 * alive < cnt - k - 1) {
       // Compact the live candidates after k to the front: per word, the
       // live lanes' fields and positions, compressed; the stores reach at
