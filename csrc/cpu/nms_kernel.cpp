@@ -153,28 +153,46 @@ VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, in
 template <typename T>
 class GreedyNms {
  public:
-  // The segment's boxes; perm, when given, is their score order: the j-th
-  // candidate is boxes[perm[j]], and keep holds such j.
-  int64_t run(const NmsBox<T>* boxes, int64_t n, const NmsPredicate& p, int64_t max_keep, int64_t* keep,
-              const uint32_t* perm = nullptr) {
+  // The segment's boxes, in score order; keep gets their positions.
+  int64_t run(const NmsBox<T>* boxes, int64_t n, const NmsPredicate& p, int64_t max_keep, int64_t* keep) {
+    return greedy(boxes, nullptr, n, p, max_keep, keep);
+  }
+
+  // The segment's boxes in any order, with keys whose ascending order,
+  // ties by position, is their score order; keep gets their positions, in
+  // score order.
+  int64_t run_keyed(const NmsBox<T>* boxes, const uint32_t* key, int64_t n, const NmsPredicate& p,
+                    int64_t max_keep, int64_t* keep) {
+    return greedy(boxes, key, n, p, max_keep, keep);
+  }
+
+ private:
+  // key: nullptr when the boxes are in score order.
+  int64_t greedy(const NmsBox<T>* boxes, const uint32_t* key, int64_t n, const NmsPredicate& p, int64_t max_keep,
+                 int64_t* keep) {
     if (n == 0 || max_keep == 0) return 0;
 #ifdef VO_HAVE_NMS_SCAN_AVX512
     if constexpr (std::is_same_v<T, float>) {
       if (p.division_free && n <= kForwardMax && cpu_has_avx512f() && has_float_margins(p))
-        return forward(boxes, perm, n, p, max_keep, keep);
+        return forward(boxes, key, n, p, max_keep, keep);
     }
 #endif
-    if (perm) {  // the other paths read the candidates in order
+    const uint32_t* perm = nullptr;
+    if (key) {  // the other ways read the candidates in score order
+      perm = sorter_.order(key, n);
       permuted_.resize(n);
       for (int64_t j = 0; j < n; ++j) permuted_[j] = boxes[perm[j]];
       boxes = permuted_.data();
     }
     // The index needs t >= 0 (only overlapping boxes suppress).
-    if (!p.division_free) return scan_all(boxes, n, p, max_keep, keep);
-    return run_scan(boxes, n, p, max_keep, keep);
+    const int64_t kept =
+        p.division_free ? run_scan(boxes, n, p, max_keep, keep) : scan_all(boxes, n, p, max_keep, keep);
+    if (perm) {
+      for (int64_t k = 0; k < kept; ++k) keep[k] = perm[keep[k]];
+    }
+    return kept;
   }
 
- private:
   // run() for t >= 0 by scans of the kept boxes: a list, then the index.
   int64_t run_scan(const NmsBox<T>* boxes, int64_t n, const NmsPredicate& p, int64_t max_keep, int64_t* keep) {
     if (n == 0 || max_keep == 0) return 0;
@@ -352,20 +370,21 @@ class GreedyNms {
   }
 
 #ifdef VO_HAVE_NMS_SCAN_AVX512
-  // forward_nms_avx512 over a copy of the segment as a structure of arrays;
-  // where it stops, the live rest goes to run_scan.
-  int64_t forward(const NmsBox<float>* boxes, const uint32_t* perm, int64_t n, const NmsPredicate& p,
+  // forward_nms_avx512 over a copy of the segment as a structure of arrays
+  // (key: nullptr when the boxes are in score order); where it stops, the
+  // live rest goes to run_scan in score order.
+  int64_t forward(const NmsBox<float>* boxes, const uint32_t* key, int64_t n, const NmsPredicate& p,
                   int64_t max_keep, int64_t* keep) {
-    const auto box = [&](int64_t j) -> const NmsBox<float>& { return boxes[perm ? perm[j] : j]; };
     const int64_t cap = (n + 15) / 16 * 16;
     fwd_.resize(static_cast<size_t>(5 * cap));
+    if (key) fwd_key_.resize(static_cast<size_t>(cap));
     fwd_pos_.resize(static_cast<size_t>(cap));
     fwd_live_.assign(static_cast<size_t>(cap / 16), uint16_t(0xFFFF));
     if (n % 16) fwd_live_.back() = static_cast<uint16_t>((1u << (n % 16)) - 1);
     fwd_undecided_.resize(static_cast<size_t>(cap / 16));
     float* f = fwd_.data();
     for (int64_t j = 0; j < n; ++j) {
-      const NmsBox<float>& b = box(j);
+      const NmsBox<float>& b = boxes[j];
       f[j] = b.x1;
       f[cap + j] = b.y1;
       f[2 * cap + j] = b.x2;
@@ -373,30 +392,32 @@ class GreedyNms {
       f[4 * cap + j] = b.area;
       fwd_pos_[j] = static_cast<int32_t>(j);
     }
+    if (key) std::copy(key, key + n, fwd_key_.data());
     for (int64_t j = n; j < cap; ++j) {  // lanes no bit marks live: any values, read as whole vectors
       for (int field = 0; field < 5; ++field) f[field * cap + j] = 0.0f;
+      if (key) fwd_key_[j] = 0;
       fwd_pos_[j] = 0;
     }
-    int64_t rest_begin, rest_end;
+    int64_t rest;
     const FloatMargins m = float_margins(p);
     const int64_t kept = forward_nms_avx512(
-        f, fwd_pos_.data(), cap, n, m.maybe, m.above, max_keep, keep, fwd_live_.data(), fwd_undecided_.data(),
-        [&](int64_t j, const NmsBox<float>& kept_box) { return nms_suppresses_division_free(kept_box, box(j), p); },
-        &rest_begin, &rest_end);
-    if (rest_begin == rest_end) return kept;
-    // The live rest, in order, against the boxes kept from here on.
-    std::vector<NmsBox<float>>& rest = permuted_;
-    std::vector<int64_t>& rest_pos = rest_pos_;
-    rest.clear();
-    rest_pos.clear();
-    for (int64_t j = rest_begin; j < rest_end; ++j) {
-      if ((fwd_live_[j >> 4] >> (j & 15)) & 1u) {
-        rest.push_back(box(fwd_pos_[j]));
-        rest_pos.push_back(fwd_pos_[j]);
-      }
+        f, key ? fwd_key_.data() : nullptr, fwd_pos_.data(), cap, n, m.maybe, m.above, max_keep, keep, fwd_live_.data(),
+        fwd_undecided_.data(),
+        [&](int64_t j, const NmsBox<float>& kept_box) { return nms_suppresses_division_free(kept_box, boxes[j], p); },
+        &rest);
+    if (rest == 0) return kept;
+    // The live rest (in position order) in score order, against the boxes
+    // kept from here on.
+    const uint32_t* order = key ? sorter_.order(fwd_key_.data(), rest) : nullptr;
+    permuted_.resize(rest);
+    rest_pos_.resize(rest);
+    for (int64_t r = 0; r < rest; ++r) {
+      const int32_t at = fwd_pos_[order ? order[r] : r];
+      permuted_[r] = boxes[at];
+      rest_pos_[r] = at;
     }
-    const int64_t more = run_scan(rest.data(), static_cast<int64_t>(rest.size()), p, max_keep - kept, keep + kept);
-    for (int64_t k = 0; k < more; ++k) keep[kept + k] = rest_pos[keep[kept + k]];
+    const int64_t more = run_scan(permuted_.data(), rest, p, max_keep - kept, keep + kept);
+    for (int64_t k = 0; k < more; ++k) keep[kept + k] = rest_pos_[keep[kept + k]];
     return kept + more;
   }
 #endif
@@ -491,11 +512,13 @@ class GreedyNms {
     f[4 * c.cap + j] = b.area;
   }
 
-  std::vector<float> fwd_;        // forward(): the segment's fields
+  std::vector<float> fwd_;          // forward(): the segment's fields
+  std::vector<uint32_t> fwd_key_;   // their keys
   std::vector<int32_t> fwd_pos_;    // their positions
   std::vector<uint16_t> fwd_live_;  // and live bits
   std::vector<uint32_t> fwd_undecided_;  // forward_nms_avx512's scratch
-  std::vector<NmsBox<T>> permuted_;  // run(), forward(): the candidates in order
+  std::vector<NmsBox<T>> permuted_;  // greedy(), forward(): the candidates in score order
+  BucketSorter sorter_;              // and their order
   std::vector<int64_t> rest_pos_;    // forward(): their positions
   double origin_x_ = 0, origin_y_ = 0;
   int lo_ = kMaxLevel + 1, hi_ = kMinLevel - 1;
@@ -507,14 +530,30 @@ class GreedyNms {
 // at least this many boxes (below, a global sort and a gather are faster).
 constexpr int64_t kMinClassBucket = 512;
 
+// The input in kWays contiguous parts walked side by side: f(way, i) for
+// i = way * part + step. Counting or dealing runs of one class (a
+// detector's copies of one object) then updates kWays counters in turn,
+// not one counter in a chain of stores and reloads.
+constexpr int64_t kWays = 4;
+template <typename F>
+inline void interleaved(int64_t n, F f) {
+  const int64_t part = (n + kWays - 1) / kWays;
+  for (int64_t step = 0; step < part; ++step) {
+    for (int64_t way = 0; way < kWays; ++way) {
+      const int64_t i = way * part + step;
+      if (i < n) f(way, i);
+    }
+  }
+}
+
 // batched_nms for float, half and bfloat16 scores with class ids in a
 // compact range: the boxes are dealt into per-class buckets in one pass in
 // input order (box, score key and index together: no gather from all over
-// the input), each class is sorted by score in cache and run on its own
-// thread, and the kept boxes are merged by one radix sort of their keys
-// (taken in input order, so tied scores keep index order). Nothing when
-// the path does not apply (float64 scores, scattered class ids, small
-// classes).
+// the input), each class runs on its own thread (forward suppression
+// needs no sort; the other ways sort the class in cache), and the kept
+// boxes are merged by one radix sort of their keys (taken in input order,
+// so tied scores keep index order). Nothing when the path does not apply
+// (float64 scores, scattered class ids, small classes).
 template <typename scalar_t>
 std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Tensor& s, const int64_t* classes,
                                                const NmsPredicate& pred, std::optional<double> score_threshold,
@@ -539,57 +578,72 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
     if (m == 0) return at::empty({0}, b.options().dtype(at::kLong));
     const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
     if (!nms_order::class_range_is_compact(range, m)) return std::nullopt;
-    std::vector<int64_t> cursor(range + 2, 0);
-    for (int64_t i = 0; i < n; ++i) {
-      if (passes(i)) ++cursor[classes[i] - lo + 1];
+    // Boxes per class in each way; every way's first position in a class.
+    const int64_t classes_n = static_cast<int64_t>(range) + 1;
+    std::vector<int64_t> cursor(kWays * classes_n, 0);
+    interleaved(n, [&](int64_t way, int64_t i) {
+      if (passes(i)) ++cursor[way * classes_n + (classes[i] - lo)];
+    });
+    std::vector<int64_t> count(classes_n + 1, 0), seg;
+    for (int64_t c = 0; c < classes_n; ++c) {
+      for (int64_t way = 0; way < kWays; ++way) count[c + 1] += cursor[way * classes_n + c];
     }
-    std::vector<int64_t> seg;
-    nms_order::class_starts(cursor, range, seg);
+    nms_order::class_starts(count, range, seg);
     seg.push_back(m);
     // Small classes: the per-class sorts' fixed costs outweigh the gather
     // they save; one global sort does better.
     if (m < kMinClassBucket * (static_cast<int64_t>(seg.size()) - 1)) return std::nullopt;
+    for (int64_t c = 0; c < classes_n; ++c) {
+      int64_t at = count[c];
+      for (int64_t way = 0; way < kWays; ++way) {
+        const int64_t here = cursor[way * classes_n + c];
+        cursor[way * classes_n + c] = at;
+        at += here;
+      }
+    }
     // (Uninitialized: every element is written below.)
     const std::unique_ptr<uint32_t[]> key(new uint32_t[m]);
     const std::unique_ptr<int64_t[]> src(new int64_t[m]);
     const std::unique_ptr<NmsBox<T>[]> box(new NmsBox<T>[m]);
-    for (int64_t i = 0; i < n; ++i) {
-      if (!passes(i)) continue;
-      const int64_t p = cursor[classes[i] - lo]++;
+    interleaved(n, [&](int64_t way, int64_t i) {
+      if (!passes(i)) return;
+      const int64_t p = cursor[way * classes_n + (classes[i] - lo)]++;
       key[p] = descending_key(static_cast<float>(sp[i]));
       src[p] = i;
       const scalar_t* q = bp + 4 * i;
       box[p] = make_nms_box<T>(static_cast<T>(q[0]), static_cast<T>(q[1]), static_cast<T>(q[2]), static_cast<T>(q[3]));
-    }
+    });
 
     const int64_t max_keep = max_output ? *max_output : m;
     const int64_t nseg = static_cast<int64_t>(seg.size()) - 1;
     std::vector<uint8_t> kept(n, 0);  // by input index
     at::parallel_for(0, nseg, 1, [&](int64_t c0, int64_t c1) {
       GreedyNms<T> greedy;  // scratch reused across this thread's classes
-      BucketSorter sorter;
       std::vector<int64_t> keep_pos;
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t s0 = seg[c], len = seg[c + 1] - s0;
-        const uint32_t* perm = sorter.order(key.get() + s0, len);
         keep_pos.resize(len);
-        const int64_t k = greedy.run(box.get() + s0, len, pred, max_keep, keep_pos.data(), perm);
-        for (int64_t j = 0; j < k; ++j) kept[src[s0 + perm[keep_pos[j]]]] = 1;
+        const int64_t k = greedy.run_keyed(box.get() + s0, key.get() + s0, len, pred, max_keep, keep_pos.data());
+        for (int64_t j = 0; j < k; ++j) kept[src[s0 + keep_pos[j]]] = 1;
       }
     });
 
-    // Kept boxes in descending score, ties by index, across classes.
-    std::vector<uint32_t> kept_keys;
-    std::vector<int64_t> out_idx;
+    // Kept boxes in descending score, ties by index, across classes: their
+    // indices in input order (no branch: which boxes are kept is random),
+    // then their keys, sorted.
+    std::vector<int64_t> out_idx(n + 1);
+    int64_t w = 0;
     for (int64_t i = 0; i < n; ++i) {
-      if (!kept[i]) continue;
-      kept_keys.push_back(descending_key(static_cast<float>(sp[i])));
-      out_idx.push_back(i);
+      out_idx[w] = i;
+      w += kept[i];
     }
+    out_idx.resize(w);
+    std::vector<uint32_t> kept_keys(w);
+    for (int64_t k = 0; k < w; ++k) kept_keys[k] = descending_key(static_cast<float>(sp[out_idx[k]]));
     radix_sort(kept_keys, out_idx);
-    const int64_t count = std::min<int64_t>(static_cast<int64_t>(out_idx.size()), max_keep);
-    at::Tensor out = at::empty({count}, b.options().dtype(at::kLong));
-    std::copy(out_idx.begin(), out_idx.begin() + count, out.data_ptr<int64_t>());
+    const int64_t count_out = std::min<int64_t>(w, max_keep);
+    at::Tensor out = at::empty({count_out}, b.options().dtype(at::kLong));
+    std::copy(out_idx.begin(), out_idx.begin() + count_out, out.data_ptr<int64_t>());
     return out;
   }
 }
