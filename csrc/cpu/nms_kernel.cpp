@@ -33,6 +33,7 @@
 #include "../checks.h"
 #include "../common/nms.h"
 #include "../nms_checks.h"
+#include "nms_forward_avx512.h"
 #include "nms_order.h"
 #include "nms_scan_avx512.h"
 
