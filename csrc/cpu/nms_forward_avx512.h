@@ -213,7 +213,7 @@ __attribute__((target("avx512f"))) int64_t forward_nms_avx512(float* __restrict_
     if (alive == 0) break;
     // A lane struck exactly may have held the least key.
     if (key && exact_lanes) least = least_live_key(key, live, g0, words);
-    if (2 * alive < cnt - 16 * g0) {  // of the lanes swept
+    if (4 * alive < 3 * (cnt - 16 * g0)) {  // of the lanes swept
       cnt = compact_live(f, key, pos, cap, live, words);
       words = (cnt + 15) / 16;
       g0 = 0;
