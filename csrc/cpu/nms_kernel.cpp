@@ -383,6 +383,11 @@ class GreedyNms {
     fwd_live_.assign(static_cast<size_t>(cap / 16), uint16_t(0xFFFF));
     if (n % 16) fwd_live_.back() = static_cast<uint16_t>((1u << (n % 16)) - 1);
     fwd_undecided_.resize(static_cast<size_t>(cap / 16));
+    const size_t wcap = static_cast<size_t>((cap / 16 + 15) / 16 * 16);
+    if (key) {
+      fwd_bounds_.resize(4 * wcap);
+      fwd_least_.resize(wcap);
+    }
     float* f = fwd_.data();
     for (int64_t j = 0; j < n; ++j) {
       const NmsBox<float>& b = boxes[j];
@@ -403,7 +408,7 @@ class GreedyNms {
     const FloatMargins m = float_margins(p);
     const int64_t kept = forward_nms_avx512(
         f, key ? fwd_key_.data() : nullptr, fwd_pos_.data(), cap, n, m.maybe, m.above, max_keep, keep, fwd_live_.data(),
-        fwd_undecided_.data(),
+        fwd_undecided_.data(), key ? fwd_bounds_.data() : nullptr, key ? fwd_least_.data() : nullptr,
         [&](int64_t j, const NmsBox<float>& kept_box) { return nms_suppresses_division_free(kept_box, boxes[j], p); },
         &rest);
     if (rest == 0) return kept;
@@ -518,6 +523,8 @@ class GreedyNms {
   std::vector<int32_t> fwd_pos_;    // their positions
   std::vector<uint16_t> fwd_live_;  // and live bits
   std::vector<uint32_t> fwd_undecided_;  // forward_nms_avx512's scratch
+  std::vector<float> fwd_bounds_;        // and its words' bounds
+  std::vector<uint32_t> fwd_least_;      // and least keys
   std::vector<NmsBox<T>> permuted_;  // greedy(), forward(): the candidates in score order
   BucketSorter sorter_;              // and their order
   std::vector<int64_t> rest_pos_;    // forward(): their positions

@@ -27,31 +27,45 @@ inline uint32_t descending_key(float f) {
   return ~ascending + 1u;  // 1 .. 2^32 - 1 for numbers: after NaN
 }
 
-// Stable LSD radix sort of indices by key: 11-bit digits, three passes,
-// the three digit histograms counted in one read of the keys.
-inline void radix_sort(std::vector<uint32_t>& keys, std::vector<int64_t>& idx) {
+// Stable LSD radix sort of indices by key, kBits-bit digits, the digit
+// histograms all counted in one read of the keys; a digit all keys share
+// is skipped.
+template <int kBits>
+inline void radix_sort_digits(std::vector<uint32_t>& keys, std::vector<int64_t>& idx) {
+  constexpr int kPasses = (32 + kBits - 1) / kBits;
+  constexpr uint32_t kMask = (1u << kBits) - 1;
+  constexpr size_t kBins = (size_t{1} << kBits) + 1;
   const size_t n = keys.size();
-  std::vector<size_t> count(3 * 2049, 0);
+  if (n < 2) return;
+  std::vector<size_t> count(kPasses * kBins, 0);
   for (size_t i = 0; i < n; ++i) {
     const uint32_t k = keys[i];
-    ++count[(k & 2047u) + 1];
-    ++count[2049 + ((k >> 11) & 2047u) + 1];
-    ++count[2 * 2049 + (k >> 22) + 1];
+    for (int pass = 0; pass < kPasses; ++pass) ++count[pass * kBins + ((k >> (kBits * pass)) & kMask) + 1];
   }
   std::vector<uint32_t> k2(n);
   std::vector<int64_t> i2(n);
-  for (int pass = 0; pass < 3; ++pass) {
-    size_t* c = count.data() + pass * 2049;
-    const int shift = 11 * pass;
-    if (c[((keys.empty() ? 0u : keys[0]) >> shift & 2047u) + 1] == n) continue;  // one digit: already in order
-    for (int d = 0; d < 2048; ++d) c[d + 1] += c[d];
+  for (int pass = 0; pass < kPasses; ++pass) {
+    size_t* c = count.data() + pass * kBins;
+    const int shift = kBits * pass;
+    if (c[((keys[0] >> shift) & kMask) + 1] == n) continue;  // one digit: already in order
+    for (uint32_t d = 0; d < kMask + 1; ++d) c[d + 1] += c[d];
     for (size_t i = 0; i < n; ++i) {
-      const size_t at = c[(keys[i] >> shift) & 2047u]++;
+      const size_t at = c[(keys[i] >> shift) & kMask]++;
       k2[at] = keys[i];
       i2[at] = idx[i];
     }
     keys.swap(k2);
     idx.swap(i2);
+  }
+}
+
+// 11-bit digits (three passes) for many keys; 8-bit ones (four passes, but
+// an eighth of the counts to clear and add up) for a few thousand.
+inline void radix_sort(std::vector<uint32_t>& keys, std::vector<int64_t>& idx) {
+  if (keys.size() < 4096) {
+    radix_sort_digits<8>(keys, idx);
+  } else {
+    radix_sort_digits<11>(keys, idx);
   }
 }
 
