@@ -46,6 +46,13 @@ using nms_order::group_by_class;
 using nms_order::radix_sort;
 using nms_order::score_order;
 
+// Box i of an [N, 4] input, with its area, in the accumulation type T.
+template <typename T, typename scalar_t>
+NmsBox<T> input_box(const scalar_t* bp, int64_t i) {
+  const scalar_t* q = bp + 4 * i;
+  return make_nms_box<T>(static_cast<T>(q[0]), static_cast<T>(q[1]), static_cast<T>(q[2]), static_cast<T>(q[3]));
+}
+
 // Until this many boxes are kept, one list of them, scanned a vector at a
 // time, beats the index.
 constexpr int32_t kScanKeptMax = 1024;
@@ -618,8 +625,7 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
       const int64_t p = cursor[way * classes_n + (classes[i] - lo)]++;
       key[p] = descending_key(static_cast<float>(sp[i]));
       src[p] = i;
-      const scalar_t* q = bp + 4 * i;
-      box[p] = make_nms_box<T>(static_cast<T>(q[0]), static_cast<T>(q[1]), static_cast<T>(q[2]), static_cast<T>(q[3]));
+      box[p] = input_box<T>(bp, i);
     });
 
     const int64_t max_keep = max_output ? *max_output : m;
@@ -656,6 +662,44 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
   }
 }
 
+// nms of up to kForwardMax float, half or bfloat16 boxes where forward
+// suppression runs (AVX-512, t > 0): the boxes stay in input order with
+// their score keys, and forward suppression takes them in score order by
+// itself; no sort and no gather, which are most of the work at this size.
+// Nothing where it does not apply.
+template <typename scalar_t>
+std::optional<at::Tensor> nms_small_unsorted(const at::Tensor& b, const at::Tensor& s, const NmsPredicate& pred,
+                                             std::optional<double> score_threshold,
+                                             std::optional<int64_t> max_output) {
+#ifdef VO_HAVE_NMS_SCAN_AVX512
+  if constexpr (std::is_same_v<at::opmath_type<scalar_t>, float>) {
+    const int64_t n = b.size(0);
+    if (n > kForwardMax || !pred.division_free || !has_float_margins(pred) || !cpu_has_avx512f()) return std::nullopt;
+    const scalar_t* sp = s.data_ptr<scalar_t>();
+    const scalar_t* bp = b.data_ptr<scalar_t>();
+    std::vector<uint32_t> key(n);
+    std::vector<int64_t> src(n), keep_pos(n);
+    std::vector<NmsBox<float>> box(n);
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float score = static_cast<float>(sp[i]);
+      if (score_threshold && !(static_cast<double>(score) > *score_threshold)) continue;
+      key[m] = descending_key(score);
+      src[m] = i;
+      box[m++] = input_box<float>(bp, i);
+    }
+    GreedyNms<float> greedy;
+    const int64_t kept = greedy.run_keyed(box.data(), key.data(), m, pred, max_output ? *max_output : m,
+                                          keep_pos.data());
+    at::Tensor out = at::empty({kept}, b.options().dtype(at::kLong));
+    int64_t* o = out.data_ptr<int64_t>();
+    for (int64_t k = 0; k < kept; ++k) o[k] = src[keep_pos[k]];
+    return out;
+  }
+#endif
+  return std::nullopt;
+}
+
 // The NMS of every class segment, merged back into score order.
 template <typename scalar_t>
 at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, const int64_t* classes, double iou_threshold,
@@ -667,6 +711,8 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, const int
   const NmsPredicate pred = make_nms_predicate(iou_threshold);
   if (classes) {
     if (auto out = batched_nms_by_class<scalar_t>(b, s, classes, pred, score_threshold, max_output)) return *out;
+  } else if (auto out = nms_small_unsorted<scalar_t>(b, s, pred, score_threshold, max_output)) {
+    return *out;
   }
   const std::vector<int64_t> order = score_order(s.data_ptr<scalar_t>(), n, score_threshold);
   const int64_t m = static_cast<int64_t>(order.size());
@@ -693,9 +739,7 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, const int
     constexpr int64_t kAhead = 16;
     for (int64_t k = lo; k < hi; ++k) {
       if (k + kAhead < hi) __builtin_prefetch(bp + 4 * order[rank_of[k + kAhead]]);
-      const scalar_t* q = bp + 4 * order[rank_of[k]];
-      sorted[k] = make_nms_box<T>(static_cast<T>(q[0]), static_cast<T>(q[1]), static_cast<T>(q[2]),
-                                  static_cast<T>(q[3]));
+      sorted[k] = input_box<T>(bp, order[rank_of[k]]);
     }
   });
 
