@@ -309,6 +309,50 @@ def test_degenerate_boxes_and_negative_threshold_match_torchvision():
         assert torch.equal(visionops.nms(boxes, scores, threshold), tv_ops.nms(boxes, scores, threshold)), threshold
 
 
+def forward_case(seed: int, n: int):
+    """Boxes for forward suppression (nms up to 4,096 boxes, batched_nms
+    classes of over 512): copies of objects side by side in input order or
+    shuffled, with NaN, infinite, empty, tiny (area below 2^-80) and huge
+    boxes, tied and NaN scores, thresholds at the copies' own overlaps."""
+    g = torch.Generator().manual_seed(seed)
+    boxes = clustered_boxes(n, g)
+    if seed % 2:  # no neighbours in input order: every word's bounds span the image
+        boxes = boxes[torch.randperm(n, generator=g)]
+    bad = torch.randint(0, n, (12,), generator=g)
+    boxes[bad[:3], torch.randint(0, 4, (3,), generator=g)] = float("nan")
+    boxes[bad[3:5], 2] = float("inf")
+    boxes[bad[5:7], 0] = float("-inf")
+    boxes[bad[7:9], 2:] = boxes[bad[7:9], :2]  # empty
+    if seed % 3 == 0:  # a cluster of tiny boxes: the exact test, lane by lane
+        boxes[: n // 4] = boxes[: n // 4] * 1e-21
+    boxes[bad[9:]] = boxes[bad[9:]] * 1e30  # huge
+    scores = torch.rand(n, generator=g)
+    if seed % 4 < 2:
+        scores = (scores * 20).round() / 20  # many ties
+    scores[torch.randint(0, n, (6,), generator=g)] = float("nan")
+    # IoU of two copies of one object: a threshold right on it puts lanes
+    # between the float margins.
+    threshold = [0.5, 0.3, 0.7, float(tv_ops.box_iou(boxes[2:3], boxes[3:4]))][seed % 4]
+    return boxes, scores, threshold
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_forward_suppression_adversarial(seed):
+    boxes, scores, threshold = forward_case(seed, 1500)
+    assert torch.equal(visionops.nms(boxes, scores, threshold), tv_ops.nms(boxes, scores, threshold))
+    want = tv_ops.nms(boxes, scores, threshold)
+    assert torch.equal(visionops.nms(boxes, scores, threshold, max_output=25), want[:25])
+    # Three classes of 2,000 boxes (the per-class buckets) against
+    # per-class torchvision; NaN scores first, by index, as torch.sort has them.
+    boxes, scores, threshold = forward_case(100 + seed, 6000)
+    idxs = torch.arange(6000) % 3 if seed % 2 else torch.arange(6000) // 2000
+    kept = per_class_torchvision(boxes, scores, idxs, threshold).tolist()
+    s = scores.tolist()
+    want = torch.tensor(sorted(i for i in kept if s[i] != s[i]) +
+                        sorted((i for i in kept if s[i] == s[i]), key=lambda i: (-s[i], i)))
+    assert torch.equal(visionops.batched_nms(boxes, scores, idxs, threshold), want)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_computes_in_float(dtype):
     # Half boxes are compared in float: the same as float32 boxes holding the
