@@ -149,15 +149,20 @@ VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, in
 // candidates it suppresses, the fastest way where most are struck. Then
 // (or where forward suppression does not pay) each candidate scans one list
 // of the kept boxes, and past kScanKeptMax kept boxes an index of them:
-// the kept boxes are indexed by size and place. IoU > t >= 0 needs the two
-// boxes to overlap, and their longer sides to be within a factor 1/t of each
-// other (IoU is at most the ratio of the widths, and of the heights). So a
-// box of longer side in [2^l, 2^(l+1)) belongs to level l, a grid of cells
-// 2^(l+1) wide where it touches at most 2 x 2 cells; a candidate looks only
-// at the levels its size allows, and there only at the cells it touches.
-// Each level's grid covers the boxes' extent and holds at most a few cells
-// per box of that level (cells grow where coordinates spread far), so
-// memory stays O(N).
+// the kept boxes are indexed by size and place. IoU > t >= 0 needs the
+// longer sides of the two boxes to be within a factor 1/t of each other
+// (IoU is at most the ratio of the widths, and of the heights), and their
+// centres to be close: the intersection's width iw exceeds t times either
+// width (IoU <= iw h / (w h) for the box of width w and height h), and the
+// centres are at most (w1 + w2) / 2 - iw apart, so less than
+// w * max(1 - t, 1 / (2 t) - 1 / 2) from the candidate's centre, w its
+// width (and the same in y; at t = 0, (w1 + w2) / 2). So a box of longer
+// side in [2^l, 2^(l+1)) belongs to level l, a grid of cells 2^(l+1)
+// wide, in the cell of its centre; a candidate looks only at the levels
+// its size allows, and there only at the cells where a suppressor's centre
+// can lie. Each level's grid covers the boxes' extent and holds at most a
+// few cells per box of that level (cells grow where coordinates spread
+// far), so memory stays O(N).
 template <typename T>
 class GreedyNms {
  public:
@@ -220,6 +225,9 @@ class GreedyNms {
       if (nms_box_is_proper(b)) insert(b, static_cast<int32_t>(keep[k]), level_of(longer_side(b)));
     }
     const double t = p.threshold;
+    // (t less 1e-4 of itself: float IoU is within 1e-6 of the real one)
+    const double tw = t * (1 - 1e-4);
+    reach_ = tw > 0 ? std::max(1 - tw, 0.5 / tw - 0.5) : INFINITY;
     for (; i < n; ++i) {
       const NmsBox<T>& b = boxes[i];
       if (!nms_box_is_proper(b)) {  // can neither suppress nor be suppressed
@@ -231,8 +239,8 @@ class GreedyNms {
       // widened slightly against rounding.
       const double side = longer_side(b);
       const int own = level_of(side);
-      const int l0 = t > 0 ? std::max(level_of(side * t * (1 - 1e-9)), lo_) : lo_;
-      const int l1 = t > 0 ? std::min(level_of(side / t * (1 + 1e-9)), hi_) : hi_;
+      const int l0 = t > 0 ? std::max(level_of(side * tw), lo_) : lo_;
+      const int l1 = t > 0 ? std::min(level_of(side / tw), hi_) : hi_;
       if (!suppressed(boxes, b, p, std::clamp(own, l0, l1), l0, l1)) {
         keep[kept++] = i;
         if (kept == max_keep) break;
@@ -358,15 +366,22 @@ class GreedyNms {
   bool level_suppresses(const NmsBox<T>* boxes, const NmsBox<T>& b, const NmsPredicate& p, int l) const {
     const Level& lv = levels_[l - kMinLevel];
     if (lv.boxes.empty()) return false;
-    const int64_t cx0 = cell(b.x1, origin_x_, lv.inv_cell, lv.ncx), cx1 = cell(b.x2, origin_x_, lv.inv_cell, lv.ncx);
-    const int64_t cy0 = cell(b.y1, origin_y_, lv.inv_cell, lv.ncy), cy1 = cell(b.y2, origin_y_, lv.inv_cell, lv.ncy);
+    // How far a suppressor's centre can be (see above; a box of level l is
+    // less than 2^(l+1) wide), widened by 1e-3 and more than the roundings
+    // of the centres.
+    const double mx = (static_cast<double>(b.x1) + b.x2) * 0.5, my = (static_cast<double>(b.y1) + b.y2) * 0.5;
+    const double w = static_cast<double>(b.x2) - b.x1, h = static_cast<double>(b.y2) - b.y1;
+    const double most = std::ldexp(1.0, l + 1);
+    const double rx = std::min(w * reach_, 0.5 * (w + most)) * 1.001 + 1e-9 * std::abs(mx);
+    const double ry = std::min(h * reach_, 0.5 * (h + most)) * 1.001 + 1e-9 * std::abs(my);
+    const int64_t cx0 = cell(mx - rx, origin_x_, lv.inv_cell, lv.ncx), cx1 = cell(mx + rx, origin_x_, lv.inv_cell, lv.ncx);
+    const int64_t cy0 = cell(my - ry, origin_y_, lv.inv_cell, lv.ncy), cy1 = cell(my + ry, origin_y_, lv.inv_cell, lv.ncy);
     if ((cx1 - cx0 + 1) * (cy1 - cy0 + 1) > kMaxCellsPerQuery) {
       for (int32_t k : lv.boxes) {
         if (nms_suppresses(boxes[k], b, p)) return true;
       }
       return false;
     }
-    const double mx = (static_cast<double>(b.x1) + b.x2) * 0.5, my = (static_cast<double>(b.y1) + b.y2) * 0.5;
     const int64_t ccx = cell(mx, origin_x_, lv.inv_cell, lv.ncx), ccy = cell(my, origin_y_, lv.inv_cell, lv.ncy);
     if (cell_suppresses(lv.cells[ccy * lv.ncx + ccx], b, p)) return true;
     for (int64_t cy = cy0; cy <= cy1; ++cy) {
@@ -498,11 +513,8 @@ class GreedyNms {
   void insert(const NmsBox<T>& b, int32_t box, int l) {
     Level& lv = levels_[l - kMinLevel];
     lv.boxes.push_back(box);
-    const int64_t cx0 = cell(b.x1, origin_x_, lv.inv_cell, lv.ncx), cx1 = cell(b.x2, origin_x_, lv.inv_cell, lv.ncx);
-    const int64_t cy0 = cell(b.y1, origin_y_, lv.inv_cell, lv.ncy), cy1 = cell(b.y2, origin_y_, lv.inv_cell, lv.ncy);
-    for (int64_t cy = cy0; cy <= cy1; ++cy) {
-      for (int64_t cx = cx0; cx <= cx1; ++cx) push(lv.cells[cy * lv.ncx + cx], b);
-    }
+    const double mx = (static_cast<double>(b.x1) + b.x2) * 0.5, my = (static_cast<double>(b.y1) + b.y2) * 0.5;
+    push(lv.cells[cell(my, origin_y_, lv.inv_cell, lv.ncy) * lv.ncx + cell(mx, origin_x_, lv.inv_cell, lv.ncx)], b);
   }
 
   void push(Cell& c, const NmsBox<T>& b) {
@@ -536,6 +548,7 @@ class GreedyNms {
   BucketSorter sorter_;              // and their order
   std::vector<int64_t> rest_pos_;    // forward(): their positions
   double origin_x_ = 0, origin_y_ = 0;
+  double reach_ = 0;  // run_scan(): a suppressor's centre is less than reach_ times the width away
   int lo_ = kMaxLevel + 1, hi_ = kMinLevel - 1;
   Level levels_[kMaxLevel - kMinLevel + 1];
   std::vector<T> arena_;

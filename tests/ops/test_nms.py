@@ -181,6 +181,35 @@ def test_large_inputs_match_torchvision(dtype):
             assert torch.equal(visionops.nms(boxes, scores, threshold), tv_ops.nms(boxes, scores, threshold))
 
 
+@pytest.mark.parametrize("threshold", [0.1, 0.3, 0.5, 0.7, 0.9])
+def test_index_at_the_edge_of_its_bounds(threshold):
+    # Past 1,024 kept boxes the candidates search an index by size and by
+    # where a suppressor's centre can lie. Pairs at the edge of both bounds,
+    # IoU a hair either side of t: equal boxes shifted by (1 - t) / (1 + t)
+    # of their width, boxes sharing a corner with sides sqrt(t) times as
+    # long, and boxes sharing an edge t times as wide.
+    g = torch.Generator().manual_seed(int(threshold * 10))
+    n = 1500
+    centre = torch.rand(n, 2, generator=g) * 4000
+    side = 10 + torch.rand(n, 2, generator=g) * 30
+    base = torch.cat([centre - side / 2, centre + side / 2], dim=1).double()
+    w = base[:, 2] - base[:, 0]
+    nudge = 1 + (torch.rand(n, generator=g).double() - 0.5) * 1e-6
+    shifted = base.clone()
+    shifted[:, [0, 2]] += ((1 - threshold) / (1 + threshold) * w * nudge)[:, None]
+    small = base.clone()
+    small[:, 2:] = base[:, :2] + (base[:, 2:] - base[:, :2]) * (threshold ** 0.5 * nudge)[:, None]
+    narrow = base.clone()
+    narrow[:, 2] = base[:, 0] + w * threshold * nudge
+    kind = (torch.arange(n) % 3)[:, None]
+    partner = torch.where(kind == 0, shifted, torch.where(kind == 1, small, narrow))
+    boxes = torch.cat([base, partner]).float()
+    scores = torch.rand(2 * n, generator=g)
+    want = tv_ops.nms(boxes, scores, threshold)
+    assert len(want) > 1100  # the index is in use
+    assert torch.equal(visionops.nms(boxes, scores, threshold), want)
+
+
 def test_batched_matches_per_class_torchvision():
     mismatches = []
     for seed in range(400):
