@@ -1,18 +1,21 @@
 // CPU kernels of nms, batched_nms and padded_nms: exactly torchvision's
 // greedy result, in O(N log N + N * local density) rather than O(N * kept).
 //
-// Boxes are sorted once (stably, by descending score, NaN first as
-// torch.sort puts it; a radix sort for float keys), gathered in that order,
-// and each candidate is tested only against the kept boxes that could
-// suppress it: those it overlaps, of a comparable size (see GreedyNms), or
-// small segments suppressed forward, kept box by kept box. The
-// per-pair test is common/nms.h's, the same as on the GPU (on AVX-512
-// machines the scans are nms_scan_avx512.h's). batched_nms runs one greedy
-// pass per class, classes in parallel, and merges the kept boxes back into
-// score order; classes of many boxes are dealt into buckets and sorted each
-// on its own (batched_nms_by_class), small ones grouped after one global
-// sort (nms_order.h). padded_nms runs the images in parallel. Memory is
-// O(N): no N x N mask.
+// Each candidate is tested only against the kept boxes that could suppress
+// it: those of a comparable size whose centre is near its own (an index,
+// see GreedyNms), or, in segments of up to 4,096 boxes, by forward
+// suppression, where each kept box strikes the candidates it suppresses
+// (nms_forward_avx512.h). Score order: for the index, one stable sort by
+// descending score (NaN first, as torch.sort puts it; a radix sort for
+// float keys) and a gather; forward suppression finds it by itself, so a
+// small nms and the classes of a batched_nms keep the boxes in input
+// order. The per-pair test is common/nms.h's, the same as on the GPU (on
+// AVX-512 machines the scans are nms_scan_avx512.h's). batched_nms runs one
+// greedy pass per class, classes in parallel, and merges the kept boxes
+// back into score order; classes of many boxes are dealt into buckets
+// (batched_nms_by_class), small ones grouped after one global sort
+// (nms_order.h). padded_nms runs the images in parallel. Memory is O(N): no
+// N x N mask.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -139,13 +142,14 @@ VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, in
   return false;
 }
 
-// Greedy NMS of boxes already in score order: each box is kept unless a kept
-// box before it suppresses it. Writes kept positions, in order, and returns
-// how many (at most max_keep).
+// Greedy NMS of one segment: each box, in score order, is kept unless a
+// kept box before it suppresses it. Writes kept positions, in order, and
+// returns how many (at most max_keep). The boxes come in score order (run)
+// or in any order with their score keys (run_keyed).
 //
 // Three ways, all with the same per-pair test and result. Segments of up to
-// kForwardMax boxes (a class of a batched_nms) start by forward
-// suppression on AVX-512 machines: each kept box strikes the later
+// kForwardMax boxes (a small nms, a class of a batched_nms) start by
+// forward suppression on AVX-512 machines: each kept box strikes the later
 // candidates it suppresses, the fastest way where most are struck. Then
 // (or where forward suppression does not pay) each candidate scans one list
 // of the kept boxes, and past kScanKeptMax kept boxes an index of them:
