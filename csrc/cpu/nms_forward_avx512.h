@@ -110,7 +110,8 @@ __attribute__((target("avx512f"))) inline int64_t least_key_candidate(const uint
     const unsigned at = _mm512_cmpeq_epu32_mask(_mm512_loadu_si512(least + w0), kv);
     if (at == 0) continue;
     const int64_t g = w0 + __builtin_ctz(at);
-    const unsigned lane = _mm512_mask_cmpeq_epu32_mask(static_cast<__mmask16>(live[g]), _mm512_loadu_si512(key + 16 * g), kv);
+    const unsigned lane =
+        _mm512_mask_cmpeq_epu32_mask(static_cast<__mmask16>(live[g]), _mm512_loadu_si512(key + 16 * g), kv);
     return 16 * g + __builtin_ctz(lane);
   }
   return -1;
@@ -120,9 +121,10 @@ __attribute__((target("avx512f"))) inline int64_t least_key_candidate(const uint
 // suppresses overlaps it with a positive intersection: x1 < a.x2, x2 >
 // a.x1, and the same in y), words [g0, words), bounds b as word_bounds
 // leaves them (a struck lane leaves them wider than they need be, never
-// narrower); refreshes the least key of each word it sweeps. Candidates in input order often sit near their neighbours (a
-// detector's copies of one object, boxes from neighbouring anchors): a
-// kept box then sweeps a few words, not all. 16 words tested at a time.
+// narrower); refreshes the least key of each word it sweeps. Candidates
+// in input order often sit near their neighbours (a detector's copies of
+// one object, boxes from neighbouring anchors): a kept box then sweeps a
+// few words, not all. 16 words tested at a time.
 __attribute__((target("avx512f"), noinline)) inline int64_t strike_bounded_avx512(
     const float* __restrict__ f, int64_t cap, uint16_t* __restrict__ live, int64_t g0, int64_t words,
     const float* __restrict__ b, int64_t wcap, const uint32_t* __restrict__ key, uint32_t* __restrict__ least,
@@ -133,7 +135,8 @@ __attribute__((target("avx512f"), noinline)) inline int64_t strike_bounded_avx51
   int64_t hit = 0, nu = 0;
   for (int64_t w0 = g0 & ~int64_t{15}; w0 < words; w0 += 16) {
     // (words before g0 hold no live lane, whatever their bounds say)
-    unsigned near = _mm512_cmp_ps_mask(_mm512_loadu_ps(b + w0), one[2], _CMP_LT_OQ) & (0xFFFFu << (g0 > w0 ? g0 - w0 : 0));
+    unsigned near = _mm512_cmp_ps_mask(_mm512_loadu_ps(b + w0), one[2], _CMP_LT_OQ);
+    if (g0 > w0) near &= 0xFFFFu << (g0 - w0);
     near = _mm512_mask_cmp_ps_mask(near, _mm512_loadu_ps(b + wcap + w0), one[3], _CMP_LT_OQ);
     near = _mm512_mask_cmp_ps_mask(near, _mm512_loadu_ps(b + 2 * wcap + w0), one[0], _CMP_GT_OQ);
     near = _mm512_mask_cmp_ps_mask(near, _mm512_loadu_ps(b + 3 * wcap + w0), one[1], _CMP_GT_OQ);

@@ -371,15 +371,17 @@ class GreedyNms {
     const Level& lv = levels_[l - kMinLevel];
     if (lv.boxes.empty()) return false;
     // How far a suppressor's centre can be (see above; a box of level l is
-    // less than 2^(l+1) wide), widened by 1e-3 and more than the roundings
-    // of the centres.
+    // less than 2^(l+1) wide, but the top level is open), widened by 1e-3
+    // and more than the roundings of the centres.
     const double mx = (static_cast<double>(b.x1) + b.x2) * 0.5, my = (static_cast<double>(b.y1) + b.y2) * 0.5;
     const double w = static_cast<double>(b.x2) - b.x1, h = static_cast<double>(b.y2) - b.y1;
-    const double most = std::ldexp(1.0, l + 1);
+    const double most = l == kMaxLevel ? INFINITY : std::ldexp(1.0, l + 1);
     const double rx = std::min(w * reach_, 0.5 * (w + most)) * 1.001 + 1e-9 * std::abs(mx);
     const double ry = std::min(h * reach_, 0.5 * (h + most)) * 1.001 + 1e-9 * std::abs(my);
-    const int64_t cx0 = cell(mx - rx, origin_x_, lv.inv_cell, lv.ncx), cx1 = cell(mx + rx, origin_x_, lv.inv_cell, lv.ncx);
-    const int64_t cy0 = cell(my - ry, origin_y_, lv.inv_cell, lv.ncy), cy1 = cell(my + ry, origin_y_, lv.inv_cell, lv.ncy);
+    const int64_t cx0 = cell(mx - rx, origin_x_, lv.inv_cell, lv.ncx);
+    const int64_t cx1 = cell(mx + rx, origin_x_, lv.inv_cell, lv.ncx);
+    const int64_t cy0 = cell(my - ry, origin_y_, lv.inv_cell, lv.ncy);
+    const int64_t cy1 = cell(my + ry, origin_y_, lv.inv_cell, lv.ncy);
     if ((cx1 - cx0 + 1) * (cy1 - cy0 + 1) > kMaxCellsPerQuery) {
       for (int32_t k : lv.boxes) {
         if (nms_suppresses(boxes[k], b, p)) return true;

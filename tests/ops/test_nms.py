@@ -210,6 +210,24 @@ def test_index_at_the_edge_of_its_bounds(threshold):
     assert torch.equal(visionops.nms(boxes, scores, threshold), want)
 
 
+def test_index_open_top_level():
+    # Boxes longer than 2^63 share the top size level, which has no upper
+    # size: at t = 0 a suppressor's centre may lie any distance away.
+    g = torch.Generator().manual_seed(12)
+    n, m = 1200, 50
+    centre = torch.rand(n, 2, generator=g) * 4000
+    side = 10 + torch.rand(n, 2, generator=g) * 30
+    spread = torch.cat([centre - side / 2, centre + side / 2], dim=1)  # kept: the index is in use
+    y = torch.arange(m, dtype=torch.float32)[:, None] * 100 + 1e5
+    wide = torch.cat([torch.full((m, 1), -1e21), y, torch.full((m, 1), 1e19), y + 10], dim=1)
+    overlapped = torch.cat([torch.zeros(m, 1), y, torch.full((m, 1), 1.5e19), y + 10], dim=1)
+    boxes = torch.cat([spread, wide, overlapped])
+    scores = torch.cat([torch.rand(n, generator=g) + 2, torch.full((m,), 1.5), torch.ones(m)])
+    want = tv_ops.nms(boxes, scores, 0.0)
+    assert len(want) > 1100 and bool((want < n + m).all())  # index in use; every overlapped box goes
+    assert torch.equal(visionops.nms(boxes, scores, 0.0), want)
+
+
 def test_batched_matches_per_class_torchvision():
     mismatches = []
     for seed in range(400):
