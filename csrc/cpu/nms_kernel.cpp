@@ -561,8 +561,9 @@ class GreedyNms {
 };
 
 // batched_nms deals boxes into per-class buckets when the classes average
-// at least this many boxes (below, a global sort and a gather are faster).
-constexpr int64_t kMinClassBucket = 512;
+// at least this many boxes (below, a global sort and a gather are faster;
+// above, forward suppression in input order saves both).
+constexpr int64_t kMinClassBucket = 32;
 
 // The input in kWays contiguous parts walked side by side: f(way, i) for
 // i = way * part + step. Counting or dealing runs of one class (a
@@ -624,8 +625,8 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
     }
     nms_order::class_starts(count, range, seg);
     seg.push_back(m);
-    // Small classes: the per-class sorts' fixed costs outweigh the gather
-    // they save; one global sort does better.
+    // Small classes: the per-class fixed costs outweigh the sort and the
+    // gather they save; one global sort does better.
     if (m < kMinClassBucket * (static_cast<int64_t>(seg.size()) - 1)) return std::nullopt;
     for (int64_t c = 0; c < classes_n; ++c) {
       int64_t at = count[c];

@@ -159,8 +159,10 @@ inline void group_by_class(const std::vector<int64_t>& order, const int64_t* cla
 // The stable order of one class's bucket by key (ascending: descending
 // score): LSD radix on 8-bit digits over (key, position) pairs packed in 64
 // bits, the four digit histograms counted in one read, a digit all keys
-// share skipped. In cache, a class being small. Scratch reused across calls.
+// share skipped; up to kSmall keys, a comparison sort of the same pairs. In
+// cache, a class being small. Scratch reused across calls.
 struct BucketSorter {
+  static constexpr int64_t kSmall = 64;
   std::vector<uint64_t> a, b;
   std::vector<uint32_t> perm;
 
@@ -172,6 +174,12 @@ struct BucketSorter {
       return perm.data();
     }
     a.resize(len);
+    if (len <= kSmall) {  // a comparison sort: less than clearing the counts
+      for (int64_t i = 0; i < len; ++i) a[i] = (static_cast<uint64_t>(key[i]) << 32) | static_cast<uint64_t>(i);
+      std::sort(a.begin(), a.begin() + len);  // (key, position) pairs are distinct: stable by position
+      for (int64_t i = 0; i < len; ++i) perm[i] = static_cast<uint32_t>(a[i]);
+      return perm.data();
+    }
     b.resize(len);
     int64_t count[4][257] = {};
     for (int64_t i = 0; i < len; ++i) {
