@@ -650,17 +650,23 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
 
     const int64_t max_keep = max_output ? *max_output : m;
     const int64_t nseg = static_cast<int64_t>(seg.size()) - 1;
-    std::vector<uint8_t> kept(n, 0);  // by input index
+    // Each class's kept positions in its own range of keep_pos; marked by
+    // input index after the threads join (marks from two threads at once
+    // would share cache lines: the classes are interleaved in the input).
+    const std::unique_ptr<int64_t[]> keep_pos(new int64_t[m]);
+    std::vector<int64_t> kept_n(nseg);
     at::parallel_for(0, nseg, 1, [&](int64_t c0, int64_t c1) {
       GreedyNms<T> greedy;  // scratch reused across this thread's classes
-      std::vector<int64_t> keep_pos;
       for (int64_t c = c0; c < c1; ++c) {
-        const int64_t s0 = seg[c], len = seg[c + 1] - s0;
-        keep_pos.resize(len);
-        const int64_t k = greedy.run_keyed(box.get() + s0, key.get() + s0, len, pred, max_keep, keep_pos.data());
-        for (int64_t j = 0; j < k; ++j) kept[src[s0 + keep_pos[j]]] = 1;
+        const int64_t s0 = seg[c];
+        kept_n[c] = greedy.run_keyed(box.get() + s0, key.get() + s0, seg[c + 1] - s0, pred, max_keep,
+                                     keep_pos.get() + s0);
       }
     });
+    std::vector<uint8_t> kept(n, 0);  // by input index
+    for (int64_t c = 0; c < nseg; ++c) {
+      for (int64_t j = seg[c]; j < seg[c] + kept_n[c]; ++j) kept[src[seg[c] + keep_pos[j]]] = 1;
+    }
 
     // Kept boxes in descending score, ties by index, across classes: their
     // indices in input order (no branch: which boxes are kept is random),
@@ -763,16 +769,20 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, const int
     }
   });
 
-  std::vector<int64_t> keep_pos(m);
-  std::vector<uint8_t> kept_rank(m, 0);
+  // Each segment's kept positions in its own range of keep_pos, marked by
+  // rank after the threads join (see batched_nms_by_class).
+  std::vector<int64_t> keep_pos(m), kept_n(nseg);
   at::parallel_for(0, nseg, 1, [&](int64_t lo, int64_t hi) {
     GreedyNms<T> greedy;  // scratch reused across this thread's segments
     for (int64_t c = lo; c < hi; ++c) {
       const int64_t s0 = seg[c];
-      const int64_t kept = greedy.run(sorted.data() + s0, seg[c + 1] - s0, pred, max_keep, keep_pos.data() + s0);
-      for (int64_t k = 0; k < kept; ++k) kept_rank[rank_of[s0 + keep_pos[s0 + k]]] = 1;
+      kept_n[c] = greedy.run(sorted.data() + s0, seg[c + 1] - s0, pred, max_keep, keep_pos.data() + s0);
     }
   });
+  std::vector<uint8_t> kept_rank(m, 0);
+  for (int64_t c = 0; c < nseg; ++c) {
+    for (int64_t k = seg[c]; k < seg[c] + kept_n[c]; ++k) kept_rank[rank_of[seg[c] + keep_pos[k]]] = 1;
+  }
 
   // Kept boxes in descending score, ties by index, across classes.
   std::vector<int64_t> out_idx;
