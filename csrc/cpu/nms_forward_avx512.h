@@ -193,8 +193,9 @@ __attribute__((target("avx512f"))) inline int64_t compact_live(float* f, uint32_
 // (strike_bounded_avx512; `bounds`: room for 4 arrays of cap / 16 rounded
 // up to 16 floats).
 //
-// Once a quarter of the lanes swept are struck, the live candidates move
-// to the front (compact_live), so sweeps skip the struck. Where kept boxes
+// Once a quarter of the lanes swept are struck (three quarters of all
+// lanes with bounded sweeps), the live candidates move to the front
+// (compact_live), so sweeps skip the struck. Where kept boxes
 // strike few (spread-out boxes) the sweeps cost more than they save: after
 // kForwardWindow kept boxes that struck fewer than 4 candidates each on
 // average the pass stops and leaves the live candidates, moved to the
