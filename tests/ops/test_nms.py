@@ -360,7 +360,7 @@ def forward_case(seed: int, n: int):
     """Boxes for forward suppression (nms up to 4,096 boxes, batched_nms
     classes of over 512): copies of objects side by side in input order or
     shuffled, with NaN, infinite, empty, tiny (area below 2^-80) and huge
-    boxes, tied and NaN scores, thresholds at the copies' own overlaps."""
+    boxes, tied and NaN scores, and thresholds on a pair's own IoU."""
     g = torch.Generator().manual_seed(seed)
     boxes = clustered_boxes(n, g)
     if seed % 2:  # no neighbours in input order: every word's bounds span the image
@@ -377,9 +377,16 @@ def forward_case(seed: int, n: int):
     if seed % 4 < 2:
         scores = (scores * 20).round() / 20  # many ties
     scores[torch.randint(0, n, (6,), generator=g)] = float("nan")
-    # IoU of two copies of one object: a threshold right on it puts lanes
-    # between the float margins.
-    threshold = [0.5, 0.3, 0.7, float(tv_ops.box_iou(boxes[2:3], boxes[3:4]))][seed % 4]
+    # A pair scored first among numbers (of one class in the test's classes,
+    # away from the other boxes), its IoU t or one float step above t:
+    # the float margins cannot settle it, the exact test keeps or drops the
+    # second box.
+    boxes[0] = torch.tensor([5000.0, 5000.0, 5100.0, 5080.0])
+    boxes[3] = torch.tensor([5010.0, 5005.0, 5105.0, 5090.0])
+    scores[0], scores[3] = 3.0, 2.0
+    pair = tv_ops.box_iou(boxes[0:1], boxes[3:4]).flatten()  # float32
+    below = float(torch.nextafter(pair, torch.zeros(1)))
+    threshold = [0.5, 0.3, float(pair), below][seed % 4]
     return boxes, scores, threshold
 
 
