@@ -601,7 +601,7 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
     const scalar_t* sp = s.data_ptr<scalar_t>();
     const scalar_t* bp = b.data_ptr<scalar_t>();
     const auto passes = [&](int64_t i) {
-      return !score_threshold || static_cast<double>(static_cast<float>(sp[i])) > *score_threshold;
+      return nms_order::passes_score_threshold(static_cast<float>(sp[i]), score_threshold);
     };
     int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min(), m = 0;
     for (int64_t i = 0; i < n; ++i) {
@@ -709,7 +709,7 @@ std::optional<at::Tensor> nms_small_unsorted(const at::Tensor& b, const at::Tens
     int64_t m = 0;
     for (int64_t i = 0; i < n; ++i) {
       const float score = static_cast<float>(sp[i]);
-      if (score_threshold && !(static_cast<double>(score) > *score_threshold)) continue;
+      if (!nms_order::passes_score_threshold(score, score_threshold)) continue;
       key[m] = descending_key(score);
       src[m] = i;
       box[m++] = input_box<float>(bp, i);

@@ -69,6 +69,12 @@ inline void radix_sort(std::vector<uint32_t>& keys, std::vector<int64_t>& idx) {
   }
 }
 
+// Whether a score passes score_threshold: greater than it, compared in
+// double (a NaN score never passes); every score passes no threshold.
+inline bool passes_score_threshold(double score, std::optional<double> score_threshold) {
+  return !score_threshold || score > *score_threshold;
+}
+
 // Indices of the boxes that pass the score threshold (score > threshold; a
 // NaN score never passes one), stably sorted by descending score, NaN first.
 template <typename score_t>
@@ -81,7 +87,7 @@ std::vector<int64_t> score_order(const score_t* scores, int64_t n, std::optional
     keys.reserve(n);
     for (int64_t i = 0; i < n; ++i) {
       const float s = static_cast<float>(scores[i]);
-      if (score_threshold && !(static_cast<double>(s) > *score_threshold)) continue;
+      if (!passes_score_threshold(static_cast<double>(s), score_threshold)) continue;
       keys.push_back(descending_key(s));
       order.push_back(i);
     }
@@ -91,7 +97,7 @@ std::vector<int64_t> score_order(const score_t* scores, int64_t n, std::optional
     keyed.reserve(n);
     for (int64_t i = 0; i < n; ++i) {
       const acc_t s = static_cast<acc_t>(scores[i]);
-      if (score_threshold && !(static_cast<double>(s) > *score_threshold)) continue;
+      if (!passes_score_threshold(static_cast<double>(s), score_threshold)) continue;
       keyed.emplace_back(s, i);
     }
     std::stable_sort(keyed.begin(), keyed.end(),
