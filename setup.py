@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
+import subprocess
 import sys
 
 from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+CSRC = os.path.join(HERE, "csrc")  # includes name their family: "boxes/math.h", "core/checks.h"
 
 
 def _find_cuda_home() -> str | None:
@@ -44,7 +47,14 @@ if _cuda_home:
     # script named nvcc on the PATH would otherwise mislead it.
     os.environ.setdefault("CUDA_HOME", _cuda_home)
 
-import torch
+try:
+    import torch
+except ImportError:
+    sys.exit(
+        "setup.py: visionops builds against the torch already installed, and this Python has none. Install torch "
+        "first (pip install torch), then build with `pip install --no-build-isolation -e .`: without "
+        "--no-build-isolation pip builds in a fresh environment that has no torch."
+    )
 from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
 
@@ -61,7 +71,29 @@ def _decide_cuda() -> tuple[bool, str]:
         if mode == "1":
             sys.exit(f"setup.py: VISIONOPS_CUDA=1 but {why}")
         return False, f"VISIONOPS_CUDA=auto and {why}"
-    return True, f"VISIONOPS_CUDA={mode}, nvcc in {_cuda_home}, torch CUDA {torch_cuda}"
+    nvcc_cuda = _nvcc_version()
+    if nvcc_cuda is None or nvcc_cuda.split(".")[0] != torch_cuda.split(".")[0]:
+        why = (
+            f"nvcc in {_cuda_home} is CUDA {nvcc_cuda or 'of an unknown version'} but torch {torch.__version__} "
+            f"was built with CUDA {torch_cuda}; the major versions must match (install the matching toolkit and "
+            "point CUDA_HOME at it)"
+        )
+        if mode == "1":
+            sys.exit(f"setup.py: VISIONOPS_CUDA=1 but {why}")
+        return False, f"VISIONOPS_CUDA=auto and {why}"
+    return True, f"VISIONOPS_CUDA={mode}, nvcc {nvcc_cuda} in {_cuda_home}, torch CUDA {torch_cuda}"
+
+
+def _nvcc_version() -> str | None:
+    """The CUDA version of the toolkit's nvcc ("13.0"), or None."""
+    try:
+        out = subprocess.run(
+            [os.path.join(_cuda_home, "bin", "nvcc"), "--version"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    m = re.search(r"release (\d+\.\d+)", out)
+    return m.group(1) if m else None
 
 
 def _nvidia_wheel_includes() -> list[str]:
@@ -77,11 +109,23 @@ def _nvidia_wheel_includes() -> list[str]:
     return list(dict.fromkeys(dirs))
 
 
+# One folder per op family under csrc/ (boxes, nms, roi, ...), each holding
+# its kernels; core/ holds headers only, tests/ the C++ tests (CMake's), and
+# python/ the module stub, which only this build adds.
+_NOT_KERNELS = ("tests", "python")
+
+
+def _sources(ext: str) -> list[str]:
+    found = sorted(glob.glob(os.path.join("csrc", f"*.{ext}")))
+    for path in sorted(glob.glob(os.path.join("csrc", "*", f"*.{ext}"))):
+        if path.split(os.sep)[1] not in _NOT_KERNELS:
+            found.append(path)
+    return found
+
+
 def _extension():
     with_cuda, why = _decide_cuda()
-    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
-    sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
-    sources += [os.path.join("csrc", "python", "module.cpp")]
+    sources = _sources("cpp") + [os.path.join("csrc", "python", "module.cpp")]
     define = [
         ("VISIONOPS_TORCH_VERSION", f'"{torch.__version__}"'),
         ("VISIONOPS_WITH_CUDA", "1" if with_cuda else "0"),
@@ -99,9 +143,14 @@ def _extension():
     if not with_cuda:
         print(f"visionops: building CPU kernels only ({why})", flush=True)
         return CppExtension(
-            "visionops._C", sources, define_macros=define, extra_compile_args={"cxx": cxx}, extra_link_args=link
+            "visionops._C",
+            sources,
+            include_dirs=[CSRC],
+            define_macros=define,
+            extra_compile_args={"cxx": cxx},
+            extra_link_args=link,
         )
-    sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+    sources += _sources("cu")
     if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
         os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0+PTX"
     nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
@@ -116,7 +165,7 @@ def _extension():
         "visionops._C",
         sources,
         define_macros=define,
-        include_dirs=_nvidia_wheel_includes(),
+        include_dirs=[CSRC] + _nvidia_wheel_includes(),
         extra_compile_args={"cxx": cxx, "nvcc": nvcc},
         extra_link_args=link,
     )

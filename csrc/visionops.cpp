@@ -1,8 +1,9 @@
 // The public contract of visionops: every operator schema, in one place.
 //
-// Kernels register per device in csrc/cpu/ and csrc/cuda/; fake (meta)
-// kernels, autograd and the Python API live in visionops/. Private ops (names
-// starting with '_') are the backward passes that autograd calls.
+// Each op family's kernels register per device from its folder (csrc/boxes/,
+// csrc/nms/, ...: <op>_cpu.cpp and <op>_cuda.cu); its fake (meta) kernels,
+// autograd and Python API live in visionops/ops/<family>.py. Private ops
+// (names starting with '_') are the backward passes that autograd calls.
 #include <torch/library.h>
 
 TORCH_LIBRARY(visionops, m) {

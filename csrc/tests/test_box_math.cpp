@@ -1,5 +1,5 @@
-// C++ tests of csrc/common/box.h, the math that the CPU and CUDA kernels
-// share: hand-computed values, the seed notes' worked example, atan_'s error
+// C++ tests of boxes/math.h, the math that the CPU and CUDA kernels
+// share: hand-computed values, the lecture notes' worked example, atan_'s error
 // bound, and every backward against central finite differences in double.
 // No torch needed; run by ctest.
 #include <cmath>
@@ -8,26 +8,14 @@
 #include <limits>
 #include <random>
 
-#include "../common/box.h"
-#include "../common/nms.h"
+#include "boxes/math.h"
+#include "nms/math.h"
+#include "tests/check.h"
 
 namespace {
 
-int g_passed = 0;
-int g_failed = 0;
-
-void check(bool ok, const char* what, double got = 0, double want = 0) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s (got %.17g, want %.17g)\n", what, got, want);
-  }
-}
-
-void check_close(double got, double want, double tol, const char* what) {
-  check(std::fabs(got - want) <= tol * (1.0 + std::fabs(want)), what, got, want);
-}
+using vo_test::check;
+using vo_test::check_close;
 
 using vo::Box4;
 using vo::BoxFormat;
@@ -37,11 +25,11 @@ vo::BoxRecord<double> rec(Box4<double> b, BoxFormat fmt = BoxFormat::XYXY) {
   return vo::make_box_record(b, fmt, true);
 }
 
-void test_seed_example() {
-  // Two 100 x 100 boxes overlapping in a 50 x 50 square: 2500 / 17500 = 1/7.
+void test_lecture_notes_example() {
+  // The lecture notes' IoU example: two 100 x 100 boxes overlapping in a 50 x 50 square: 2500 / 17500 = 1/7.
   const auto a = rec({0, 0, 100, 100});
   const auto b = rec({50, 50, 150, 150});
-  check_close(vo::pairwise_iou<IouVariant::IoU>(a, b, 0.0), 1.0 / 7.0, 1e-15, "seed notes IoU = 1/7");
+  check_close(vo::pairwise_iou<IouVariant::IoU>(a, b, 0.0), 1.0 / 7.0, 1e-15, "lecture notes' IoU = 1/7");
 }
 
 void test_hand_values() {
@@ -230,7 +218,7 @@ void test_nms_predicate() {
 }  // namespace
 
 int main() {
-  test_seed_example();
+  test_lecture_notes_example();
   test_hand_values();
   test_formats();
   test_atan();
@@ -245,6 +233,5 @@ int main() {
   test_loss_backward<IouVariant::CIoU>("CIoU loss backward");
   test_tie_splitting();
   test_nms_predicate();
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return vo_test::report("box math");
 }

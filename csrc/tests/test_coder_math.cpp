@@ -1,4 +1,4 @@
-// C++ tests of csrc/common/fast_math.h and coder.h: exp_ and log_ within 2
+// C++ tests of core/fast_math.h and coding/math.h: exp_ and log_ within 2
 // ulp of the correctly rounded value over the float range, special values
 // as libm, and box decoding against a hand example, its inverse (encoding)
 // and finite differences of its backward. No torch needed; ctest.
@@ -8,22 +8,14 @@
 #include <limits>
 #include <random>
 
-#include "../common/coder.h"
-#include "../common/fast_math.h"
+#include "coding/math.h"
+#include "core/fast_math.h"
+#include "tests/check.h"
 
 namespace {
 
-int g_passed = 0;
-int g_failed = 0;
-
-void check(bool ok, const char* what, double got = 0, double want = 0) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s (got %.17g, want %.17g)\n", what, got, want);
-  }
-}
+using vo_test::check;
+using vo_test::check_close;
 
 // Distance in units in the last place between float a and the exact b.
 double ulps(float a, double b) {
@@ -125,6 +117,5 @@ int main() {
   test_exp_nonpositive_is_exp();
   test_decode_hand_example();
   test_decode_backward();
-  std::printf("coder math: %d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return vo_test::report("coder math");
 }

@@ -1,4 +1,4 @@
-// C++ tests of csrc/common/roi.h, the RoI geometry that the CPU and CUDA
+// C++ tests of roi/math.h, the RoI geometry that the CPU and CUDA
 // kernels share: hand values of sampling points and bilinear weights, the
 // on-map point range against a brute-force scan, RoI Pool's bins and
 // rounding, the FPN level mapping, and the undefined cases that we define
@@ -8,21 +8,13 @@
 #include <limits>
 #include <random>
 
-#include "../common/roi.h"
+#include "roi/math.h"
+#include "tests/check.h"
 
 namespace {
 
-int g_passed = 0;
-int g_failed = 0;
-
-void check(bool ok, const char* what, double got = 0, double want = 0) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s (got %.17g, want %.17g)\n", what, got, want);
-  }
-}
+using vo_test::check;
+using vo_test::check_close;
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
@@ -127,6 +119,5 @@ int main() {
   test_point_range();
   test_pool();
   test_fpn_level();
-  std::printf("roi math: %d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return vo_test::report("roi math");
 }

@@ -1,11 +1,5 @@
-"""The IoU losses: one fused native pass forward and one backward.
-
-Same signatures, defaults and results as torchvision.ops 0.29's
-generalized_box_iou_loss, distance_box_iou_loss and complete_box_iou_loss.
-boxes1 and boxes2 are (x1, y1, x2, y2) boxes of the same shape [..., 4] (or
-shapes that broadcast); the loss is float64 for float64 boxes and float32
-otherwise. A NaN coordinate gives a NaN loss for that pair (and a NaN 'mean'
-or 'sum'). The 'mean' of no boxes is 0, as in torchvision.
+"""The losses family: RetinaNet's sigmoid focal loss and the soft Dice loss,
+fused native passes forward and closed-form backward passes.
 """
 
 from __future__ import annotations
@@ -13,68 +7,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def _broadcast(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
-    # Broadcast only well-formed boxes: anything else goes to the op as it is,
-    # which then names the argument that is wrong.
-    well_formed = boxes1.dim() >= 1 and boxes2.dim() >= 1 and boxes1.shape[-1] == 4 and boxes2.shape[-1] == 4
-    if well_formed and boxes1.shape != boxes2.shape:
-        try:
-            return torch.broadcast_tensors(boxes1, boxes2)
-        except RuntimeError:
-            pass
-    return boxes1, boxes2
-
-
-def generalized_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """1 - GIoU of each pair of boxes.
-
-    Args:
-        boxes1 (Tensor[..., 4]): predicted boxes, (x1, y1, x2, y2).
-        boxes2 (Tensor[..., 4]): target boxes, (x1, y1, x2, y2).
-        reduction (str): ``'none'`` | ``'mean'`` | ``'sum'``.
-        eps (float): added to the denominators.
-
-    Returns:
-        Tensor[...] for ``'none'``, else a scalar.
-    """
-    boxes1, boxes2 = _broadcast(boxes1, boxes2)
-    return torch.ops.visionops.generalized_box_iou_loss(boxes1, boxes2, reduction, eps)
-
-
-def distance_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """1 - DIoU of each pair of boxes.
-
-    Args:
-        boxes1 (Tensor[..., 4]): predicted boxes, (x1, y1, x2, y2).
-        boxes2 (Tensor[..., 4]): target boxes, (x1, y1, x2, y2).
-        reduction (str): ``'none'`` | ``'mean'`` | ``'sum'``.
-        eps (float): added to the denominators.
-
-    Returns:
-        Tensor[...] for ``'none'``, else a scalar.
-    """
-    boxes1, boxes2 = _broadcast(boxes1, boxes2)
-    return torch.ops.visionops.distance_box_iou_loss(boxes1, boxes2, reduction, eps)
-
-
-def complete_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """1 - CIoU of each pair of boxes.
-
-    As in torchvision, ``eps`` enters the aspect-ratio weight alpha only; the
-    DIoU part always uses 1e-7.
-
-    Args:
-        boxes1 (Tensor[..., 4]): predicted boxes, (x1, y1, x2, y2).
-        boxes2 (Tensor[..., 4]): target boxes, (x1, y1, x2, y2).
-        reduction (str): ``'none'`` | ``'mean'`` | ``'sum'``.
-        eps (float): added to alpha's denominator.
-
-    Returns:
-        Tensor[...] for ``'none'``, else a scalar.
-    """
-    boxes1, boxes2 = _broadcast(boxes1, boxes2)
-    return torch.ops.visionops.complete_box_iou_loss(boxes1, boxes2, reduction, eps)
+from visionops._checks import (
+    LIB,
+    check_grad_device,
+    check_loss_grad,
+    check_reduction,
+    dtype_name,
+    refuse_double_backward,
+)
 
 
 def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2,
@@ -154,3 +94,147 @@ class DiceLoss(torch.nn.Module):
         return dice_loss(inputs, targets, mode=self.mode, from_logits=self.from_logits, smooth=self.smooth,
                          eps=self.eps, squared=self.squared, ignore_index=self.ignore_index, weight=self.weight,
                          log_loss=self.log_loss, reduction=self.reduction)
+
+# ================================================================= dispatcher registrations
+# Fake kernels run csrc/losses/args.h's checks with the same messages.
+
+
+def check_focal_args(inputs: Tensor, targets: Tensor, op: str) -> None:
+    torch._check(
+        inputs.dtype.is_floating_point,
+        lambda: f"visionops.{op}: inputs must be a floating point tensor, got {dtype_name(inputs.dtype)}",
+    )
+    torch._check_value(
+        inputs.shape == targets.shape,
+        lambda: f"visionops.{op}: targets must have the shape of inputs, {list(inputs.shape)}, got "
+        f"{list(targets.shape)}",
+    )
+    torch._check(
+        targets.dtype.is_floating_point,
+        lambda: f"visionops.{op}: targets must be a floating point tensor, got {dtype_name(targets.dtype)}",
+    )
+    torch._check(
+        inputs.device == targets.device,
+        lambda: f"visionops.{op}: inputs and targets must be on the same device, got {inputs.device} and "
+        f"{targets.device}",
+    )
+
+
+@torch.library.register_fake(LIB + "sigmoid_focal_loss")
+def _sigmoid_focal_loss_fake(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
+    check_reduction(reduction, "sigmoid_focal_loss")
+    check_focal_args(inputs, targets, "sigmoid_focal_loss")
+    return inputs.new_empty(inputs.shape if reduction == "none" else ())
+
+
+@torch.library.register_fake(LIB + "_sigmoid_focal_loss_backward")
+def _sigmoid_focal_loss_backward_fake(grad, inputs, targets, alpha, gamma, reduction):
+    check_focal_args(inputs, targets, "_sigmoid_focal_loss_backward")
+    return inputs.new_empty(inputs.shape), targets.new_empty(targets.shape)
+
+
+def _focal_setup(ctx, inputs, output):
+    x, t, ctx.alpha, ctx.gamma, ctx.reduction = inputs
+    ctx.save_for_backward(x, t)
+
+
+def _focal_backward(ctx, grad: Tensor):
+    x, t = ctx.saved_tensors
+    gx, gt = torch.ops.visionops._sigmoid_focal_loss_backward(grad, x, t, ctx.alpha, ctx.gamma, ctx.reduction)
+    return gx, (gt if ctx.needs_input_grad[1] else None), None, None, None
+
+
+torch.library.register_autograd(LIB + "sigmoid_focal_loss", _focal_backward, setup_context=_focal_setup)
+
+
+# ----------------------------------------------------------------- Dice loss
+
+_DICE_MODES = ("binary", "multiclass", "multilabel")
+
+
+def check_dice_args(inputs: Tensor, targets: Tensor, mode: str, weight, op: str) -> None:
+    torch._check_value(
+        mode in _DICE_MODES,
+        lambda: f"visionops.{op}: mode must be one of 'binary', 'multiclass', 'multilabel', got '{mode}'",
+    )
+    torch._check(
+        inputs.dtype.is_floating_point,
+        lambda: f"visionops.{op}: inputs must be a floating point tensor, got {dtype_name(inputs.dtype)}",
+    )
+    torch._check(inputs.dim() >= 2, lambda: f"visionops.{op}: inputs must have shape [B, C, ...], got "
+                 f"{list(inputs.shape)}")
+    torch._check(
+        inputs.device == targets.device,
+        lambda: f"visionops.{op}: inputs and targets must be on the same device, got {inputs.device} and "
+        f"{targets.device}",
+    )
+    c = inputs.shape[1]
+    if mode == "multiclass":
+        expected = [inputs.shape[0], *inputs.shape[2:]]
+        torch._check_value(
+            list(targets.shape) == expected,
+            lambda: f"visionops.{op}: targets must be a class map of shape [B, ...] = {expected} for inputs "
+            f"{list(inputs.shape)}, got {list(targets.shape)}",
+        )
+        torch._check(
+            not targets.dtype.is_floating_point and not targets.dtype.is_complex,
+            lambda: f"visionops.{op}: multiclass targets must be an integer class map, got "
+            f"{dtype_name(targets.dtype)}",
+        )
+    elif mode == "binary":
+        torch._check_value(
+            c == 1, lambda: f"visionops.{op}: binary inputs must have one channel, [B, 1, ...], got {list(inputs.shape)}"
+        )
+        torch._check_value(
+            targets.numel() == inputs.numel() and targets.dim() >= 1 and targets.shape[0] == inputs.shape[0],
+            lambda: f"visionops.{op}: targets must hold one value per input, shape [B, 1, ...] or [B, ...], got "
+            f"{list(targets.shape)} for inputs {list(inputs.shape)}",
+        )
+    else:
+        torch._check_value(
+            targets.shape == inputs.shape,
+            lambda: f"visionops.{op}: multilabel targets must have the shape of inputs, {list(inputs.shape)}, got "
+            f"{list(targets.shape)}",
+        )
+    if weight is not None:
+        torch._check_value(
+            weight.dim() == 1 and weight.shape[0] == c,
+            lambda: f"visionops.{op}: weight must have one value per class, [{c}], got {list(weight.shape)}",
+        )
+
+
+@torch.library.register_fake(LIB + "dice_loss")
+def _dice_loss_fake(inputs, targets, mode="binary", from_logits=True, smooth=0.0, eps=1e-7, squared=False,
+                    ignore_index=None, weight=None, log_loss=False, reduction="mean"):
+    check_reduction(reduction, "dice_loss")
+    check_dice_args(inputs, targets, mode, weight, "dice_loss")
+    c = inputs.shape[1]
+    loss = inputs.new_empty((c,) if reduction == "none" else ())
+    return loss, inputs.new_empty((3, c), dtype=torch.float64)
+
+
+@torch.library.register_fake(LIB + "_dice_loss_backward")
+def _dice_loss_backward_fake(grad, inputs, targets, stats, mode, from_logits, smooth, eps, squared, ignore_index,
+                             weight, log_loss, reduction):
+    check_dice_args(inputs, targets, mode, weight, "_dice_loss_backward")
+    return inputs.new_empty(inputs.shape)
+
+
+def _dice_setup(ctx, inputs, output):
+    (x, t, ctx.mode, ctx.from_logits, ctx.smooth, ctx.eps, ctx.squared, ctx.ignore_index, weight, ctx.log_loss,
+     ctx.reduction) = inputs
+    ctx.save_for_backward(x, t, output[1], weight)
+
+
+def _dice_backward(ctx, grad: Tensor, _grad_stats):
+    x, t, stats, weight = ctx.saved_tensors
+    gx = torch.ops.visionops._dice_loss_backward(grad, x, t, stats, ctx.mode, ctx.from_logits, ctx.smooth, ctx.eps,
+                                                 ctx.squared, ctx.ignore_index, weight, ctx.log_loss, ctx.reduction)
+    return gx, None, None, None, None, None, None, None, None, None, None
+
+
+torch.library.register_autograd(LIB + "dice_loss", _dice_backward, setup_context=_dice_setup)
+
+
+refuse_double_backward("_sigmoid_focal_loss_backward", "sigmoid_focal_loss")
+refuse_double_backward("_dice_loss_backward", "dice_loss")

@@ -1,7 +1,7 @@
 """Hungarian matching: scipy's ``linear_sum_assignment`` as a native op,
 batched, and DETR's ``HungarianMatcher`` on top of it.
 
-The solver (csrc/common/assignment.h) is the shortest augmenting path method
+The solver (csrc/matching/math.h) is the shortest augmenting path method
 scipy uses, run in double precision whatever the input dtype; it finds the
 same optimal total cost as scipy, and the same assignment except possibly
 where several assignments are optimal. A batch of problems is one native call
@@ -20,6 +20,9 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from visionops._checks import LIB, check_same_dtype_device, dtype_name
+
 
 _OP = "visionops.linear_sum_assignment"
 _STATUS_MESSAGES = {
@@ -206,3 +209,55 @@ class HungarianMatcher(nn.Module):
 
     def extra_repr(self) -> str:
         return f"cost_class={self.cost_class}, cost_bbox={self.cost_bbox}, cost_giou={self.cost_giou}"
+
+# ================================================================= dispatcher registrations
+# Fake kernels run csrc/matching/args.h's checks with the same messages.
+
+
+@torch.library.register_fake(LIB + "linear_sum_assignment")
+def _linear_sum_assignment_fake(cost, row_counts=None, col_counts=None, maximize=False):
+    op = "visionops.linear_sum_assignment"
+    torch._check_value(cost.dim() == 3, lambda: f"{op}: cost must have shape [B, R, C], got {list(cost.shape)}")
+    torch._check(
+        cost.dtype.is_floating_point or (not cost.dtype.is_complex and cost.dtype != torch.bool),
+        lambda: f"{op}: cost must be a floating point or integer tensor, got {dtype_name(cost.dtype)}",
+    )
+    for name, c in (("row_counts", row_counts), ("col_counts", col_counts)):
+        if c is None:
+            continue
+        torch._check_value(
+            c.dim() == 1 and c.shape[0] == cost.shape[0],
+            lambda name=name, c=c: f"{op}: {name} must have shape [B] = [{cost.shape[0]}], got {list(c.shape)}",
+        )
+        torch._check(
+            c.dtype in (torch.int64, torch.int32),
+            lambda name=name, c=c: f"{op}: {name} must be an int64 or int32 tensor, got {dtype_name(c.dtype)}",
+        )
+    B, R = cost.shape[0], cost.shape[1]
+    return cost.new_empty((B, R), dtype=torch.long), cost.new_empty((B,), dtype=torch.int32)
+
+
+@torch.library.register_fake(LIB + "detr_matching_cost")
+def _detr_matching_cost_fake(logits, pred_boxes, target_labels, target_boxes, target_counts, class_weight=1.0,
+                             bbox_weight=1.0, giou_weight=1.0):
+    op = "visionops.detr_matching_cost"
+    torch._check(
+        logits.dim() == 3 and logits.shape[2] > 0,
+        lambda: f"{op}: logits must have shape [B, Q, K] with K >= 1, got {list(logits.shape)}",
+    )
+    B, Q = logits.shape[0], logits.shape[1]
+    torch._check(
+        pred_boxes.dim() == 3 and pred_boxes.shape[0] == B and pred_boxes.shape[1] == Q and pred_boxes.shape[2] == 4,
+        lambda: f"{op}: pred_boxes must have shape [B, Q, 4] = [{B}, {Q}, 4], got {list(pred_boxes.shape)}",
+    )
+    torch._check(
+        target_boxes.dim() == 2 and target_boxes.shape[1] == 4,
+        lambda: f"{op}: target_boxes must have shape [T, 4], got {list(target_boxes.shape)}",
+    )
+    torch._check(
+        len(target_counts) == B,
+        lambda: f"{op}: target_counts must have one count per image ({B}), got {len(target_counts)}",
+    )
+    T = max(target_counts, default=0)
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    return logits.new_empty((B, Q, T), dtype=dtype)

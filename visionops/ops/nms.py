@@ -4,7 +4,7 @@ Exactly torchvision.ops.nms's kept indices, in the same order: boxes are
 visited in decreasing score order, ties broken by index (a stable sort), and
 a box is dropped when its IoU with an already kept box is strictly greater
 than ``iou_threshold``. The IoU test is torchvision's float32 division,
-reproduced without dividing (see csrc/common/nms.h).
+reproduced without dividing (see csrc/nms/math.h).
 
 NaN: a NaN score sorts before every number, as torch.sort orders it (so
 such boxes are visited first), unless ``score_threshold`` is given, which a
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from visionops._checks import LIB, dtype_name, dynamic_count
 
 
 def nms(
@@ -143,3 +145,98 @@ def soft_nms(
         picked, and their scores when picked (the scores' dtype).
     """
     return torch.ops.visionops.soft_nms(boxes, scores, iou_threshold, sigma, score_threshold, method)
+
+# ================================================================= dispatcher registrations
+# Fake kernels run csrc/nms/args.h's checks with the same messages.
+
+
+def check_nms_inputs(boxes: Tensor, scores: Tensor, idxs: Tensor | None, dims: int, op: str) -> None:
+    torch._check(
+        boxes.dim() == dims and boxes.shape[-1] == 4,
+        lambda: f"visionops.{op}: boxes must have shape {'[N, 4]' if dims == 2 else '[B, N, 4]'}, "
+        f"got {list(boxes.shape)}",
+    )
+    torch._check(
+        boxes.dtype.is_floating_point,
+        lambda: f"visionops.{op}: boxes must be a floating point tensor, got {dtype_name(boxes.dtype)}",
+    )
+    per_box = list(boxes.shape[:-1])
+    torch._check(
+        list(scores.shape) == per_box,
+        lambda: f"visionops.{op}: scores must have shape {per_box} (one per box), got {list(scores.shape)}",
+    )
+    torch._check(
+        scores.dtype == boxes.dtype,
+        lambda: f"visionops.{op}: scores must have the same dtype as boxes, got {dtype_name(scores.dtype)} and "
+        f"{dtype_name(boxes.dtype)}",
+    )
+    torch._check(
+        scores.device == boxes.device,
+        lambda: f"visionops.{op}: scores must be on the same device as boxes, got {scores.device} and "
+        f"{boxes.device}",
+    )
+    if idxs is not None:
+        torch._check(
+            list(idxs.shape) == per_box,
+            lambda: f"visionops.{op}: idxs must have shape {per_box} (one per box), got {list(idxs.shape)}",
+        )
+        torch._check(
+            not (idxs.dtype.is_floating_point or idxs.dtype.is_complex or idxs.dtype == torch.bool),
+            lambda: f"visionops.{op}: idxs must be an integer tensor, got {dtype_name(idxs.dtype)}",
+        )
+        torch._check(
+            idxs.device == boxes.device,
+            lambda: f"visionops.{op}: idxs must be on the same device as boxes, got {idxs.device} and {boxes.device}",
+        )
+
+
+def check_nms_args(boxes: Tensor, scores: Tensor, idxs: Tensor | None, max_output: int | None, op: str) -> None:
+    check_nms_inputs(boxes, scores, idxs, 2, op)
+    torch._check_value(
+        max_output is None or max_output >= 0,
+        lambda: f"visionops.{op}: max_output must be >= 0, got {max_output}",
+    )
+
+
+def _kept_indices(boxes: Tensor, max_output: int | None) -> Tensor:
+    # The number kept depends on the data: an unbacked size, at most N (and
+    # at most max_output).
+    ctx = torch.library.get_ctx()
+    bound = boxes.shape[0] if max_output is None else max_output
+    k = ctx.new_dynamic_size(min=0, max=bound) if isinstance(bound, int) else ctx.new_dynamic_size()
+    return boxes.new_empty((k,), dtype=torch.int64)
+
+
+@torch.library.register_fake(LIB + "nms")
+def _nms_fake(boxes, scores, iou_threshold, *, score_threshold=None, max_output=None):
+    check_nms_args(boxes, scores, None, max_output, "nms")
+    return _kept_indices(boxes, max_output)
+
+
+@torch.library.register_fake(LIB + "batched_nms")
+def _batched_nms_fake(boxes, scores, idxs, iou_threshold, *, score_threshold=None, max_output=None):
+    check_nms_args(boxes, scores, idxs, max_output, "batched_nms")
+    return _kept_indices(boxes, max_output)
+
+
+@torch.library.register_fake(LIB + "padded_nms")
+def _padded_nms_fake(boxes, scores, iou_threshold, max_output, *, idxs=None, score_threshold=None):
+    check_nms_inputs(boxes, scores, idxs, 3, "padded_nms")
+    torch._check_value(max_output >= 0, lambda: f"visionops.padded_nms: max_output must be >= 0, got {max_output}")
+    B = boxes.shape[0]
+    return boxes.new_empty((B, max_output), dtype=torch.int64), boxes.new_empty((B,), dtype=torch.int64)
+
+
+@torch.library.register_fake(LIB + "soft_nms")
+def _soft_nms_fake(boxes, scores, iou_threshold=0.3, sigma=0.5, score_threshold=0.001, method="linear"):
+    check_nms_args(boxes, scores, None, None, "soft_nms")
+    torch._check_value(
+        method in ("linear", "gaussian"),
+        lambda: f"visionops.soft_nms: method must be 'linear' or 'gaussian', got '{method}'",
+    )
+    torch._check_value(
+        method != "gaussian" or sigma > 0, lambda: f"visionops.soft_nms: sigma must be > 0, got {sigma:g}"
+    )
+    k = torch.library.get_ctx().new_dynamic_size(min=0, max=boxes.shape[0]) if isinstance(boxes.shape[0], int) \
+        else torch.library.get_ctx().new_dynamic_size()
+    return boxes.new_empty((k,), dtype=torch.int64), scores.new_empty((k,))

@@ -35,9 +35,13 @@ Bad values:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
+
+from visionops._checks import LIB, check_same_dtype_device, dtype_name, refuse_double_backward
 
 
 def _check_roi_boxes(boxes: Tensor | list[Tensor], op: str) -> None:
@@ -269,3 +273,230 @@ class MultiScaleRoIAlign(nn.Module):
             f"{self.__class__.__name__}(featmap_names={self.featmap_names}, "
             f"output_size={self.output_size}, sampling_ratio={self.sampling_ratio})"
         )
+
+# ================================================================= dispatcher registrations
+# Fake kernels run csrc/roi/args.h's checks with the same messages.
+
+
+def check_roi_input(t: Tensor, op: str, arg: str = "input") -> None:
+    torch._check(t.dim() == 4, lambda: f"visionops.{op}: {arg} must be a 4-D tensor [N, C, H, W], got {list(t.shape)}")
+    torch._check(
+        t.dtype.is_floating_point,
+        lambda: f"visionops.{op}: {arg} must be a floating point tensor, got {dtype_name(t.dtype)}",
+    )
+
+
+def check_rois(rois: Tensor, input: Tensor, op: str) -> None:
+    torch._check(
+        rois.dim() == 2 and rois.shape[1] == 5,
+        lambda: f"visionops.{op}: rois must have shape [K, 5], got {list(rois.shape)}",
+    )
+    check_same_dtype_device(input, rois, op, "input", "rois")
+
+
+def check_output_size(pooled_h: int, pooled_w: int, op: str) -> None:
+    torch._check_value(
+        pooled_h >= 0 and pooled_w >= 0,
+        lambda: f"visionops.{op}: output_size must not be negative, got ({pooled_h}, {pooled_w})",
+    )
+
+
+def _is_channels_last(t: Tensor) -> bool:
+    # A map that is both (C == 1, or H == W == 1) counts as channels-first.
+    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _empty_map(like: Tensor, n: int, c: int, h: int, w: int, channels_last: bool) -> Tensor:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty((n, c, h, w), dtype=like.dtype, device=like.device, memory_format=fmt)
+
+
+@torch.library.register_fake(LIB + "roi_align")
+def _roi_align_fake(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned):
+    check_roi_input(input, "roi_align")
+    check_rois(rois, input, "roi_align")
+    check_output_size(pooled_height, pooled_width, "roi_align")
+    return input.new_empty((rois.shape[0], input.shape[1], pooled_height, pooled_width))
+
+
+@torch.library.register_fake(LIB + "_roi_align_backward")
+def _roi_align_backward_fake(grad, rois, spatial_scale, pooled_height, pooled_width, batch_size, channels, height,
+                             width, sampling_ratio, aligned, channels_last):
+    check_rois(rois, grad, "_roi_align_backward")
+    return _empty_map(grad, batch_size, channels, height, width, channels_last)
+
+
+def _roi_align_setup(ctx, inputs, output):
+    input, rois, ctx.spatial_scale, ctx.pooled_h, ctx.pooled_w, ctx.sampling_ratio, ctx.aligned = inputs
+    ctx.input_shape = input.shape
+    ctx.channels_last = _is_channels_last(input)
+    ctx.save_for_backward(rois)
+
+
+def _roi_align_backward(ctx, grad: Tensor):
+    (rois,) = ctx.saved_tensors
+    n, c, h, w = ctx.input_shape
+    grad_input = torch.ops.visionops._roi_align_backward(
+        grad, rois, ctx.spatial_scale, ctx.pooled_h, ctx.pooled_w, n, c, h, w, ctx.sampling_ratio, ctx.aligned,
+        ctx.channels_last,
+    )
+    return grad_input, None, None, None, None, None, None
+
+
+torch.library.register_autograd(LIB + "roi_align", _roi_align_backward, setup_context=_roi_align_setup)
+
+
+@torch.library.register_fake(LIB + "roi_pool")
+def _roi_pool_fake(input, rois, spatial_scale, pooled_height, pooled_width):
+    check_roi_input(input, "roi_pool")
+    check_rois(rois, input, "roi_pool")
+    check_output_size(pooled_height, pooled_width, "roi_pool")
+    shape = (rois.shape[0], input.shape[1], pooled_height, pooled_width)
+    return input.new_empty(shape), input.new_empty(shape, dtype=torch.int32)
+
+
+@torch.library.register_fake(LIB + "_roi_pool_backward")
+def _roi_pool_backward_fake(grad, rois, argmax, spatial_scale, pooled_height, pooled_width, batch_size, channels,
+                            height, width, channels_last):
+    check_rois(rois, grad, "_roi_pool_backward")
+    return _empty_map(grad, batch_size, channels, height, width, channels_last)
+
+
+def _roi_pool_setup(ctx, inputs, output):
+    input, rois, ctx.spatial_scale, ctx.pooled_h, ctx.pooled_w = inputs
+    ctx.input_shape = input.shape
+    ctx.channels_last = _is_channels_last(input)
+    ctx.save_for_backward(rois, output[1])
+
+
+def _roi_pool_backward(ctx, grad: Tensor, _grad_argmax):
+    rois, argmax = ctx.saved_tensors
+    n, c, h, w = ctx.input_shape
+    grad_input = torch.ops.visionops._roi_pool_backward(
+        grad, rois, argmax, ctx.spatial_scale, ctx.pooled_h, ctx.pooled_w, n, c, h, w, ctx.channels_last
+    )
+    return grad_input, None, None, None, None
+
+
+torch.library.register_autograd(LIB + "roi_pool", _roi_pool_backward, setup_context=_roi_pool_setup)
+
+
+def check_multi_scale_args(features, rois, spatial_scales, pooled_h, pooled_w, canonical_scale, op) -> None:
+    torch._check_value(len(features) > 0, lambda: f"visionops.{op}: features must hold at least one feature map")
+    torch._check_value(
+        len(spatial_scales) == len(features),
+        lambda: f"visionops.{op}: spatial_scales must have one scale per feature map, got {len(spatial_scales)} "
+        f"scales for {len(features)} maps",
+    )
+    f0 = features[0]
+    for level, f in enumerate(features):
+        check_roi_input(f, op, "features")
+        check_same_dtype_device(f0, f, op, "features[0]", "every feature map")
+        torch._check(
+            f.shape[0] == f0.shape[0] and f.shape[1] == f0.shape[1],
+            lambda f=f, level=level: f"visionops.{op}: every feature map must have the batch size and channels "
+            f"of features[0], {list(f0.shape)}, got {list(f.shape)} at level {level}",
+        )
+        scale = spatial_scales[level]
+        torch._check_value(
+            scale > 0 and math.isfinite(scale),
+            lambda scale=scale, level=level: f"visionops.{op}: spatial_scales must be positive and finite, "
+            f"got {scale} at level {level}",
+        )
+    torch._check(
+        rois.dim() == 2 and rois.shape[1] == 5,
+        lambda: f"visionops.{op}: rois must have shape [K, 5], got {list(rois.shape)}",
+    )
+    check_same_dtype_device(f0, rois, op, "features", "rois")
+    check_output_size(pooled_h, pooled_w, op)
+    torch._check_value(
+        canonical_scale > 0, lambda: f"visionops.{op}: canonical_scale must be positive, got {canonical_scale}"
+    )
+
+
+@torch.library.register_fake(LIB + "multi_scale_roi_align")
+def _multi_scale_roi_align_fake(features, rois, spatial_scales, pooled_height, pooled_width, sampling_ratio,
+                                canonical_scale=224, canonical_level=4, eps=1e-6):
+    check_multi_scale_args(features, rois, spatial_scales, pooled_height, pooled_width, canonical_scale,
+                           "multi_scale_roi_align")
+    return features[0].new_empty((rois.shape[0], features[0].shape[1], pooled_height, pooled_width))
+
+
+@torch.library.register_fake(LIB + "_multi_scale_roi_align_backward")
+def _multi_scale_roi_align_backward_fake(grad, rois, spatial_scales, heights, widths, batch_size, channels,
+                                         sampling_ratio, canonical_scale, canonical_level, eps, channels_last):
+    check_rois(rois, grad, "_multi_scale_roi_align_backward")
+    return [_empty_map(grad, batch_size, channels, h, w, cl) for h, w, cl in zip(heights, widths, channels_last)]
+
+
+def _multi_scale_setup(ctx, inputs, output):
+    features, rois, ctx.scales, _, _, ctx.sampling_ratio, ctx.canonical_scale, ctx.canonical_level, ctx.eps = inputs
+    ctx.batch, ctx.channels = features[0].shape[0], features[0].shape[1]
+    ctx.heights = [f.shape[2] for f in features]
+    ctx.widths = [f.shape[3] for f in features]
+    ctx.channels_last = [_is_channels_last(f) for f in features]
+    ctx.save_for_backward(rois)
+
+
+def _multi_scale_backward(ctx, grad: Tensor):
+    (rois,) = ctx.saved_tensors
+    grads = torch.ops.visionops._multi_scale_roi_align_backward(
+        grad, rois, ctx.scales, ctx.heights, ctx.widths, ctx.batch, ctx.channels, ctx.sampling_ratio,
+        ctx.canonical_scale, ctx.canonical_level, ctx.eps, ctx.channels_last,
+    )
+    return list(grads), None, None, None, None, None, None, None, None
+
+
+torch.library.register_autograd(
+    LIB + "multi_scale_roi_align", _multi_scale_backward, setup_context=_multi_scale_setup
+)
+
+
+# Autocast, as torchvision registers it for roi_align and roi_pool: half and
+# bfloat16 inputs are computed in float32 and the result cast back to the
+# input's dtype (float64 stays float64).
+_autocast_lib = torch.library.Library("visionops", "IMPL")
+
+
+def _autocast_float(t: Tensor) -> Tensor:
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _register_roi_autocast(device_key: str) -> None:
+    keys = torch._C.DispatchKeySet(getattr(torch._C.DispatchKey, device_key))
+
+    def roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned):
+        with torch._C._ExcludeDispatchKeyGuard(keys):
+            out = torch.ops.visionops.roi_align(_autocast_float(input), _autocast_float(rois), spatial_scale,
+                                                pooled_height, pooled_width, sampling_ratio, aligned)
+        return out.to(input.dtype)
+
+    def roi_pool(input, rois, spatial_scale, pooled_height, pooled_width):
+        with torch._C._ExcludeDispatchKeyGuard(keys):
+            out, argmax = torch.ops.visionops.roi_pool(_autocast_float(input), _autocast_float(rois),
+                                                       spatial_scale, pooled_height, pooled_width)
+        return out.to(input.dtype), argmax
+
+    def multi_scale_roi_align(features, rois, spatial_scales, pooled_height, pooled_width, sampling_ratio,
+                              canonical_scale=224, canonical_level=4, eps=1e-6):
+        # Under autocast the levels may come in different dtypes; torchvision
+        # computes each in float32 and returns the first level's dtype.
+        with torch._C._ExcludeDispatchKeyGuard(keys):
+            out = torch.ops.visionops.multi_scale_roi_align(
+                [_autocast_float(f) for f in features], _autocast_float(rois), spatial_scales, pooled_height,
+                pooled_width, sampling_ratio, canonical_scale, canonical_level, eps,
+            )
+        return out.to(features[0].dtype)
+
+    _autocast_lib.impl("roi_align", roi_align, device_key)
+    _autocast_lib.impl("roi_pool", roi_pool, device_key)
+    _autocast_lib.impl("multi_scale_roi_align", multi_scale_roi_align, device_key)
+
+
+_register_roi_autocast("AutocastCPU")
+_register_roi_autocast("AutocastCUDA")
+
+
+refuse_double_backward("_roi_align_backward", "roi_align")
+refuse_double_backward("_roi_pool_backward", "roi_pool")
+refuse_double_backward("_multi_scale_roi_align_backward", "multi_scale_roi_align")

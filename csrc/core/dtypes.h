@@ -1,0 +1,48 @@
+// Which dtype the box-taking ops return and which type they compute in. These
+// rules are torchvision's (its Python upcasts), written down once for the CPU
+// and CUDA kernels; visionops/_checks.py repeats them for the fake kernels.
+#pragma once
+
+#include <ATen/OpMathType.h>
+#include <ATen/core/Tensor.h>
+
+#include <type_traits>
+
+namespace vo {
+
+// Pairwise IoU family and the IoU losses: float64 stays float64, everything
+// else (half, bfloat16, float32, integers) gives float32.
+inline at::ScalarType iou_out_dtype(at::ScalarType t) {
+  return t == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// box_area: floats as above; int64 stays int64, smaller integers give int32.
+inline at::ScalarType area_out_dtype(at::ScalarType t) {
+  if (at::isFloatingType(t)) return iou_out_dtype(t);
+  return t == at::kLong ? at::kLong : at::kInt;
+}
+
+// Floating point accumulation type: float for half, bfloat16 and float; double
+// for double and for integers (exact for integer coordinates below 2^26).
+template <typename scalar_t>
+using box_acc_t = std::conditional_t<std::is_integral_v<scalar_t>, double, at::opmath_type<scalar_t>>;
+
+// box_area's accumulation: integers multiply in int64 (then wrap to int32
+// exactly as torchvision's int32 arithmetic does), floats in their opmath
+// type.
+template <typename scalar_t>
+using area_acc_t = std::conditional_t<std::is_integral_v<scalar_t>, int64_t, at::opmath_type<scalar_t>>;
+
+// box_convert's: integer to integer conversions (xyxy <-> xywh) are exact in
+// int64; the others compute in the floating accumulation type and round once.
+template <typename scalar_t, typename out_t>
+using convert_acc_t = std::conditional_t<std::is_integral_v<out_t>, int64_t, box_acc_t<scalar_t>>;
+
+}  // namespace vo
+
+// Every dtype the box ops accept: the four floating types and the integers.
+#define VO_DISPATCH_BOX_TYPES(TYPE, NAME, ...) \
+  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
+
+#define VO_DISPATCH_FLOAT_BOX_TYPES(TYPE, NAME, ...) \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)

@@ -1,0 +1,479 @@
+// CPU kernels of dice_loss and its backward.
+//
+// Forward: one pass over the inputs computes each class's statistics
+// (losses/math.h) without storing probabilities: sigmoid or softmax per pixel,
+// accumulated in 16 float lanes per class (vectorized over pixels) and then,
+// per fixed chunk of pixels, in double; chunks are added in order, so the
+// result does not depend on the thread count. Backward: a second pass
+// recomputes the probabilities (nothing is saved but the [3, C] statistics)
+// and applies the closed-form gradient, through the softmax or sigmoid.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "core/huge_pages.h"
+#include "core/macros.h"
+#include "losses/args.h"
+#include "losses/dice_reduction.h"
+#include "losses/dice_sigmoid_avx512.h"
+#include "losses/math.h"
+
+// Multiply-adds may fuse here (the rest of the library keeps
+// -ffp-contract=off for bitwise parity with torchvision; Dice has no such
+// contract, and FMA is both faster and more accurate).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
+namespace vo {
+namespace {
+
+constexpr int64_t kLanes = 16;    // pixels per vector (one AVX-512 vector of floats)
+constexpr int64_t kChunk = 4096;  // pixels per task, a multiple of kLanes
+static_assert(kLanes == 16, "dice_sigmoid_avx512.h's loops take blocks of 16 pixels");
+
+// The kernels work on blocks of kLanes pixels, vectorized over the pixels.
+// A block is read from the tensors directly (x with class stride xs, t with
+// class stride ts) or, for the last, partial block, from a padded copy whose
+// padding is marked dead (live = 0).
+template <typename T>
+struct PixelBlock {
+  const T* live;  // 1 for a real pixel, 0 for padding
+  bool has_ignore;
+  T ignore;
+};
+
+// Softmax (or the probabilities as given) of one block, all C classes, into
+// prob [C][kLanes].
+template <typename in_t, typename T>
+VO_CPU_MULTIVERSION void block_softmax(const in_t* __restrict__ x, int64_t xs, int64_t C, bool from_logits,
+                                       T* __restrict__ prob) {
+  if (!from_logits) {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < kLanes; ++j) prob[c * kLanes + j] = static_cast<T>(x[c * xs + j]);
+    return;
+  }
+  T mx[kLanes], sum[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) {
+    mx[j] = -INFINITY;
+    sum[j] = T(0);
+  }
+  // omp simd: without it GCC unrolls the 16 lanes of the max into scalar code.
+  for (int64_t c = 0; c < C; ++c) {
+    VO_SIMD
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T v = static_cast<T>(x[c * xs + j]);
+      mx[j] = mx[j] < v ? v : mx[j];
+    }
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    VO_SIMD
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T e = exp_(static_cast<T>(x[c * xs + j]) - mx[j]);
+      prob[c * kLanes + j] = e;
+      sum[j] += e;
+    }
+  }
+  for (int64_t j = 0; j < kLanes; ++j) sum[j] = T(1) / sum[j];
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < kLanes; ++j) prob[c * kLanes + j] *= sum[j];
+}
+
+// Statistics of one multiclass block into acc [3][C][kLanes].
+template <typename in_t, typename tgt_t, typename T>
+VO_CPU_MULTIVERSION void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
+                                                int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
+                                                T* __restrict__ acc, T* __restrict__ prob) {
+  block_softmax<in_t, T>(x, xs, C, from_logits, prob);
+  // Labels as T (class ids are far below 2^24), so that the class loops
+  // compare and blend in one lane width; squared as a 0/1 factor, not a
+  // select on a loop-invariant flag (which GCC does not vectorize well).
+  T valid[kLanes], label[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) {
+    label[j] = static_cast<T>(static_cast<int64_t>(t[j]));
+    const T ignored = (pb.has_ignore && label[j] == pb.ignore) ? T(1) : T(0);
+    valid[j] = pb.live[j] * (T(1) - ignored);
+  }
+  const T sq = squared ? T(1) : T(0);
+  for (int64_t c = 0; c < C; ++c) {
+    T* I = acc + c * kLanes;
+    T* P = acc + (C + c) * kLanes;
+    T* Tt = acc + (2 * C + c) * kLanes;
+    const T* p = prob + c * kLanes;
+    const T cf = static_cast<T>(c);
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T is_c = label[j] == cf ? valid[j] : T(0);
+      I[j] += p[j] * is_c;
+      P[j] += valid[j] * (p[j] * (p[j] * sq + (T(1) - sq)));
+      Tt[j] += is_c;
+    }
+  }
+}
+
+// sigmoid of one block, or the probabilities as given.
+template <typename in_t, typename T>
+inline void block_probabilities(const in_t* __restrict__ x, bool from_logits, T* __restrict__ prob) {
+  if (from_logits) {
+    for (int64_t j = 0; j < kLanes; ++j) prob[j] = stable_sigmoid(static_cast<T>(x[j]));
+  } else {
+    for (int64_t j = 0; j < kLanes; ++j) prob[j] = static_cast<T>(x[j]);
+  }
+}
+
+// One live pixel's share of I, P and T (squared a 0/1 factor).
+template <typename T>
+VO_HOST_DEVICE_INLINE void add_plain_stats(T p, T tv, T sq, T& I, T& P, T& Tt) {
+  I += p * tv;
+  P += p * (p * sq + (T(1) - sq));
+  Tt += tv * (tv * sq + (T(1) - sq));
+}
+
+// Statistics of one block of one class (binary, multilabel) into I, P, T [kLanes].
+// kPlain: every pixel live and no ignore_index (the common case), so the
+// validity factors drop out of the loop.
+template <typename in_t, typename tgt_t, typename T, bool kPlain = false>
+VO_CPU_MULTIVERSION void block_stats_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
+                                             bool from_logits, bool squared, PixelBlock<T> pb, T* __restrict__ I,
+                                             T* __restrict__ P, T* __restrict__ Tt) {
+  const T check_ignore = pb.has_ignore ? T(1) : T(0);
+  const T sq = squared ? T(1) : T(0);
+  if constexpr (kPlain) {
+    if (from_logits) {  // the sigmoid fused in: no round trip through memory
+#ifdef VO_HAVE_DICE_SIGMOID_AVX512
+      if constexpr (kDiceSigmoidAvx512<in_t, tgt_t> && std::is_same_v<T, float>) {
+        if (cpu_has_avx512f()) return dice_stats_avx512(x, t, blocks, sq, I, P, Tt);
+      }
+#endif
+      for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
+        VO_SIMD
+        for (int64_t j = 0; j < kLanes; ++j)
+          add_plain_stats(stable_sigmoid(static_cast<T>(x[j])), static_cast<T>(t[j]), sq, I[j], P[j], Tt[j]);
+      }
+      return;
+    }
+  }
+  for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
+    // The probabilities first, with the flag tested outside the loop: GCC
+    // vectorizes neither a select on it nor the fused loop.
+    T prob[kLanes];
+    block_probabilities(x, from_logits, prob);
+    if constexpr (kPlain) {
+      VO_SIMD
+      for (int64_t j = 0; j < kLanes; ++j) add_plain_stats(prob[j], static_cast<T>(t[j]), sq, I[j], P[j], Tt[j]);
+      continue;
+    }
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T tv = static_cast<T>(t[j]), p = prob[j];
+      const T ignored = tv == pb.ignore ? check_ignore : T(0);
+      const T valid = pb.live[j] * (T(1) - ignored);
+      const T pp = p * p, tt = tv * tv;
+      I[j] += valid * p * tv;
+      P[j] += valid * (squared ? pp : p);
+      Tt[j] += valid * (squared ? tt : tv);
+    }
+  }
+}
+
+// The padded copy of a partial block: m real pixels of C classes.
+template <typename in_t, typename tgt_t, typename T>
+struct TailBlock {
+  // Arrays, not std::vector: tgt_t may be bool.
+  std::unique_ptr<in_t[]> xbuf;
+  std::unique_ptr<tgt_t[]> tbuf;
+  T live[kLanes];
+  TailBlock(const in_t* xs, int64_t x_stride, const tgt_t* ts, int64_t t_stride, int64_t rows_x, int64_t rows_t,
+            int64_t m)
+      : xbuf(new in_t[rows_x * kLanes]), tbuf(new tgt_t[rows_t * kLanes]) {
+    for (int64_t r = 0; r < rows_x; ++r)
+      for (int64_t j = 0; j < kLanes; ++j) xbuf[r * kLanes + j] = j < m ? xs[r * x_stride + j] : in_t(0);
+    for (int64_t r = 0; r < rows_t; ++r)
+      for (int64_t j = 0; j < kLanes; ++j) tbuf[r * kLanes + j] = j < m ? ts[r * t_stride + j] : tgt_t(0);
+    for (int64_t j = 0; j < kLanes; ++j) live[j] = j < m ? T(1) : T(0);
+  }
+  const in_t* x() const { return xbuf.get(); }
+  const tgt_t* t() const { return tbuf.get(); }
+};
+
+template <typename T>
+const T* all_live() {
+  static const std::vector<T> ones(kLanes, T(1));
+  return ones.data();
+}
+
+// Statistics of pixels [s0, s0 + n) of image b into acc [3][C][kLanes].
+template <typename in_t, typename tgt_t, typename T>
+void accumulate(const in_t* x, const tgt_t* t, const DiceShape& sh, int64_t b, int64_t s0, int64_t n,
+                bool from_logits, bool squared, std::optional<int64_t> ignore, T* acc, T* prob) {
+  const int64_t C = sh.C, S = sh.S;
+  PixelBlock<T> pb{all_live<T>(), ignore.has_value(), static_cast<T>(ignore.value_or(0))};
+  const int64_t full = n / kLanes * kLanes;
+  if (sh.mode == DiceMode::Multiclass) {
+    const in_t* xb = x + b * C * S;
+    const tgt_t* tb = t + b * S;
+    for (int64_t j0 = 0; j0 < full; j0 += kLanes)
+      block_stats_multiclass<in_t, tgt_t, T>(xb + s0 + j0, S, tb + s0 + j0, C, from_logits, squared, pb, acc, prob);
+    if (full < n) {
+      const TailBlock<in_t, tgt_t, T> tail(xb + s0 + full, S, tb + s0 + full, S, C, 1, n - full);
+      PixelBlock<T> tp = pb;
+      tp.live = tail.live;
+      block_stats_multiclass<in_t, tgt_t, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared, tp, acc,
+                                             prob);
+    }
+    return;
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const in_t* xc = x + (b * C + c) * S + s0;
+    const tgt_t* tc = t + (b * C + c) * S + s0;
+    T* I = acc + c * kLanes;
+    T* P = acc + (C + c) * kLanes;
+    T* Tt = acc + (2 * C + c) * kLanes;
+    if (pb.has_ignore) {
+      block_stats_sigmoid<in_t, tgt_t, T>(xc, tc, full / kLanes, from_logits, squared, pb, I, P, Tt);
+    } else {
+      block_stats_sigmoid<in_t, tgt_t, T, true>(xc, tc, full / kLanes, from_logits, squared, pb, I, P, Tt);
+    }
+    if (full < n) {
+      const TailBlock<in_t, tgt_t, T> tail(xc + full, 0, tc + full, 0, 1, 1, n - full);
+      PixelBlock<T> tp = pb;
+      tp.live = tail.live;
+      block_stats_sigmoid<in_t, tgt_t, T>(tail.x(), tail.t(), 1, from_logits, squared, tp, I, P, Tt);
+    }
+  }
+}
+
+// Backward of one multiclass block: gx [C][xs-strided] from prob and targets.
+template <typename in_t, typename tgt_t, typename T>
+VO_CPU_MULTIVERSION void block_grad_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
+                                               int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
+                                               const T* __restrict__ a, const T* __restrict__ bb, T* __restrict__ prob,
+                                               T* __restrict__ g, T* __restrict__ out) {
+  block_softmax<in_t, T>(x, xs, C, from_logits, prob);
+  // Labels as T and flags as factors, as in block_stats_multiclass.
+  T valid[kLanes], dot[kLanes], label[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) {
+    label[j] = static_cast<T>(static_cast<int64_t>(t[j]));
+    const T ignored = (pb.has_ignore && label[j] == pb.ignore) ? T(1) : T(0);
+    valid[j] = pb.live[j] * (T(1) - ignored);
+    dot[j] = T(0);
+  }
+  const T sq = squared ? T(1) : T(0);
+  for (int64_t c = 0; c < C; ++c) {
+    const T cf = static_cast<T>(c), ac = a[c], bc = bb[c];
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T p = prob[c * kLanes + j];
+      const T is_c = label[j] == cf ? T(1) : T(0);
+      const T gv = valid[j] * dice_pixel_grad_factor(ac, bc, is_c, p, sq);
+      g[c * kLanes + j] = gv;
+      dot[j] += gv * p;
+    }
+  }
+  // through the softmax: p_c (g_c - sum_k g_k p_k)
+  if (from_logits) {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < kLanes; ++j) out[c * kLanes + j] = prob[c * kLanes + j] * (g[c * kLanes + j] - dot[j]);
+  } else {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < kLanes; ++j) out[c * kLanes + j] = g[c * kLanes + j];
+  }
+}
+
+template <typename in_t, typename tgt_t, typename T, typename out_t, bool kPlain = false>
+VO_CPU_MULTIVERSION void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
+                                            bool from_logits, bool squared, PixelBlock<T> pb, T a, T bb,
+                                            out_t* __restrict__ out) {
+  const T check_ignore = pb.has_ignore ? T(1) : T(0);
+  const T through = from_logits ? T(1) : T(0);
+  const T sq = squared ? T(1) : T(0);
+  if constexpr (kPlain) {
+    if (from_logits) {  // the sigmoid fused in
+#ifdef VO_HAVE_DICE_SIGMOID_AVX512
+      if constexpr (kDiceSigmoidAvx512<in_t, tgt_t> && std::is_same_v<T, float> && std::is_same_v<out_t, float>) {
+        if (cpu_has_avx512f()) return dice_grad_avx512(x, t, blocks, sq, a, bb, out);
+      }
+#endif
+      for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes, out += kLanes) {
+        VO_SIMD
+        for (int64_t j = 0; j < kLanes; ++j) {
+          const T tv = static_cast<T>(t[j]), p = stable_sigmoid(static_cast<T>(x[j]));
+          out[j] = static_cast<out_t>(dice_pixel_grad_factor(a, bb, tv, p, sq) * (p * (T(1) - p)));
+        }
+      }
+      return;
+    }
+  }
+  for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes, out += kLanes) {
+    T prob[kLanes];
+    block_probabilities(x, from_logits, prob);
+    if constexpr (kPlain) {
+      VO_SIMD
+      for (int64_t j = 0; j < kLanes; ++j) {
+        const T tv = static_cast<T>(t[j]), p = prob[j];
+        const T gv = dice_pixel_grad_factor(a, bb, tv, p, sq);
+        out[j] = static_cast<out_t>(gv * (through * p * (T(1) - p) + (T(1) - through)));
+      }
+      continue;
+    }
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T tv = static_cast<T>(t[j]), p = prob[j];
+      const T ignored = tv == pb.ignore ? check_ignore : T(0);
+      const T gv = pb.live[j] * (T(1) - ignored) * dice_pixel_grad(a, bb, tv, p, squared);
+      // through the sigmoid, p (1 - p), or not at all
+      out[j] = static_cast<out_t>(gv * (through * p * (T(1) - p) + (T(1) - through)));
+    }
+  }
+}
+
+// bool targets read as bytes (the same 0/1 values): GCC converts bool loads
+// one at a time, bytes a vector at a time (7x faster here).
+at::Tensor as_bytes_if_bool(const at::Tensor& t) { return t.scalar_type() == at::kBool ? t.view(at::kByte) : t; }
+
+std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const at::Tensor& targets,
+                                                 std::string_view mode, bool from_logits, double smooth, double eps,
+                                                 bool squared, std::optional<int64_t> ignore_index,
+                                                 const std::optional<at::Tensor>& weight, bool log_loss,
+                                                 std::string_view reduction) {
+  constexpr const char* op = "dice_loss";
+  const Reduction red = parse_reduction(reduction, op);
+  const DiceShape sh = check_dice_args(inputs, targets, mode, weight, op);
+  const DiceParams params{smooth, eps, squared, log_loss};
+  at::Tensor stats = at::zeros({3, sh.C}, inputs.options().dtype(at::kDouble));
+  const at::Tensor t = as_bytes_if_bool(checked_targets(targets, sh, ignore_index, op));
+  if (inputs.numel() > 0) {
+    const at::Tensor x = inputs.contiguous();
+    const int64_t chunks = (sh.S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
+    std::vector<double> partial(static_cast<size_t>(tasks) * 3 * sh.C, 0.0);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dice_loss", [&] {
+      using in_t = scalar_t;
+      using T = at::opmath_type<in_t>;
+      VO_DISPATCH_DICE_TARGETS(t.scalar_type(), "dice_loss_targets", [&] {
+        using tgt_t = scalar_t;
+        const in_t* xp = x.data_ptr<in_t>();
+        const tgt_t* tp = t.data_ptr<tgt_t>();
+        at::parallel_for(0, tasks, 1, [&](int64_t k0, int64_t k1) {
+          std::vector<T> acc(3 * sh.C * kLanes), prob(sh.C * kLanes);
+          for (int64_t k = k0; k < k1; ++k) {
+            const int64_t b = k / chunks, s0 = (k % chunks) * kChunk;
+            std::fill(acc.begin(), acc.end(), T(0));
+            accumulate<in_t, tgt_t, T>(xp, tp, sh, b, s0, std::min(kChunk, sh.S - s0), from_logits, squared,
+                                       ignore_index, acc.data(), prob.data());
+            double* out = partial.data() + k * 3 * sh.C;
+            for (int64_t r = 0; r < 3 * sh.C; ++r) {
+              double v = 0.0;
+              for (int64_t j = 0; j < kLanes; ++j) v += static_cast<double>(acc[r * kLanes + j]);
+              out[r] = v;
+            }
+          }
+        });
+      });
+    });
+    double* st = stats.data_ptr<double>();
+    for (int64_t k = 0; k < tasks; ++k)
+      for (int64_t r = 0; r < 3 * sh.C; ++r) st[r] += partial[k * 3 * sh.C + r];
+  }
+  at::Tensor loss = dice_reduce(stats, params, weight, red).to(inputs.scalar_type());
+  return {loss, stats};
+}
+
+at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inputs, const at::Tensor& targets,
+                                  const at::Tensor& stats, std::string_view mode, bool from_logits, double smooth,
+                                  double eps, bool squared, std::optional<int64_t> ignore_index,
+                                  const std::optional<at::Tensor>& weight, bool log_loss,
+                                  std::string_view reduction) {
+  constexpr const char* op = "_dice_loss_backward";
+  const Reduction red = parse_reduction(reduction, op);
+  const DiceShape sh = check_dice_backward_args(grad, inputs, targets, stats, mode, weight, red, op);
+  const DiceParams params{smooth, eps, squared, log_loss};
+  at::Tensor gx = at::empty(inputs.sizes(), inputs.options());
+  if (inputs.numel() == 0) return gx;
+  advise_huge_pages(gx);
+  const auto [a_t, b_t] = dice_coefficients(stats, params, weight, red, grad);
+  const at::Tensor ac = a_t.contiguous(), bc = b_t.contiguous();
+  const double* ap = ac.data_ptr<double>();
+  const double* bp = bc.data_ptr<double>();
+  const at::Tensor x = inputs.contiguous();
+  const at::Tensor t = as_bytes_if_bool(targets.contiguous());
+  const int64_t C = sh.C, S = sh.S;
+  const int64_t chunks = (S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_dice_loss_backward", [&] {
+    using T = at::opmath_type<scalar_t>;
+    using in_t = scalar_t;
+    VO_DISPATCH_DICE_TARGETS(t.scalar_type(), "_dice_loss_backward_targets", [&] {
+      using tgt_t = scalar_t;
+      const in_t* xp = x.data_ptr<in_t>();
+      const tgt_t* tp = t.data_ptr<tgt_t>();
+      in_t* gp = gx.data_ptr<in_t>();
+      std::vector<T> a(C), bb(C);
+      for (int64_t c = 0; c < C; ++c) {
+        a[c] = static_cast<T>(ap[c]);
+        bb[c] = static_cast<T>(bp[c]);
+      }
+      at::parallel_for(0, tasks, 1, [&](int64_t k0, int64_t k1) {
+        std::vector<T> prob(C * kLanes), g(C * kLanes), out(C * kLanes);
+        PixelBlock<T> pb{all_live<T>(), ignore_index.has_value(), static_cast<T>(ignore_index.value_or(0))};
+        for (int64_t k = k0; k < k1; ++k) {
+          const int64_t b = k / chunks, s_begin = (k % chunks) * kChunk, s_end = std::min(S, s_begin + kChunk);
+          if (sh.mode != DiceMode::Multiclass) {
+            const int64_t n = s_end - s_begin, full = n / kLanes * kLanes;
+            for (int64_t c = 0; c < C; ++c) {
+              const int64_t o = (b * C + c) * S + s_begin;
+              if (pb.has_ignore) {
+                block_grad_sigmoid<in_t, tgt_t, T, in_t>(xp + o, tp + o, full / kLanes, from_logits, squared, pb,
+                                                         a[c], bb[c], gp + o);
+              } else {
+                block_grad_sigmoid<in_t, tgt_t, T, in_t, true>(xp + o, tp + o, full / kLanes, from_logits, squared,
+                                                               pb, a[c], bb[c], gp + o);
+              }
+              if (full < n) {
+                const TailBlock<in_t, tgt_t, T> tail(xp + o + full, 0, tp + o + full, 0, 1, 1, n - full);
+                PixelBlock<T> tpb = pb;
+                tpb.live = tail.live;
+                block_grad_sigmoid<in_t, tgt_t, T, T>(tail.x(), tail.t(), 1, from_logits, squared, tpb, a[c], bb[c],
+                                                      out.data());
+                for (int64_t j = 0; j < n - full; ++j) gp[o + full + j] = static_cast<in_t>(out[j]);
+              }
+            }
+            continue;
+          }
+          for (int64_t s = s_begin; s < s_end; s += kLanes) {
+            const int64_t m = std::min(kLanes, s_end - s);
+            if (sh.mode == DiceMode::Multiclass) {
+              const in_t* xs = xp + b * C * S + s;
+              const tgt_t* ts = tp + b * S + s;
+              if (m == kLanes) {
+                block_grad_multiclass<in_t, tgt_t, T>(xs, S, ts, C, from_logits, squared, pb, a.data(), bb.data(),
+                                                      prob.data(), g.data(), out.data());
+              } else {
+                const TailBlock<in_t, tgt_t, T> tail(xs, S, ts, S, C, 1, m);
+                PixelBlock<T> tpb = pb;
+                tpb.live = tail.live;
+                block_grad_multiclass<in_t, tgt_t, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared,
+                                                      tpb, a.data(), bb.data(), prob.data(), g.data(), out.data());
+              }
+              for (int64_t c = 0; c < C; ++c)
+                for (int64_t j = 0; j < m; ++j) gp[(b * C + c) * S + s + j] = static_cast<in_t>(out[c * kLanes + j]);
+            } else {
+              break;  // whole chunks below
+            }
+          }
+        }
+      });
+    });
+  });
+  return gx;
+}
+
+}  // namespace
+}  // namespace vo
+
+TORCH_LIBRARY_IMPL(visionops, CPU, m) {
+  m.impl("dice_loss", &vo::dice_loss_cpu);
+  m.impl("_dice_loss_backward", &vo::dice_loss_backward_cpu);
+}

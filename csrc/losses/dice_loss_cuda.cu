@@ -1,0 +1,190 @@
+// CUDA kernels of dice_loss and its backward (see losses/math.h).
+// Forward: blocks of (pixel chunk, image, class) sum their pixels'
+// contributions with a fixed tree in shared memory; ATen adds the partial
+// sums, so the statistics are deterministic. Backward: one thread per
+// element recomputes its probabilities (and, for softmax, the class sum
+// the gradient needs). The class-id check reads one flag back (host sync).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <string_view>
+#include <tuple>
+
+#include "core/cuda_launch.h"
+#include "losses/args.h"
+#include "losses/dice_reduction.h"
+#include "losses/math.h"
+
+namespace vo {
+namespace {
+
+constexpr int kDiceThreads = 256;
+constexpr int64_t kPixelsPerThread = 8;
+constexpr int64_t kDiceChunk = kDiceThreads * kPixelsPerThread;
+
+// Probability of class c at pixel s of image b.
+template <typename in_t, typename T>
+__device__ T class_prob(const in_t* x, const DiceShape& sh, int64_t b, int64_t c, int64_t s, bool from_logits) {
+  const int64_t C = sh.C, S = sh.S;
+  const T v = static_cast<T>(x[(b * C + c) * S + s]);
+  if (!from_logits) return v;
+  if (sh.mode != DiceMode::Multiclass) return stable_sigmoid(v);
+  T mx = -INFINITY;
+  for (int64_t k = 0; k < C; ++k) {
+    const T u = static_cast<T>(x[(b * C + k) * S + s]);
+    mx = mx < u ? u : mx;
+  }
+  T sum = T(0);
+  for (int64_t k = 0; k < C; ++k) sum += exp_(static_cast<T>(x[(b * C + k) * S + s]) - mx);
+  return exp_(v - mx) / sum;
+}
+
+// Target of class c at pixel s (an indicator for class maps) and its mask.
+template <typename tgt_t, typename T>
+__device__ void class_target(const tgt_t* t, const DiceShape& sh, int64_t b, int64_t c, int64_t s, bool has_ignore,
+                             int64_t ignore, T& target, T& valid) {
+  if (sh.mode == DiceMode::Multiclass) {
+    const int64_t label = static_cast<int64_t>(t[b * sh.S + s]);
+    valid = (has_ignore && label == ignore) ? T(0) : T(1);
+    target = label == c ? T(1) : T(0);
+  } else {
+    target = static_cast<T>(t[(b * sh.C + c) * sh.S + s]);
+    valid = (has_ignore && target == static_cast<T>(ignore)) ? T(0) : T(1);
+  }
+}
+
+template <typename in_t, typename tgt_t>
+__global__ void dice_stats_kernel(const in_t* __restrict__ x, const tgt_t* __restrict__ t, DiceShape sh,
+                                  bool from_logits, bool squared, bool has_ignore, int64_t ignore,
+                                  int64_t chunks, double* __restrict__ partial) {
+  using T = at::opmath_type<in_t>;
+  __shared__ T red[3][kDiceThreads];
+  const int64_t chunk = blockIdx.x, b = blockIdx.y, c = blockIdx.z;
+  T I = T(0), P = T(0), Tt = T(0);
+  for (int64_t k = 0; k < kPixelsPerThread; ++k) {
+    const int64_t s = chunk * kDiceChunk + k * kDiceThreads + threadIdx.x;
+    if (s >= sh.S) break;
+    const T p = class_prob<in_t, T>(x, sh, b, c, s, from_logits);
+    T tv, valid;
+    class_target<tgt_t, T>(t, sh, b, c, s, has_ignore, ignore, tv, valid);
+    I += valid * p * tv;
+    P += valid * (squared ? p * p : p);
+    Tt += valid * (squared ? tv * tv : tv);
+  }
+  red[0][threadIdx.x] = I;
+  red[1][threadIdx.x] = P;
+  red[2][threadIdx.x] = Tt;
+  for (int step = kDiceThreads / 2; step > 0; step /= 2) {
+    __syncthreads();
+    if (threadIdx.x < step)
+      for (int r = 0; r < 3; ++r) red[r][threadIdx.x] += red[r][threadIdx.x + step];
+  }
+  if (threadIdx.x < 3) partial[((c * sh.B + b) * chunks + chunk) * 3 + threadIdx.x] = red[threadIdx.x][0];
+}
+
+template <typename in_t, typename tgt_t>
+__global__ void dice_backward_kernel(const in_t* __restrict__ x, const tgt_t* __restrict__ t, DiceShape sh,
+                                     bool from_logits, bool squared, bool has_ignore, int64_t ignore,
+                                     const double* __restrict__ a, const double* __restrict__ bcoef,
+                                     in_t* __restrict__ gx) {
+  using T = at::opmath_type<in_t>;
+  const int64_t total = sh.B * sh.C * sh.S;
+  VO_CUDA_1D_KERNEL_LOOP(i, total) {
+    const int64_t s = i % sh.S, c = (i / sh.S) % sh.C, b = i / (sh.S * sh.C);
+    const T p = class_prob<in_t, T>(x, sh, b, c, s, from_logits);
+    T tv, valid;
+    class_target<tgt_t, T>(t, sh, b, c, s, has_ignore, ignore, tv, valid);
+    const T g = valid * dice_pixel_grad(static_cast<T>(a[c]), static_cast<T>(bcoef[c]), tv, p, squared);
+    T out = g;
+    if (from_logits && sh.mode == DiceMode::Multiclass) {
+      // through the softmax: p_c (g_c - sum_k g_k p_k)
+      T dot = T(0);
+      for (int64_t k = 0; k < sh.C; ++k) {
+        const T pk = class_prob<in_t, T>(x, sh, b, k, s, true);
+        T tk, vk;
+        class_target<tgt_t, T>(t, sh, b, k, s, has_ignore, ignore, tk, vk);
+        dot += vk * dice_pixel_grad(static_cast<T>(a[k]), static_cast<T>(bcoef[k]), tk, pk, squared) * pk;
+      }
+      out = p * (g - dot);
+    } else if (from_logits) {
+      out = g * p * (T(1) - p);
+    }
+    gx[i] = static_cast<in_t>(out);
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> dice_loss_cuda(const at::Tensor& inputs, const at::Tensor& targets,
+                                                  std::string_view mode, bool from_logits, double smooth, double eps,
+                                                  bool squared, std::optional<int64_t> ignore_index,
+                                                  const std::optional<at::Tensor>& weight, bool log_loss,
+                                                  std::string_view reduction) {
+  constexpr const char* op = "dice_loss";
+  const Reduction red = parse_reduction(reduction, op);
+  const DiceShape sh = check_dice_args(inputs, targets, mode, weight, op);
+  TORCH_CHECK(sh.B <= 65535 && sh.C <= 65535, "visionops.", op, ": at most 65535 images and classes on CUDA, got ",
+              shape_str(inputs));
+  const c10::cuda::CUDAGuard guard(inputs.device());
+  const DiceParams params{smooth, eps, squared, log_loss};
+  const at::Tensor t = checked_targets(targets, sh, ignore_index, op);
+  at::Tensor stats = at::zeros({3, sh.C}, inputs.options().dtype(at::kDouble));
+  if (inputs.numel() > 0) {
+    const at::Tensor x = inputs.contiguous();
+    const int64_t chunks = (sh.S + kDiceChunk - 1) / kDiceChunk;
+    at::Tensor partial = at::empty({sh.C, sh.B * chunks, 3}, inputs.options().dtype(at::kDouble));
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dice_loss", [&] {
+      using in_t = scalar_t;
+      VO_DISPATCH_DICE_TARGETS(t.scalar_type(), "dice_loss_targets", [&] {
+        const dim3 grid(static_cast<unsigned int>(chunks), static_cast<unsigned int>(sh.B),
+                        static_cast<unsigned int>(sh.C));
+        dice_stats_kernel<in_t, scalar_t><<<grid, kDiceThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+            x.const_data_ptr<in_t>(), t.const_data_ptr<scalar_t>(), sh, from_logits, squared,
+            ignore_index.has_value(), ignore_index.value_or(0), chunks, partial.mutable_data_ptr<double>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
+    });
+    stats = partial.sum(1).t().contiguous();
+  }
+  at::Tensor loss = dice_reduce(stats, params, weight, red).to(inputs.scalar_type());
+  return {loss, stats};
+}
+
+at::Tensor dice_loss_backward_cuda(const at::Tensor& grad, const at::Tensor& inputs, const at::Tensor& targets,
+                                   const at::Tensor& stats, std::string_view mode, bool from_logits, double smooth,
+                                   double eps, bool squared, std::optional<int64_t> ignore_index,
+                                   const std::optional<at::Tensor>& weight, bool log_loss,
+                                   std::string_view reduction) {
+  constexpr const char* op = "_dice_loss_backward";
+  const Reduction red = parse_reduction(reduction, op);
+  const DiceShape sh = check_dice_backward_args(grad, inputs, targets, stats, mode, weight, red, op);
+  const c10::cuda::CUDAGuard guard(inputs.device());
+  const DiceParams params{smooth, eps, squared, log_loss};
+  at::Tensor gx = at::empty(inputs.sizes(), inputs.options());
+  if (inputs.numel() == 0) return gx;
+  const auto [a_t, b_t] = dice_coefficients(stats, params, weight, red, grad);
+  const at::Tensor ac = a_t.contiguous(), bc = b_t.contiguous();
+  const at::Tensor x = inputs.contiguous();
+  const at::Tensor t = targets.contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_dice_loss_backward", [&] {
+    using in_t = scalar_t;
+    VO_DISPATCH_DICE_TARGETS(t.scalar_type(), "_dice_loss_backward_targets", [&] {
+      dice_backward_kernel<in_t, scalar_t><<<cuda::blocks_for(gx.numel()), cuda::kThreads, 0,
+                                             at::cuda::getCurrentCUDAStream()>>>(
+          x.const_data_ptr<in_t>(), t.const_data_ptr<scalar_t>(), sh, from_logits, squared, ignore_index.has_value(),
+          ignore_index.value_or(0), ac.const_data_ptr<double>(), bc.const_data_ptr<double>(),
+          gx.mutable_data_ptr<in_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return gx;
+}
+
+}  // namespace
+}  // namespace vo
+
+TORCH_LIBRARY_IMPL(visionops, CUDA, m) {
+  m.impl("dice_loss", &vo::dice_loss_cuda);
+  m.impl("_dice_loss_backward", &vo::dice_loss_backward_cuda);
+}

@@ -1,0 +1,133 @@
+// The losses family's math, shared by the CPU and CUDA kernels: the soft
+// Dice loss's per-pixel statistics and gradient, and the sigmoid focal loss.
+//
+// Soft Dice:
+// For class c, over the batch and every pixel not ignored (p the predicted
+// probability, t the target, m the ignore mask):
+//   I = sum m p t,  P = sum m p (or p^2 when squared),  T = sum m t (or t^2)
+//   dice = (2 I + smooth) / max(P + T + smooth, eps)
+//   loss = 1 - dice, or -log(max(dice, eps)) with log_loss
+// and a class without target pixels (T == 0) contributes 0, as in
+// segmentation_models_pytorch (its Dice is undefined there). The classic
+// formula, so it equals smp's for smooth = 0 and MONAI's (batch=True) with
+// smooth_nr = smooth_dr = smooth.
+#pragma once
+
+#include "core/fast_math.h"
+#include "core/macros.h"
+
+namespace vo {
+
+struct DiceParams {
+  double smooth, eps;
+  bool squared, log_loss;
+};
+
+// d loss / d p at one pixel of one class: the class's coefficients a (of the
+// target) and b (of dP/dp, which is 1, or 2p when squared). See
+// dice_coefficients in losses/dice_reduction.h.
+template <typename T>
+VO_HOST_DEVICE_INLINE T dice_pixel_grad(T a, T b, T t, T p, bool squared) {
+  const T dp = T(2) * p;
+  return a * t + b * (squared ? dp : T(1));
+}
+
+// The same with squared as a 0/1 factor instead of a flag: CPU loops over
+// pixels vectorize with it (GCC does not vectorize a select on a
+// loop-invariant flag well). Equal to dice_pixel_grad for finite p.
+template <typename T>
+VO_HOST_DEVICE_INLINE T dice_pixel_grad_factor(T a, T b, T t, T p, T squared) {
+  return a * t + b * (T(2) * p * squared + (T(1) - squared));
+}
+
+// ---------------------------------------------------------------- sigmoid focal loss
+
+// Sigmoid focal loss (RetinaNet, Lin et al. 2017), as torchvision's
+// sigmoid_focal_loss defines it, element by element:
+//   ce = BCE-with-logits(x, t),  p_t = p t + (1 - p)(1 - t),  p = sigmoid(x)
+//   loss = alpha_t * ce * (1 - p_t)^gamma,  alpha_t = alpha t + (1 - alpha)(1 - t)
+// (alpha < 0 turns alpha_t off). Computed from e = exp(-|x|) alone, so that
+// p, 1 - p and log(1 + e) keep full relative precision for any x (torchvision
+// forms 1 - p_t by subtraction, which cancels for confident predictions).
+
+template <typename T>
+struct FocalTerms {
+  T s, one_minus_s;  // sigmoid(x) and sigmoid(-x)
+  T ce;              // BCE with logits
+  T q;               // 1 - p_t
+  T a;               // alpha_t
+};
+
+// log(1 + e) for e in [0, 1], accurate for tiny e (u - 1 recovers the part of
+// e that survived the addition).
+template <typename T>
+VO_HOST_DEVICE_INLINE T log1p_small(T e) {
+  // Both sides computed, then selected: no conditional floating-point work,
+  // which the compiler would not vectorize.
+  const T u = T(1) + e;
+  const T d = u - T(1);
+  const T l = log_(u) * (e / (d == T(0) ? T(1) : d));
+  return d == T(0) ? e : l;
+}
+
+template <typename T>
+VO_HOST_DEVICE_INLINE FocalTerms<T> focal_terms(T x, T t, T alpha) {
+  const T ax = x < T(0) ? -x : x;  // NaN stays NaN
+  const T e = exp_(-ax);
+  const T r = T(1) / (T(1) + e);
+  FocalTerms<T> f;
+  const T er = e * r;
+  f.s = x >= T(0) ? r : er;
+  f.one_minus_s = x >= T(0) ? er : r;
+  // softplus(x) - x t = max(x, 0) + log(1 + e) - x t
+  f.ce = (x > T(0) ? x : T(0)) + log1p_small(e) - x * t;
+  f.q = f.s * (T(1) - t) + f.one_minus_s * t;
+  const T a = alpha * t + (T(1) - alpha) * (T(1) - t);
+  f.a = alpha >= T(0) ? a : T(1);
+  return f;
+}
+
+// q^gamma with pow's conventions at q == 0 (0^0 = 1), branch-free so that
+// loops over elements vectorize. kSquare: gamma is known to be 2 (RetinaNet's
+// default), q * q exactly.
+template <bool kSquare, typename T>
+VO_HOST_DEVICE_INLINE T focal_pow(T q, T gamma) {
+  if constexpr (kSquare) {
+    return q * q;
+  } else {
+    const T p = exp_(gamma * log_(q > T(0) ? q : T(1)));
+    const T at_zero = gamma == T(0) ? T(1) : (gamma > T(0) ? T(0) : T(INFINITY));
+    return q > T(0) ? p : at_zero;
+  }
+}
+
+template <bool kSquare, typename T>
+VO_HOST_DEVICE_INLINE T sigmoid_focal_loss_value(T x, T t, T alpha, T gamma) {
+  const FocalTerms<T> f = focal_terms(x, t, alpha);
+  return f.a * (f.ce * focal_pow<kSquare>(f.q, gamma));
+}
+
+// Gradients of the loss of one element, scaled by g, into x and t.
+template <bool kSquare, typename T>
+VO_HOST_DEVICE_INLINE void sigmoid_focal_loss_backward(T x, T t, T alpha, T gamma, T g, T& gx, T& gt) {
+  const FocalTerms<T> f = focal_terms(x, t, alpha);
+  const T m = focal_pow<kSquare>(f.q, gamma);
+  // d m / d q = gamma q^(gamma - 1); zero for gamma == 0, as torch's pow backward.
+  T dm_dq;
+  if constexpr (kSquare) {
+    dm_dq = T(2) * f.q;
+  } else {
+    const T d = gamma * focal_pow<false>(f.q, gamma - T(1));
+    dm_dq = gamma == T(0) ? T(0) : d;
+  }
+  const T ss = f.s * f.one_minus_s;
+  // q = s (1 - t) + (1 - s) t: dq/dx = s (1 - s) (1 - 2t), dq/dt = 1 - 2s
+  const T dq_dx = ss * (T(1) - T(2) * t);
+  const T dq_dt = f.one_minus_s - f.s;
+  const T da = T(2) * alpha - T(1);
+  const T da_dt = alpha >= T(0) ? da : T(0);
+  gx = g * (f.a * ((f.s - t) * m + f.ce * dm_dq * dq_dx));
+  gt = g * (da_dt * f.ce * m + f.a * (-x * m + f.ce * dm_dq * dq_dt));
+}
+
+}  // namespace vo
