@@ -1,7 +1,7 @@
 # The two commands of the README, and the steps they share.
 #
 #   make bench   set up, build, and benchmark visionops against torchvision
-#   make test    set up, build (Python extension and CMake library), run every test
+#   make test    set up, build (Python extension and CMake library), run every test, then ruff
 #
 # Set-up is idempotent: the virtual environment, the requirements and the
 # build are reused when nothing changed (the build is incremental, ninja).
@@ -17,7 +17,19 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: bench test build cmake ctest pytest clean
+# ccache, where installed, makes repeat builds fast, also from another clone
+# of the repo (paths are hashed relative to the checkout).
+ifneq ($(wildcard /usr/lib/ccache/c++),)
+export PATH := /usr/lib/ccache:$(PATH)
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := true
+NVCC := $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) $(wildcard /usr/local/cuda/bin/nvcc))
+ifneq ($(NVCC),)
+export PYTORCH_NVCC := ccache $(NVCC)
+endif
+endif
+
+.PHONY: bench test build cmake lint clean
 
 bench: build
 	$(PY) -m visionops.bench --json results/bench.json $(BENCH_ARGS)
@@ -25,6 +37,7 @@ bench: build
 test: build cmake
 	ctest --test-dir $(CMAKE_DIR) --output-on-failure
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory lint
 
 $(DEPS_STAMP): requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,12 +54,21 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(SOURCES)
 	$(PY) -c "import site, os; open(os.path.join(site.getsitepackages()[0], 'visionops-dev.pth'), 'w').write(os.getcwd() + '\n')"
 	mkdir -p build && touch $@
 
-# The CMake library for C++ (libtorch) users and the C++ tests (CPU only).
+# The CMake library for C++ (libtorch) users and the C++ tests. Its CUDA
+# kernels are compiled (not run) when setup.py would compile them: nvcc is
+# found, torch is a CUDA build, and VISIONOPS_CUDA is not 0.
+CMAKE_NVCC := $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) $(wildcard /usr/local/cuda/bin/nvcc))
 cmake: $(DEPS_STAMP)
 	mkdir -p build
-	cmake -S . -B $(CMAKE_DIR) -DPython3_EXECUTABLE=$(abspath $(PY)) -DCMAKE_BUILD_TYPE=Release > $(CMAKE_DIR).log 2>&1 \
+	cuda=$$($(PY) -c "import torch; print('ON' if torch.version.cuda and '$(CMAKE_NVCC)' and '$(VISIONOPS_CUDA)' != '0' else 'OFF')"); \
+	echo "visionops cmake: VISIONOPS_CUDA=$$cuda"; \
+	cmake -S . -B $(CMAKE_DIR) -DPython3_EXECUTABLE=$(abspath $(PY)) -DCMAKE_BUILD_TYPE=Release \
+		-DVISIONOPS_CUDA=$$cuda $(if $(CMAKE_NVCC),-DCMAKE_CUDA_COMPILER=$(CMAKE_NVCC)) > $(CMAKE_DIR).log 2>&1 \
 		|| (cat $(CMAKE_DIR).log; exit 1)
 	cmake --build $(CMAKE_DIR) -j $(JOBS)
+
+lint: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check visionops tests benchmarks
 
 clean:
 	rm -rf build visionops/_C*.so results
