@@ -1,84 +1,14 @@
 """visionops: fast native detection and segmentation ops for PyTorch.
 
 The ops have torchvision.ops' names, signatures and results, and are
-registered with the dispatcher as ``torch.ops.visionops.*``.
+registered with the dispatcher as ``torch.ops.visionops.*``. The public names
+are the op families' (visionops/ops/), re-exported here.
 """
 
-from visionops import _registrations  # noqa: F401  (fake kernels and autograd)
+from visionops import ops as _ops
 from visionops._extension import WITH_CUDA
-from visionops.ops import (
-    AnchorGenerator,
-    BoxCoder,
-    DiceLoss,
-    HungarianMatcher,
-    MultiScaleRoIAlign,
-    RoIAlign,
-    RoIPool,
-    batched_linear_sum_assignment,
-    batched_nms,
-    box_area,
-    box_convert,
-    box_iou,
-    complete_box_iou,
-    complete_box_iou_loss,
-    decode_boxes,
-    detr_matching_cost,
-    dice_loss,
-    distance_box_iou,
-    distance_box_iou_loss,
-    encode_boxes,
-    generalized_box_iou,
-    generalized_box_iou_loss,
-    linear_sum_assignment,
-    masks_to_boxes,
-    multi_scale_roi_align,
-    nms,
-    pack_masks,
-    padded_nms,
-    roi_align,
-    roi_pool,
-    sigmoid_focal_loss,
-    soft_nms,
-    yolo_boxes,
-    yolo_decode,
-)
+from visionops._version import __version__
+from visionops.ops import *
 
-__version__ = "0.1.0"
-
-__all__ = [
-    "WITH_CUDA",
-    "AnchorGenerator",
-    "BoxCoder",
-    "DiceLoss",
-    "HungarianMatcher",
-    "MultiScaleRoIAlign",
-    "RoIAlign",
-    "RoIPool",
-    "batched_linear_sum_assignment",
-    "batched_nms",
-    "box_area",
-    "box_convert",
-    "box_iou",
-    "complete_box_iou",
-    "complete_box_iou_loss",
-    "decode_boxes",
-    "detr_matching_cost",
-    "dice_loss",
-    "distance_box_iou",
-    "distance_box_iou_loss",
-    "encode_boxes",
-    "generalized_box_iou",
-    "generalized_box_iou_loss",
-    "linear_sum_assignment",
-    "masks_to_boxes",
-    "multi_scale_roi_align",
-    "nms",
-    "pack_masks",
-    "padded_nms",
-    "roi_align",
-    "roi_pool",
-    "sigmoid_focal_loss",
-    "soft_nms",
-    "yolo_boxes",
-    "yolo_decode",
-]
+__all__ = ["WITH_CUDA", "__version__"]
+__all__ += _ops.__all__

@@ -7,7 +7,7 @@
     python -m visionops.bench boxes --ops box_iou --sizes 1000,4000 --threads 1,2 --json results/boxes.json
     python -m visionops.bench --device cuda --dtype float16
     python -m visionops.bench --ops nms,batched_nms --sizes 1000,20000,100000
-    python -m visionops.bench nms --help            # the NMS throughput profiler (sweeps, boxes/s, JSON, PNG)
+    python -m visionops.bench nms-profile --help    # the NMS throughput profiler (sweeps, boxes/s, JSON, PNG)
 
 Prints one row per (op, case, threads): the baseline's median time
 (torchvision's op, or the implementation the case names: plain PyTorch,
@@ -60,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["nms"]:  # the NMS throughput profiler has its own sweep options
+    if argv[:1] == ["nms-profile"]:  # the NMS throughput profiler has its own sweep options
         from visionops.bench import nms_profile
 
         return nms_profile.main(argv[1:])
@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             for t in threads:
                 ours = median_ms(case.visionops, t, args.device, args.min_run_time)
                 theirs = None
-                if case.torchvision is not None:
-                    theirs = median_ms(case.torchvision, t, args.device, args.min_run_time, case.baseline_runs)
+                if case.run_baseline is not None:
+                    theirs = median_ms(case.run_baseline, t, args.device, args.min_run_time, case.baseline_runs)
                 r = Result(case.op, case.case, args.device, args.dtype, t, theirs, ours,
                            theirs / ours if theirs is not None else None, case.baseline)
                 print_row(r)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 import visionops
+from visionops.bench.box_generators import detector_boxes
 
 PAIRWISE = ["box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou"]
 ELEMENTWISE = ["box_area", "box_convert"]
@@ -22,19 +23,12 @@ class Case:
     op: str
     case: str
     visionops: Callable[[], object]
-    torchvision: Callable[[], object] | None  # the baseline: torchvision's op unless `baseline` names another
+    run_baseline: Callable[[], object] | None  # None: the baseline is not installed or cannot run the case
+    # what run_baseline runs: torchvision's op unless it names another implementation
     baseline: str = "torchvision"
     # Baselines that take tens of seconds (pycocotools) are timed this many
     # times, without a warm-up, instead of by autorange; 0: autorange.
     baseline_runs: int = 0
-
-
-def detector_boxes(n: int, dtype: torch.dtype, device: str, generator: torch.Generator) -> torch.Tensor:
-    """xyxy boxes as a detector sees them: centres uniform in a 1333 x 800
-    image, sides from 10 to 300 pixels."""
-    centre = torch.rand(n, 2, generator=generator) * torch.tensor([1333.0, 800.0])
-    size = 10 + torch.rand(n, 2, generator=generator) * 290
-    return torch.cat([centre - size / 2, centre + size / 2], dim=1).to(dtype=dtype, device=device)
 
 
 def _torchvision_ops():

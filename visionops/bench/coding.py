@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 import visionops
+from visionops.bench.box_generators import random_boxes
 from visionops.bench.boxes import Case
 
 ALL = ["box_coder", "anchor_generator"]
@@ -16,9 +17,7 @@ _WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
 
 def _boxes(n: int, dtype: torch.dtype, device: str, g: torch.Generator) -> torch.Tensor:
-    xy = torch.rand(n, 2, generator=g) * 800
-    wh = 4 + torch.rand(n, 2, generator=g) * 300
-    return torch.cat([xy, xy + wh], dim=1).to(dtype=dtype, device=device)
+    return random_boxes(n, image=(800.0, 800.0), sides=(4.0, 304.0), dtype=dtype, device=device, generator=g)
 
 
 def _torchvision_detection():

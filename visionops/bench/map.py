@@ -1,11 +1,11 @@
 """Benchmark cases of COCO mAP, end to end from per-image tensors, on a
-synthetic COCO-like set (the issue's shape: 80 classes, about 7 objects and
+synthetic COCO-like set (COCO's shape: 80 classes, about 7 objects and
 100 detections per image, some crowd regions), against pycocotools'
 COCOeval (results loaded with loadRes, then evaluate, accumulate and
 summarize), faster-coco-eval's COCOeval_faster (the same steps) and
 torchmetrics' MeanAveragePrecision (faster-coco-eval backend), each where
-installed. --sizes is the number of images (default 1000; the issue's
-figure is at 5000)."""
+installed. --sizes is the number of images (default 1000; COCO val2017's
+size, --sizes 5000, is the README's figure)."""
 
 from __future__ import annotations
 

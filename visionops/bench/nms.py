@@ -12,32 +12,12 @@ from __future__ import annotations
 import torch
 
 import visionops
-from visionops.bench.boxes import Case, detector_boxes
+from visionops.bench.box_generators import layout_boxes, layout_classes
+from visionops.bench.boxes import Case
 
 ALL = ["nms", "batched_nms"]
 DEFAULT_SIZES = [1000, 20000]
 LAYOUTS = ["uniform", "clustered"]
-
-
-def clustered_boxes(n: int, dtype: torch.dtype, device: str, generator: torch.Generator) -> torch.Tensor:
-    objects = detector_boxes((n + 19) // 20, torch.float32, "cpu", generator)
-    copies = objects.repeat_interleave(20, dim=0)[:n]
-    side = (copies[:, 2:] - copies[:, :2]).repeat(1, 2)
-    jitter = (torch.rand(copies.shape, generator=generator) - 0.5) * 0.15 * side
-    return (copies + jitter).to(dtype=dtype, device=device)
-
-
-def layout_classes(layout: str, n: int, classes: int, g: torch.Generator) -> torch.Tensor:
-    """Class ids of layout_boxes' boxes: per box (uniform), per object (clustered)."""
-    if layout == "uniform":
-        return torch.randint(0, classes, (n,), generator=g)
-    return torch.randint(0, classes, ((n + 19) // 20,), generator=g).repeat_interleave(20)[:n]
-
-
-def layout_boxes(layout: str, n: int, dtype: torch.dtype, device: str, g: torch.Generator) -> torch.Tensor:
-    if layout == "uniform":
-        return detector_boxes(n, dtype, device, g)
-    return clustered_boxes(n, dtype, device, g)
 
 
 def _torchvision_ops():

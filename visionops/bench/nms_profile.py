@@ -1,4 +1,4 @@
-"""The NMS throughput profiler: ``python -m visionops.bench nms``.
+"""The NMS throughput profiler: ``python -m visionops.bench nms-profile``.
 
 Sweeps the number of boxes, the layout, the IoU threshold, the number of
 classes (1: ``nms``; more: ``batched_nms``), dtype, threads and device, and
@@ -6,7 +6,7 @@ prints boxes per second for torchvision and visionops side by side with the
 speedup. ``--json`` writes the results, ``--png`` draws throughput against N
 (log-log, one line per implementation and layout).
 
-    python -m visionops.bench nms --sizes 100,1000,10000,100000,1000000 --layouts uniform,clustered,detector \\
+    python -m visionops.bench nms-profile --sizes 100,1000,10000,100000,1000000 --layouts uniform,clustered,detector \\
         --json results/nms.json --png results/nms.png
 
 Layouts (boxes in a 1333 x 800 image, sides 10 to 300 px): ``uniform``;
@@ -28,8 +28,8 @@ from functools import partial
 import torch
 
 import visionops
-from visionops.bench.boxes import detector_boxes
-from visionops.bench.nms import clustered_boxes, layout_classes
+from visionops.bench.box_generators import clustered_boxes, detector_boxes, layout_classes
+from visionops.bench.plot import import_pyplot
 from visionops.bench.timing import environment
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -95,7 +95,7 @@ def _time(fn, device: str, min_time: float) -> tuple[float, object]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m visionops.bench nms", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m visionops.bench nms-profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ints = lambda s: [int(float(v)) for v in s.split(",") if v]
     floats = lambda s: [float(v) for v in s.split(",") if v]
@@ -160,10 +160,7 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 
 def plot(rows: list[Row], path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = import_pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 5))
     series = sorted({(r.layout, r.iou_threshold, r.classes, r.threads) for r in rows})
@@ -193,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("visionops.bench nms: --device cuda but no CUDA device is visible", file=sys.stderr)
+        print("visionops.bench nms-profile: --device cuda but no CUDA device is visible", file=sys.stderr)
         return 2
+    if args.png:
+        import_pyplot()  # before the sweeps: say now, not after minutes, that matplotlib is missing
     rows = run(args)
     env = environment(args.device)
     if args.json:

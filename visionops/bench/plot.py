@@ -12,11 +12,23 @@ import os
 import sys
 
 
-def plot(path: str, out: str) -> str:
-    import matplotlib
-
+def import_pyplot():
+    """matplotlib's pyplot (headless), or a SystemExit that says what to install."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit(
+            "visionops.bench: drawing a PNG needs matplotlib, which is not installed: "
+            "pip install 'visionops[plot]' (or pip install matplotlib)"
+        ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot(path: str, out: str) -> str:
+    plt = import_pyplot()
 
     with open(path) as f:
         data = json.load(f)

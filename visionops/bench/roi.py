@@ -21,6 +21,7 @@ from collections.abc import Callable
 import torch
 
 import visionops
+from visionops.bench.box_generators import random_boxes
 from visionops.bench.boxes import Case
 
 ALL = ["roi_align", "roi_pool", "multi_scale_roi_align"]
@@ -29,9 +30,8 @@ _IMAGE = (800, 1088)
 
 
 def _boxes(k: int, max_side: float, g: torch.Generator) -> torch.Tensor:
-    centre = torch.rand(k, 2, generator=g) * torch.tensor([_IMAGE[1], _IMAGE[0]], dtype=torch.float32)
-    side = 16 + torch.rand(k, 2, generator=g) * (max_side - 16)
-    return torch.cat([centre - side / 2, centre + side / 2], dim=1)
+    return random_boxes(k, image=(_IMAGE[1], _IMAGE[0]), sides=(16.0, max_side), anchor="centre",
+                        dtype=torch.float32, generator=g)
 
 
 def _rois(k: int, batch: int, max_side: float, g: torch.Generator) -> torch.Tensor:

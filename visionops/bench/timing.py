@@ -29,7 +29,7 @@ class Result:
     device: str
     dtype: str
     threads: int
-    torchvision_ms: float | None  # the baseline's time (torchvision unless `baseline` says otherwise)
+    baseline_ms: float | None  # the baseline's time (torchvision unless `baseline` says otherwise)
     visionops_ms: float
     speedup: float | None
     baseline: str = "torchvision"
@@ -119,7 +119,7 @@ def print_header() -> None:
 
 
 def print_row(r: Result) -> None:
-    tv = f"{r.torchvision_ms:15.3f}" if r.torchvision_ms is not None else f"{'-':>15}"
+    tv = f"{r.baseline_ms:15.3f}" if r.baseline_ms is not None else f"{'-':>15}"
     sp = f"{r.speedup:7.1f}x" if r.speedup is not None else f"{'-':>8}"
     case = r.case if r.baseline == "torchvision" else f"{r.case} vs {r.baseline}"
     print(f"{r.op:<26} {case:<32} {r.threads:>7} {tv} {r.visionops_ms:13.3f} {sp}", flush=True)

@@ -1,75 +1,28 @@
-"""The Python API of the ops: thin wrappers over torch.ops.visionops."""
+"""The Python API of the ops, one module per op family (as csrc/): thin
+wrappers over torch.ops.visionops, with their fake kernels, autograd and
+autocast registrations. Each family module's __all__ lists its public names;
+this package exports them all."""
 
-from visionops.ops.anchors import AnchorGenerator
-from visionops.ops.boxes import (
-    box_area,
-    box_convert,
-    box_iou,
-    complete_box_iou,
-    distance_box_iou,
-    generalized_box_iou,
-    masks_to_boxes,
-    pack_masks,
-)
-from visionops.ops.coders import BoxCoder, decode_boxes, encode_boxes
-from visionops.ops.losses import (
-    DiceLoss,
-    complete_box_iou_loss,
-    dice_loss,
-    distance_box_iou_loss,
-    generalized_box_iou_loss,
-    sigmoid_focal_loss,
-)
-from visionops.ops.matching import (
-    HungarianMatcher,
-    batched_linear_sum_assignment,
-    detr_matching_cost,
-    linear_sum_assignment,
-)
-from visionops.ops.nms import batched_nms, nms, padded_nms, soft_nms
-from visionops.ops.roi import (
-    MultiScaleRoIAlign,
-    RoIAlign,
-    RoIPool,
-    multi_scale_roi_align,
-    roi_align,
-    roi_pool,
-)
-from visionops.ops.yolo import yolo_boxes, yolo_decode
+from visionops.ops import boxes as _boxes
+from visionops.ops import coco as _coco
+from visionops.ops import coding as _coding
+from visionops.ops import losses as _losses
+from visionops.ops import matching as _matching
+from visionops.ops import nms as _nms
+from visionops.ops import roi as _roi
+from visionops.ops.boxes import *
+from visionops.ops.coco import *
+from visionops.ops.coding import *
+from visionops.ops.losses import *
+from visionops.ops.matching import *
+from visionops.ops.nms import *
+from visionops.ops.roi import *
 
-__all__ = [
-    "AnchorGenerator",
-    "BoxCoder",
-    "DiceLoss",
-    "HungarianMatcher",
-    "MultiScaleRoIAlign",
-    "RoIAlign",
-    "RoIPool",
-    "batched_linear_sum_assignment",
-    "batched_nms",
-    "box_area",
-    "box_convert",
-    "box_iou",
-    "complete_box_iou",
-    "complete_box_iou_loss",
-    "decode_boxes",
-    "detr_matching_cost",
-    "dice_loss",
-    "distance_box_iou",
-    "distance_box_iou_loss",
-    "encode_boxes",
-    "generalized_box_iou",
-    "generalized_box_iou_loss",
-    "linear_sum_assignment",
-    "masks_to_boxes",
-    "multi_scale_roi_align",
-    "nms",
-    "pack_masks",
-    "padded_nms",
-    "roi_align",
-    "roi_pool",
-    "sigmoid_focal_loss",
-    "soft_nms",
-    "yolo_boxes",
-    "yolo_decode",
-]
+__all__ = []
+__all__ += _boxes.__all__
+__all__ += _coco.__all__
+__all__ += _coding.__all__
+__all__ += _losses.__all__
+__all__ += _matching.__all__
+__all__ += _nms.__all__
+__all__ += _roi.__all__

@@ -36,6 +36,19 @@ from visionops._checks import (
     refuse_double_backward,
 )
 
+__all__ = [
+    "box_area",
+    "box_convert",
+    "box_iou",
+    "complete_box_iou",
+    "complete_box_iou_loss",
+    "distance_box_iou",
+    "distance_box_iou_loss",
+    "generalized_box_iou",
+    "generalized_box_iou_loss",
+    "masks_to_boxes",
+]
+
 _FORMATS = ("xyxy", "xywh", "cxcywh")
 _ROTATED_FORMATS = ("xywhr", "cxcywhr", "xyxyxyxy")
 _VARIANTS = ("iou", "giou", "diou", "ciou")
@@ -335,6 +348,13 @@ def _pairwise_fake_shape(boxes1: Tensor, boxes2: Tensor, op: str) -> list:
     return batch
 
 
+def _check_float_for_grad(boxes: Tensor, op: str) -> None:
+    torch._check(
+        boxes.dtype.is_floating_point,
+        lambda: f"visionops.{op}: boxes must be floating point to take gradients, got {dtype_name(boxes.dtype)}",
+    )
+
+
 def _register_pairwise(op: str, variant: str, has_fmt: bool, has_eps: bool) -> None:
     def fake(boxes1: Tensor, boxes2: Tensor, *args) -> Tensor:
         if has_fmt:
@@ -372,6 +392,13 @@ def _pairwise_backward_fake(grad, boxes1, boxes2, variant, fmt, eps):
     check_variant(variant, op)
     check_format(fmt, op, "fmt")
     batch = _pairwise_fake_shape(boxes1, boxes2, op)
+    out_shape = batch + [boxes1.shape[-2], boxes2.shape[-2]]
+    torch._check(
+        list(grad.shape) == out_shape,
+        lambda: f"visionops.{op}: grad must have shape {out_shape}, got {list(grad.shape)}",
+    )
+    _check_float_for_grad(boxes1, op)
+    check_grad_device(grad, boxes1, op)
     return (
         boxes1.new_empty(batch + [boxes1.shape[-2], 4]),
         boxes2.new_empty(batch + [boxes2.shape[-2], 4]),
@@ -425,6 +452,9 @@ def _loss_backward_fake(grad, boxes1, boxes2, variant, reduction, eps):
     torch._check_value(variant != "iou", lambda: f"visionops.{op}: variant must be 'giou', 'diou' or 'ciou'")
     check_reduction(reduction, op)
     _loss_fake_check(boxes1, boxes2, op)
+    check_loss_grad(grad, boxes1.shape[:-1], reduction, op)
+    _check_float_for_grad(boxes1, op)
+    check_grad_device(grad, boxes1, op)
     return boxes1.new_empty(boxes1.shape), boxes2.new_empty(boxes2.shape)
 
 

@@ -52,6 +52,14 @@ from torch import Tensor, nn
 
 from visionops._checks import LIB, check_grad_device, check_same_dtype_device, dtype_name, refuse_double_backward
 
+__all__ = [
+    "AnchorGenerator",
+    "BoxCoder",
+    "decode_boxes",
+    "encode_boxes",
+    "yolo_boxes",
+    "yolo_decode",
+]
 
 # ----------------------------------------------------------------- box coding
 
@@ -273,7 +281,14 @@ def _decode_boxes_fake(rel_codes, boxes, weights, bbox_xform_clip):
 
 @torch.library.register_fake(LIB + "_decode_boxes_backward")
 def _decode_boxes_backward_fake(grad, rel_codes, boxes, weights, bbox_xform_clip):
-    check_decode_args(rel_codes, boxes, "_decode_boxes_backward")
+    op = "_decode_boxes_backward"
+    check_decode_args(rel_codes, boxes, op)
+    torch._check(
+        grad.shape == rel_codes.shape and grad.dtype == rel_codes.dtype,
+        lambda: f"visionops.{op}: grad must match rel_codes, got {list(grad.shape)}",
+    )
+    check_grad_device(grad, rel_codes, op)
+    check_coder_weights(weights, op)
     return rel_codes.new_empty(rel_codes.shape), boxes.new_empty(boxes.shape)
 
 
@@ -362,6 +377,11 @@ def _grid_anchors_fake(cell_anchors, anchors_per_level, grid_heights, grid_width
         cell_anchors.dtype.is_floating_point,
         lambda: f"visionops.{op}: cell_anchors must be a floating point tensor, got {dtype_name(cell_anchors.dtype)}",
     )
+    for level, (a, h, w) in enumerate(zip(anchors_per_level, grid_heights, grid_widths)):
+        torch._check_value(
+            a >= 0 and h >= 0 and w >= 0,
+            lambda level=level: f"visionops.{op}: anchor counts and grid sizes must not be negative, at level {level}",
+        )
     torch._check_value(
         sum(anchors_per_level) == cell_anchors.shape[0],
         lambda: f"visionops.{op}: anchors_per_level sums to {sum(anchors_per_level)} but cell_anchors has "
@@ -410,26 +430,58 @@ def _yolo_decode_fake(heads, anchors, strides, version="v5", score_threshold=0.2
     )
     torch._check_value(max_detections >= 0, lambda: f"visionops.{op}: max_detections must be >= 0, got "
                        f"{max_detections}")
+    a, h0 = anchors.shape[1], heads[0]
+    classes = None
     for h in heads:
-        check_yolo_head(h, anchors.shape[1], op, "heads")
-    b, k, h0 = heads[0].shape[0], max_detections, heads[0]
+        check_yolo_head(h, a, op, "heads")
+        check_same_dtype_device(h0, h, op, "heads[0]", "every head")
+        c = h.shape[1] // a - 5
+        torch._check_value(
+            h.shape[0] == h0.shape[0] and (classes is None or c == classes),
+            lambda h=h: f"visionops.{op}: every head must have the batch size and classes of heads[0], got "
+            f"{list(h.shape)}",
+        )
+        classes = c
+    torch._check(
+        anchors.device == h0.device,
+        lambda: f"visionops.{op}: anchors must be on the device of the heads, got {anchors.device}",
+    )
+    b, k = h0.shape[0], max_detections
     return (h0.new_empty((b, k, 4)), h0.new_empty((b, k)), h0.new_empty((b, k), dtype=torch.int64),
             h0.new_empty((b,), dtype=torch.int64))
+
+
+def _check_yolo_boxes_args(head: Tensor, anchors: Tensor, op: str) -> None:
+    torch._check(
+        anchors.dim() == 2 and anchors.shape[1] == 2,
+        lambda: f"visionops.{op}: anchors must have shape [A, 2] (pixels), got {list(anchors.shape)}",
+    )
+    check_yolo_head(head, anchors.shape[0], op, "head")
+    torch._check(
+        anchors.device == head.device,
+        lambda: f"visionops.{op}: anchors must be on the device of head, got {anchors.device}",
+    )
 
 
 @torch.library.register_fake(LIB + "yolo_boxes")
 def _yolo_boxes_fake(head, anchors, stride, version="v5"):
     _check_version(version, "yolo_boxes")
-    torch._check(
-        anchors.dim() == 2 and anchors.shape[1] == 2,
-        lambda: f"visionops.yolo_boxes: anchors must have shape [A, 2] (pixels), got {list(anchors.shape)}",
-    )
-    check_yolo_head(head, anchors.shape[0], "yolo_boxes", "head")
+    _check_yolo_boxes_args(head, anchors, "yolo_boxes")
     return head.new_empty((head.shape[0], anchors.shape[0], head.shape[2], head.shape[3], 4))
 
 
 @torch.library.register_fake(LIB + "_yolo_boxes_backward")
 def _yolo_boxes_backward_fake(grad, head, anchors, stride, version):
+    op = "_yolo_boxes_backward"
+    _check_version(version, op)
+    _check_yolo_boxes_args(head, anchors, op)
+    shape = [head.shape[0], anchors.shape[0], head.shape[2], head.shape[3], 4]
+    torch._check(
+        list(grad.shape) == shape and grad.dtype == head.dtype,
+        lambda: f"visionops.{op}: grad must be a {dtype_name(head.dtype)} tensor of shape {shape}, got "
+        f"{dtype_name(grad.dtype)} {list(grad.shape)}",
+    )
+    check_grad_device(grad, head, op)
     return head.new_empty(head.shape)
 
 

@@ -16,6 +16,12 @@ from visionops._checks import (
     refuse_double_backward,
 )
 
+__all__ = [
+    "DiceLoss",
+    "dice_loss",
+    "sigmoid_focal_loss",
+]
+
 
 def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2,
                        reduction: str = "none") -> Tensor:
@@ -129,7 +135,22 @@ def _sigmoid_focal_loss_fake(inputs, targets, alpha=0.25, gamma=2.0, reduction="
 
 @torch.library.register_fake(LIB + "_sigmoid_focal_loss_backward")
 def _sigmoid_focal_loss_backward_fake(grad, inputs, targets, alpha, gamma, reduction):
-    check_focal_args(inputs, targets, "_sigmoid_focal_loss_backward")
+    op = "_sigmoid_focal_loss_backward"
+    check_reduction(reduction, op)
+    check_focal_args(inputs, targets, op)
+    if reduction == "none":
+        torch._check(
+            grad.shape == inputs.shape,
+            lambda: f"visionops.{op}: grad must have the shape of inputs, {list(inputs.shape)}, got "
+            f"{list(grad.shape)}",
+        )
+    else:
+        check_loss_grad(grad, (), reduction, op)
+    torch._check(
+        grad.dtype.is_floating_point,
+        lambda: f"visionops.{op}: grad must be a floating point tensor, got {dtype_name(grad.dtype)}",
+    )
+    check_grad_device(grad, inputs, op)
     return inputs.new_empty(inputs.shape), targets.new_empty(targets.shape)
 
 
@@ -201,6 +222,10 @@ def check_dice_args(inputs: Tensor, targets: Tensor, mode: str, weight, op: str)
             weight.dim() == 1 and weight.shape[0] == c,
             lambda: f"visionops.{op}: weight must have one value per class, [{c}], got {list(weight.shape)}",
         )
+        torch._check(
+            weight.device == inputs.device,
+            lambda: f"visionops.{op}: weight must be on the device of inputs, got {weight.device}",
+        )
 
 
 @torch.library.register_fake(LIB + "dice_loss")
@@ -216,7 +241,26 @@ def _dice_loss_fake(inputs, targets, mode="binary", from_logits=True, smooth=0.0
 @torch.library.register_fake(LIB + "_dice_loss_backward")
 def _dice_loss_backward_fake(grad, inputs, targets, stats, mode, from_logits, smooth, eps, squared, ignore_index,
                              weight, log_loss, reduction):
-    check_dice_args(inputs, targets, mode, weight, "_dice_loss_backward")
+    op = "_dice_loss_backward"
+    check_reduction(reduction, op)
+    check_dice_args(inputs, targets, mode, weight, op)
+    c = inputs.shape[1]
+    torch._check(
+        stats.dim() == 2 and stats.shape[0] == 3 and stats.shape[1] == c and stats.dtype == torch.float64,
+        lambda: f"visionops.{op}: stats must be a float64 tensor of shape [3, {c}], got {dtype_name(stats.dtype)} "
+        f"{list(stats.shape)}",
+    )
+    torch._check(
+        stats.device == inputs.device, lambda: f"visionops.{op}: stats must be on {inputs.device}, got {stats.device}"
+    )
+    if reduction == "none":
+        torch._check(
+            grad.dim() == 1 and grad.shape[0] == c,
+            lambda: f"visionops.{op}: grad must have shape [{c}] (one loss per class), got {list(grad.shape)}",
+        )
+    else:
+        check_loss_grad(grad, (), reduction, op)
+    check_grad_device(grad, inputs, op)
     return inputs.new_empty(inputs.shape)
 
 

@@ -23,6 +23,12 @@ from torch import Tensor, nn
 
 from visionops._checks import LIB, check_same_dtype_device, dtype_name
 
+__all__ = [
+    "HungarianMatcher",
+    "batched_linear_sum_assignment",
+    "detr_matching_cost",
+    "linear_sum_assignment",
+]
 
 _OP = "visionops.linear_sum_assignment"
 _STATUS_MESSAGES = {
@@ -233,6 +239,11 @@ def _linear_sum_assignment_fake(cost, row_counts=None, col_counts=None, maximize
             c.dtype in (torch.int64, torch.int32),
             lambda name=name, c=c: f"{op}: {name} must be an int64 or int32 tensor, got {dtype_name(c.dtype)}",
         )
+        torch._check(
+            c.device == cost.device,
+            lambda name=name, c=c: f"{op}: {name} and cost must be on the same device, got {c.device} and "
+            f"{cost.device}",
+        )
     B, R = cost.shape[0], cost.shape[1]
     return cost.new_empty((B, R), dtype=torch.long), cost.new_empty((B,), dtype=torch.int32)
 
@@ -240,24 +251,51 @@ def _linear_sum_assignment_fake(cost, row_counts=None, col_counts=None, maximize
 @torch.library.register_fake(LIB + "detr_matching_cost")
 def _detr_matching_cost_fake(logits, pred_boxes, target_labels, target_boxes, target_counts, class_weight=1.0,
                              bbox_weight=1.0, giou_weight=1.0):
-    op = "visionops.detr_matching_cost"
+    name = "detr_matching_cost"
+    op = "visionops." + name
     torch._check(
         logits.dim() == 3 and logits.shape[2] > 0,
         lambda: f"{op}: logits must have shape [B, Q, K] with K >= 1, got {list(logits.shape)}",
+    )
+    torch._check(
+        logits.dtype.is_floating_point,
+        lambda: f"{op}: logits must be a floating point tensor, got {dtype_name(logits.dtype)}",
     )
     B, Q = logits.shape[0], logits.shape[1]
     torch._check(
         pred_boxes.dim() == 3 and pred_boxes.shape[0] == B and pred_boxes.shape[1] == Q and pred_boxes.shape[2] == 4,
         lambda: f"{op}: pred_boxes must have shape [B, Q, 4] = [{B}, {Q}, 4], got {list(pred_boxes.shape)}",
     )
+    check_same_dtype_device(logits, pred_boxes, name, "logits", "pred_boxes")
     torch._check(
         target_boxes.dim() == 2 and target_boxes.shape[1] == 4,
         lambda: f"{op}: target_boxes must have shape [T, 4], got {list(target_boxes.shape)}",
+    )
+    check_same_dtype_device(logits, target_boxes, name, "logits", "target_boxes")
+    T = target_boxes.shape[0]
+    torch._check(
+        target_labels.dim() == 1 and target_labels.shape[0] == T,
+        lambda: f"{op}: target_labels must have shape [T] = [{T}], got {list(target_labels.shape)}",
+    )
+    torch._check(
+        target_labels.dtype in (torch.int64, torch.int32),
+        lambda: f"{op}: target_labels must be an int64 or int32 tensor, got {dtype_name(target_labels.dtype)}",
+    )
+    torch._check(
+        target_labels.device == logits.device,
+        lambda: f"{op}: target_labels and logits must be on the same device, got {target_labels.device} and "
+        f"{logits.device}",
     )
     torch._check(
         len(target_counts) == B,
         lambda: f"{op}: target_counts must have one count per image ({B}), got {len(target_counts)}",
     )
-    T = max(target_counts, default=0)
+    for c in target_counts:
+        torch._check(c >= 0, lambda c=c: f"{op}: target_counts must be non-negative, got {c}")
+    total = sum(target_counts)
+    torch._check(
+        total == T, lambda: f"{op}: target_counts must sum to the number of targets ({T}), got {total}"
+    )
+    most = max(target_counts, default=0)
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    return logits.new_empty((B, Q, T), dtype=dtype)
+    return logits.new_empty((B, Q, most), dtype=dtype)

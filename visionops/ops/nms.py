@@ -20,6 +20,13 @@ from torch import Tensor
 
 from visionops._checks import LIB, dtype_name, dynamic_count
 
+__all__ = [
+    "batched_nms",
+    "nms",
+    "padded_nms",
+    "soft_nms",
+]
+
 
 def nms(
     boxes: Tensor,
@@ -199,12 +206,8 @@ def check_nms_args(boxes: Tensor, scores: Tensor, idxs: Tensor | None, max_outpu
 
 
 def _kept_indices(boxes: Tensor, max_output: int | None) -> Tensor:
-    # The number kept depends on the data: an unbacked size, at most N (and
-    # at most max_output).
-    ctx = torch.library.get_ctx()
-    bound = boxes.shape[0] if max_output is None else max_output
-    k = ctx.new_dynamic_size(min=0, max=bound) if isinstance(bound, int) else ctx.new_dynamic_size()
-    return boxes.new_empty((k,), dtype=torch.int64)
+    # The number kept depends on the data: at most N (and at most max_output).
+    return boxes.new_empty((dynamic_count(boxes.shape[0] if max_output is None else max_output),), dtype=torch.int64)
 
 
 @torch.library.register_fake(LIB + "nms")
@@ -237,6 +240,5 @@ def _soft_nms_fake(boxes, scores, iou_threshold=0.3, sigma=0.5, score_threshold=
     torch._check_value(
         method != "gaussian" or sigma > 0, lambda: f"visionops.soft_nms: sigma must be > 0, got {sigma:g}"
     )
-    k = torch.library.get_ctx().new_dynamic_size(min=0, max=boxes.shape[0]) if isinstance(boxes.shape[0], int) \
-        else torch.library.get_ctx().new_dynamic_size()
+    k = dynamic_count(boxes.shape[0])
     return boxes.new_empty((k,), dtype=torch.int64), scores.new_empty((k,))

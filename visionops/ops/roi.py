@@ -43,6 +43,15 @@ from torch.nn.modules.utils import _pair
 
 from visionops._checks import LIB, check_same_dtype_device, dtype_name, refuse_double_backward
 
+__all__ = [
+    "MultiScaleRoIAlign",
+    "RoIAlign",
+    "RoIPool",
+    "multi_scale_roi_align",
+    "roi_align",
+    "roi_pool",
+]
+
 
 def _check_roi_boxes(boxes: Tensor | list[Tensor], op: str) -> None:
     # torchvision raises AssertionError (torch._assert) for these; so do we.
@@ -301,6 +310,13 @@ def check_output_size(pooled_h: int, pooled_w: int, op: str) -> None:
     )
 
 
+def check_roi_grad(grad: Tensor, k: int, c: int, pooled_h: int, pooled_w: int, op: str) -> None:
+    torch._check(
+        list(grad.shape) == [k, c, pooled_h, pooled_w],
+        lambda: f"visionops.{op}: grad must have shape [{k}, {c}, {pooled_h}, {pooled_w}], got {list(grad.shape)}",
+    )
+
+
 def _is_channels_last(t: Tensor) -> bool:
     # A map that is both (C == 1, or H == W == 1) counts as channels-first.
     return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
@@ -323,6 +339,7 @@ def _roi_align_fake(input, rois, spatial_scale, pooled_height, pooled_width, sam
 def _roi_align_backward_fake(grad, rois, spatial_scale, pooled_height, pooled_width, batch_size, channels, height,
                              width, sampling_ratio, aligned, channels_last):
     check_rois(rois, grad, "_roi_align_backward")
+    check_roi_grad(grad, rois.shape[0], channels, pooled_height, pooled_width, "_roi_align_backward")
     return _empty_map(grad, batch_size, channels, height, width, channels_last)
 
 
@@ -358,7 +375,17 @@ def _roi_pool_fake(input, rois, spatial_scale, pooled_height, pooled_width):
 @torch.library.register_fake(LIB + "_roi_pool_backward")
 def _roi_pool_backward_fake(grad, rois, argmax, spatial_scale, pooled_height, pooled_width, batch_size, channels,
                             height, width, channels_last):
-    check_rois(rois, grad, "_roi_pool_backward")
+    op = "_roi_pool_backward"
+    check_rois(rois, grad, op)
+    check_roi_grad(grad, rois.shape[0], channels, pooled_height, pooled_width, op)
+    torch._check(
+        argmax.shape == grad.shape and argmax.dtype == torch.int32,
+        lambda: f"visionops.{op}: argmax must be an int32 tensor of grad's shape {list(grad.shape)}, got "
+        f"{dtype_name(argmax.dtype)} {list(argmax.shape)}",
+    )
+    torch._check(
+        argmax.device == grad.device, lambda: f"visionops.{op}: argmax must be on {grad.device}, got {argmax.device}"
+    )
     return _empty_map(grad, batch_size, channels, height, width, channels_last)
 
 
@@ -425,7 +452,15 @@ def _multi_scale_roi_align_fake(features, rois, spatial_scales, pooled_height, p
 @torch.library.register_fake(LIB + "_multi_scale_roi_align_backward")
 def _multi_scale_roi_align_backward_fake(grad, rois, spatial_scales, heights, widths, batch_size, channels,
                                          sampling_ratio, canonical_scale, canonical_level, eps, channels_last):
-    check_rois(rois, grad, "_multi_scale_roi_align_backward")
+    op = "_multi_scale_roi_align_backward"
+    n = len(spatial_scales)
+    torch._check(
+        n > 0 and len(heights) == n and len(widths) == n and len(channels_last) == n,
+        lambda: f"visionops.{op}: spatial_scales, heights, widths and channels_last must have one entry per level",
+    )
+    check_rois(rois, grad, op)
+    torch._check(grad.dim() == 4, lambda: f"visionops.{op}: grad must be 4-D, got {list(grad.shape)}")
+    check_roi_grad(grad, rois.shape[0], channels, grad.shape[2], grad.shape[3], op)
     return [_empty_map(grad, batch_size, channels, h, w, cl) for h, w, cl in zip(heights, widths, channels_last)]
 
 
