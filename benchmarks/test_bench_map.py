@@ -1,7 +1,7 @@
 """COCO mAP end to end from per-image tensors against pycocotools,
 faster-coco-eval and torchmetrics: the cases of `python -m visionops.bench
-map` on a 500-image synthetic set (the CLI's --sizes 5000 gives the issue's
-figure)."""
+map` on a 500-image synthetic set (the CLI's --sizes 5000, COCO val2017's
+size, gives the README's figure)."""
 
 from __future__ import annotations
 

@@ -1,21 +1,46 @@
-"""Shared fixtures: devices (CUDA skips cleanly without a GPU), fixed seeds,
-and generators of random and adversarial boxes."""
+"""Shared fixtures: devices (CUDA cases skip, with one reason, without a
+GPU), the reference packages (a missing one fails the run unless allowed),
+fixed seeds, and generators of random and adversarial boxes."""
 
 from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
 
 import pytest
 import torch
 
 import visionops
+from visionops.bench import box_generators
 
 _NO_CUDA = "no CUDA device visible" if not torch.cuda.is_available() else (
     "visionops was built without CUDA kernels (VISIONOPS_CUDA=0)" if not visionops.WITH_CUDA else None
 )
 
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(_NO_CUDA is not None, reason=f"CUDA case: {_NO_CUDA}")),
-]
+#: The one way a CUDA case skips: this mark, or the `device` fixture that carries it.
+requires_cuda = pytest.mark.skipif(_NO_CUDA is not None, reason=f"CUDA case: {_NO_CUDA}")
+
+DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
+
+#: Set to 1 where a reference package may be missing (the GPU image has only
+#: torch and torchvision); elsewhere, CI included, a missing one is an error.
+ALLOW_MISSING = "VISIONOPS_ALLOW_MISSING_REFERENCES"
+
+
+def require(module: str) -> ModuleType:
+    """Import a reference package that tests compare against. If it is
+    missing, the importing test module skips where $VISIONOPS_ALLOW_MISSING_REFERENCES
+    is 1 and fails otherwise: a broken reference must not turn parity tests
+    into skips and leave CI green."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if os.environ.get(ALLOW_MISSING) == "1":
+            pytest.skip(f"reference {module} is missing ({e}); allowed by {ALLOW_MISSING}=1",
+                        allow_module_level=True)
+        raise ImportError(f"the tests' reference {module} is missing ({e}); install requirements-dev.txt, or set "
+                          f"{ALLOW_MISSING}=1 where references may be missing") from e
 
 
 @pytest.fixture(params=DEVICES)
@@ -30,10 +55,9 @@ def _seed():
 
 def random_boxes(n: int, *lead: int, size: float = 100.0, scale: float = 50.0, dtype=torch.float64, device="cpu",
                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """xyxy boxes with x1 < x2 and y1 < y2: corners in [0, size), sides in (0, scale)."""
-    xy = torch.rand(*lead, n, 2, dtype=torch.float64, generator=generator) * size
-    wh = torch.rand(*lead, n, 2, dtype=torch.float64, generator=generator) * scale + 1e-3
-    return torch.cat([xy, xy + wh], dim=-1).to(dtype=dtype, device=device)
+    """xyxy boxes with x1 < x2 and y1 < y2: corners in [0, size), sides in [1e-3, scale + 1e-3)."""
+    return box_generators.random_boxes(n, *lead, image=(size, size), sides=(1e-3, scale + 1e-3), dtype=dtype,
+                                       device=device, generator=generator)
 
 
 def adversarial_boxes(dtype=torch.float64, device="cpu") -> torch.Tensor:

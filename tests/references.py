@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor
 
+from visionops.bench.dice import plain_dice_loss
+
 
 def _to_xyxy64(boxes: Tensor, fmt: str) -> Tensor:
     b = boxes.to(torch.float64)
@@ -218,35 +220,11 @@ def multi_scale_roi_align(features: list[Tensor], boxes: list[Tensor], output_si
 # ----------------------------------------------------------------- Dice loss
 
 
-def dice_loss(inputs: Tensor, targets: Tensor, mode: str = "binary", from_logits: bool = True, smooth: float = 0.0,
-              eps: float = 1e-7, squared: bool = False, ignore_index: int | None = None, weight: Tensor | None = None,
-              log_loss: bool = False, reduction: str = "mean", dtype: torch.dtype = torch.float64) -> Tensor:
-    """The definition of visionops.dice_loss in plain torch ops, in ``dtype``."""
-    x = inputs.to(dtype)
-    b, c = x.shape[0], x.shape[1]
-    if from_logits:
-        x = x.softmax(dim=1) if mode == "multiclass" else x.sigmoid()
-    p = x.reshape(b, c, -1)
-    if mode == "multiclass":
-        t = targets.reshape(b, -1).long()
-        valid = (t != ignore_index) if ignore_index is not None else torch.ones_like(t, dtype=torch.bool)
-        onehot = torch.nn.functional.one_hot(t.where(valid, 0), c).permute(0, 2, 1).to(dtype)
-        mask = valid[:, None, :].to(dtype)
-    else:
-        tt = targets.reshape(b, c, -1).to(dtype)
-        mask = (tt != ignore_index).to(dtype) if ignore_index is not None else torch.ones_like(tt)
-        onehot = tt
-    inter = (mask * p * onehot).sum((0, 2))
-    psum = (mask * (p * p if squared else p)).sum((0, 2))
-    tsum = (mask * (onehot * onehot if squared else onehot)).sum((0, 2))
-    dice = (2 * inter + smooth) / (psum + tsum + smooth).clamp_min(eps)
-    loss = -dice.clamp_min(eps).log() if log_loss else 1 - dice
-    loss = loss * (tsum > 0).to(dtype)
-    w = weight.to(dtype) if weight is not None else torch.ones(c, dtype=dtype, device=x.device)
-    loss = loss * w
-    if reduction == "none":
-        return loss
-    return loss.sum() if reduction == "sum" else loss.sum() / w.sum()
+def dice_loss(*args, dtype: torch.dtype = torch.float64, **kwargs) -> Tensor:
+    """The definition of visionops.dice_loss in plain torch ops, in float64: the
+    benchmark's plain-PyTorch baseline (one copy of the definition), run here
+    in float64."""
+    return plain_dice_loss(*args, dtype=dtype, **kwargs)
 
 
 # ----------------------------------------------------------------- YOLO decoding

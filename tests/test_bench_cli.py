@@ -3,6 +3,7 @@ JSON (with the environment) and its plot. Times are not checked."""
 
 from __future__ import annotations
 
+import builtins
 import json
 
 import pytest
@@ -10,10 +11,20 @@ import pytest
 from visionops.bench.__main__ import main
 from visionops.bench.plot import plot
 
+from .conftest import require
+
+
+def _check_ratios(rows: list[dict]) -> None:
+    # Every row with a baseline reports speedup = baseline time / our time.
+    for r in rows:
+        assert r["visionops_ms"] > 0
+        assert r["baseline_ms"] is not None and r["baseline_ms"] > 0, r
+        assert r["speedup"] == pytest.approx(r["baseline_ms"] / r["visionops_ms"], rel=1e-9), r
+
 
 def test_bench_writes_table_json_and_plot(tmp_path, capsys):
-    pytest.importorskip("torchvision", reason="the benchmark compares against torchvision")
-    pytest.importorskip("matplotlib", reason="the plot needs matplotlib")
+    require("torchvision")
+    require("matplotlib")
     out = tmp_path / "bench.json"
     code = main(["boxes", "--ops", "box_iou,complete_box_iou_loss", "--sizes", "40", "--elements", "100",
                  "--threads", "1", "--min-run-time", "0.01", "--json", str(out)])
@@ -25,7 +36,7 @@ def test_bench_writes_table_json_and_plot(tmp_path, capsys):
     assert env["torch"] and env["cpu"] and env["git_commit"]
     ops = {(r["op"], r["case"]) for r in data["results"]}
     assert ("box_iou", "40x40") in ops and ("complete_box_iou_loss", "100 fwd+bwd") in ops
-    assert all(r["visionops_ms"] > 0 and r["speedup"] > 0 for r in data["results"])
+    _check_ratios(data["results"])
     png = plot(str(out), str(tmp_path / "bench.png"))
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -43,19 +54,30 @@ def test_ops_pick_their_suites(tmp_path):
     out = tmp_path / "b.json"
     assert main(["--ops", "box_area,nms", "--sizes", "50", "--elements", "100", "--threads", "1",
                  "--min-run-time", "0.01", "--json", str(out)]) == 0
-    import json
 
-    ops = {r["op"] for r in json.loads(out.read_text())["results"]}
-    assert ops == {"box_area", "nms"}
+    rows = json.loads(out.read_text())["results"]
+    assert {r["op"] for r in rows} == {"box_area", "nms"}
+    _check_ratios(rows)
 
 
 def test_map_and_hungarian_suites_run(tmp_path):
-    import json
-
     out = tmp_path / "m.json"
     assert main(["map", "hungarian", "--sizes", "8", "--threads", "1", "--min-run-time", "0.01", "--json",
                  str(out)]) == 0
     rows = json.loads(out.read_text())["results"]
     assert {r["op"] for r in rows} == {"mean_average_precision", "linear_sum_assignment", "hungarian_matcher"}
     assert {r["baseline"] for r in rows} >= {"pycocotools", "scipy loop", "DETR matcher"}
-    assert all(r["speedup"] > 0 for r in rows)
+    _check_ratios([r for r in rows if r["baseline_ms"] is not None])
+
+
+def test_png_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(SystemExit, match=r"pip install 'visionops\[plot\]'"):
+        main(["nms-profile", "--sizes", "10", "--png", str(tmp_path / "nms.png")])

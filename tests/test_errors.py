@@ -11,13 +11,9 @@ import torch
 
 import visionops
 
-from .conftest import _NO_CUDA
+from .conftest import _NO_CUDA, requires_cuda
 
-ERROR_DEVICES = [
-    "cpu",
-    "meta",
-    pytest.param("cuda", marks=pytest.mark.skipif(_NO_CUDA is not None, reason=f"CUDA case: {_NO_CUDA}")),
-]
+ERROR_DEVICES = ["cpu", "meta", pytest.param("cuda", marks=requires_cuda)]
 
 
 def boxes(*shape, dtype=torch.float32, device="cpu"):
@@ -190,3 +186,260 @@ def test_matching_ops(error_device):
         cost(logits, pred, labels, torch.zeros(3, 3, device=d), [1, 2])
     with raises(RuntimeError, "visionops.detr_matching_cost: target_counts must have one count per image (2), got 3"):
         cost(logits, pred, labels, torch.zeros(3, 4, device=d), [1, 1, 1])
+    with raises(RuntimeError, "visionops.detr_matching_cost: target_labels must be an int64 or int32 tensor, got Float"):
+        cost(logits, pred, labels.float(), torch.zeros(3, 4, device=d), [1, 2])
+    with raises(RuntimeError, "visionops.detr_matching_cost: target_labels must have shape [T] = [3], got [2]"):
+        cost(logits, pred, labels[:2], torch.zeros(3, 4, device=d), [1, 2])
+    with raises(RuntimeError, "visionops.detr_matching_cost: logits and pred_boxes must have the same dtype, got Float "
+                              "and Double"):
+        cost(logits, pred.double(), labels, torch.zeros(3, 4, device=d), [1, 2])
+    with raises(RuntimeError, "visionops.detr_matching_cost: target_counts must be non-negative, got -1"):
+        cost(logits, pred, labels, torch.zeros(3, 4, device=d), [4, -1])
+    with raises(RuntimeError, "visionops.detr_matching_cost: target_counts must sum to the number of targets (3), "
+                              "got 2"):
+        cost(logits, pred, labels, torch.zeros(3, 4, device=d), [1, 1])
+
+
+# ----------------------------------------------------------------- losses, coding, masks
+
+
+def test_dice_loss(error_device):
+    d = error_device
+    x = torch.zeros(2, 3, 4, 4, device=d)
+    classes = torch.zeros(2, 4, 4, dtype=torch.long, device=d)
+    with raises(ValueError, "visionops.dice_loss: mode must be one of 'binary', 'multiclass', 'multilabel', got 'soft'"):
+        visionops.dice_loss(x, classes, mode="soft")
+    with raises(ValueError, "visionops.dice_loss: reduction must be one of 'none', 'mean', 'sum', got 'max'"):
+        visionops.dice_loss(x, classes, mode="multiclass", reduction="max")
+    with raises(RuntimeError, "visionops.dice_loss: inputs must be a floating point tensor, got Long"):
+        visionops.dice_loss(x.long(), classes, mode="multiclass")
+    with raises(RuntimeError, "visionops.dice_loss: inputs must have shape [B, C, ...], got [3]"):
+        visionops.dice_loss(torch.zeros(3, device=d), classes, mode="multiclass")
+    with raises(ValueError, "visionops.dice_loss: targets must be a class map of shape [B, ...] = [2, 4, 4] for inputs "
+                            "[2, 3, 4, 4], got [2, 4, 5]"):
+        visionops.dice_loss(x, torch.zeros(2, 4, 5, dtype=torch.long, device=d), mode="multiclass")
+    with raises(RuntimeError, "visionops.dice_loss: multiclass targets must be an integer class map, got Float"):
+        visionops.dice_loss(x, classes.float(), mode="multiclass")
+    with raises(ValueError, "visionops.dice_loss: binary inputs must have one channel, [B, 1, ...], got [2, 3, 4, 4]"):
+        visionops.dice_loss(x, x, mode="binary")
+    with raises(ValueError, "visionops.dice_loss: multilabel targets must have the shape of inputs, [2, 3, 4, 4], got "
+                            "[2, 3, 4]"):
+        visionops.dice_loss(x, x[..., 0], mode="multilabel")
+    with raises(ValueError, "visionops.dice_loss: weight must have one value per class, [3], got [2]"):
+        visionops.dice_loss(x, classes, mode="multiclass", weight=torch.ones(2, device=d))
+
+
+def test_focal_loss(error_device):
+    d = error_device
+    x = torch.zeros(4, 5, device=d)
+    with raises(ValueError, "visionops.sigmoid_focal_loss: targets must have the shape of inputs, [4, 5], got [4, 4]"):
+        visionops.sigmoid_focal_loss(x, torch.zeros(4, 4, device=d))
+    with raises(RuntimeError, "visionops.sigmoid_focal_loss: inputs must be a floating point tensor, got Long"):
+        visionops.sigmoid_focal_loss(x.long(), x)
+    with raises(RuntimeError, "visionops.sigmoid_focal_loss: targets must be a floating point tensor, got Long"):
+        visionops.sigmoid_focal_loss(x, x.long())
+    with raises(ValueError, "visionops.sigmoid_focal_loss: reduction must be one of 'none', 'mean', 'sum', got 'all'"):
+        visionops.sigmoid_focal_loss(x, x, reduction="all")
+
+
+def test_box_coding(error_device):
+    d = error_device
+    codes, anchors = torch.zeros(3, 8, device=d), torch.zeros(3, 4, device=d)
+    with raises(RuntimeError, "visionops.decode_boxes: rel_codes must have shape [N, 4 * C] (a multiple of 4 per box), "
+                              "got [3, 6]"):
+        visionops.decode_boxes(torch.zeros(3, 6, device=d), anchors, (1.0,) * 4)
+    with raises(RuntimeError, "visionops.decode_boxes: boxes must have shape [3, 4] (one per row of rel_codes), got "
+                              "[2, 4]"):
+        visionops.decode_boxes(codes, anchors[:2], (1.0,) * 4)
+    with raises(ValueError, "visionops.decode_boxes: weights must hold 4 values (x, y, w, h), got 3"):
+        visionops.decode_boxes(codes, anchors, (1.0,) * 3)
+    with raises(RuntimeError, "visionops.encode_boxes: proposals must have shape [3, 4] (one per reference box), got "
+                              "[2, 4]"):
+        visionops.encode_boxes(anchors, anchors[:2], (1.0,) * 4)
+    with raises(RuntimeError, "visionops.encode_boxes: reference_boxes and proposals must have the same dtype, got "
+                              "Float and Double"):
+        visionops.encode_boxes(anchors, anchors.double(), (1.0,) * 4)
+
+
+def test_grid_anchors(error_device):
+    d = error_device
+    op = torch.ops.visionops.grid_anchors
+    cells = torch.zeros(6, 4, device=d)
+    with raises(ValueError, "visionops.grid_anchors: anchors_per_level, grid_heights, grid_widths, stride_heights and "
+                            "stride_widths must have one entry per feature map, got 2, 1, 2, 2 and 2"):
+        op(cells, [3, 3], [4], [4, 2], [8, 16], [8, 16])
+    with raises(RuntimeError, "visionops.grid_anchors: cell_anchors must have shape [A, 4], got [6, 2]"):
+        op(torch.zeros(6, 2, device=d), [3, 3], [4, 2], [4, 2], [8, 16], [8, 16])
+    with raises(RuntimeError, "visionops.grid_anchors: cell_anchors must be a floating point tensor, got Long"):
+        op(cells.long(), [3, 3], [4, 2], [4, 2], [8, 16], [8, 16])
+    with raises(ValueError, "visionops.grid_anchors: anchor counts and grid sizes must not be negative, at level 1"):
+        op(cells, [3, 3], [4, -2], [4, 2], [8, 16], [8, 16])
+    with raises(ValueError, "visionops.grid_anchors: anchors_per_level sums to 5 but cell_anchors has 6 rows"):
+        op(cells, [3, 2], [4, 2], [4, 2], [8, 16], [8, 16])
+
+
+def test_yolo(error_device):
+    d = error_device
+    heads = [torch.zeros(2, 3 * 7, 4, 4, device=d), torch.zeros(2, 3 * 7, 2, 2, device=d)]
+    anchors = torch.zeros(2, 3, 2, device=d)
+    decode = torch.ops.visionops.yolo_decode
+    with raises(ValueError, "visionops.yolo_decode: version must be 'v3' or 'v5', got 'v8'"):
+        decode(heads, anchors, [8, 16], "v8")
+    with raises(ValueError, "visionops.yolo_decode: heads must hold at least one scale"):
+        decode([], anchors, [], "v5")
+    with raises(RuntimeError, "visionops.yolo_decode: anchors must have shape [2, A, 2] (pixels, per scale), got "
+                              "[1, 3, 2]"):
+        decode(heads, anchors[:1], [8, 16], "v5")
+    with raises(ValueError, "visionops.yolo_decode: strides must have one value per scale, got 1 for 2 scales"):
+        decode(heads, anchors, [8], "v5")
+    with raises(ValueError, "visionops.yolo_decode: max_detections must be >= 0, got -1"):
+        decode(heads, anchors, [8, 16], "v5", 0.25, -1)
+    with raises(ValueError, "visionops.yolo_decode: heads must have A * (5 + C) channels with C >= 1 for 3 anchors, "
+                            "got 15"):
+        decode([heads[0][:, :15]], anchors[:1], [8], "v5")
+    with raises(RuntimeError, "visionops.yolo_decode: heads[0] and every head must have the same dtype, got Float and "
+                              "Double"):
+        decode([heads[0], heads[1].double()], anchors, [8, 16], "v5")
+    with raises(ValueError, "visionops.yolo_decode: every head must have the batch size and classes of heads[0], got "
+                            "[1, 21, 2, 2]"):
+        decode([heads[0], heads[1][:1]], anchors, [8, 16], "v5")
+    with raises(ValueError, "visionops.yolo_decode: every head must have the batch size and classes of heads[0], got "
+                            "[2, 24, 2, 2]"):
+        decode([heads[0], torch.zeros(2, 24, 2, 2, device=d)], anchors, [8, 16], "v5")
+    boxes = torch.ops.visionops.yolo_boxes
+    with raises(RuntimeError, "visionops.yolo_boxes: anchors must have shape [A, 2] (pixels), got [3, 3]"):
+        boxes(heads[0], torch.zeros(3, 3, device=d), 8, "v5")
+    with raises(RuntimeError, "visionops.yolo_boxes: head must have shape [B, A * (5 + C), H, W], got [21, 4, 4]"):
+        boxes(heads[0][0], anchors[0], 8, "v5")
+
+
+def test_masks_ops(error_device):
+    d = error_device
+    with raises(RuntimeError, "visionops.masks_to_boxes: masks must have shape [N, H, W], got [4, 4]"):
+        visionops.masks_to_boxes(torch.zeros(4, 4, device=d))
+    with raises(RuntimeError, "visionops.pack_masks: masks must have shape [N, H, W], got [4, 4]"):
+        torch.ops.visionops.pack_masks(torch.zeros(4, 4, device=d))
+
+
+def test_coco_ops():
+    # CPU only: the COCO decoders and the evaluation core.
+    with raises(ValueError, "visionops.coco_rle_decode: heights and widths must have one entry per object (1), got 2 "
+                            "and 1"):
+        torch.ops.visionops.coco_rle_decode(["0"], [2, 2], [2])
+    with raises(ValueError, "visionops.coco_runs_decode: runs must have shape [5] (the sum of run_counts), got [4]"):
+        torch.ops.visionops.coco_runs_decode(torch.zeros(4, dtype=torch.long), [2, 3], [2, 2], [2, 2])
+    with raises(ValueError, "visionops.coco_runs_decode: heights and widths must be non-negative, got -2 x 2"):
+        torch.ops.visionops.coco_runs_decode(torch.zeros(2, dtype=torch.long), [2], [-2], [2])
+    with raises(ValueError, "visionops.coco_polygons_decode: polygons_per_object must sum to the number of polygons "
+                            "(2), got 1"):
+        torch.ops.visionops.coco_polygons_decode(torch.zeros(12), [3, 3], [1], [4], [4])
+    with raises(ValueError, "visionops.coco_polygons_decode: xy must have shape [12] (x, y of every vertex), got [10]"):
+        torch.ops.visionops.coco_polygons_decode(torch.zeros(10), [3, 3], [2], [4], [4])
+    f, i = torch.zeros(3), torch.zeros(3, dtype=torch.long)
+    counts = torch.tensor([3])
+    args = [torch.zeros(3, 4), f, i, f, counts, torch.zeros(3, 4), i, i, f, counts, torch.tensor([0]),
+            torch.tensor([0.5]), torch.tensor([0.0, 1.0]), torch.tensor([[0.0, 1e10]]), [100]]
+    evaluate = torch.ops.visionops.coco_evaluate
+    bad = list(args)
+    bad[0] = torch.zeros(2, 4)
+    with raises(RuntimeError, "visionops.coco_evaluate: det_boxes must have shape [3, 4], got [2, 4]"):
+        evaluate(*bad)
+    bad = list(args)
+    bad[14] = []
+    with raises(ValueError, "visionops.coco_evaluate: max_dets must not be empty"):
+        evaluate(*bad)
+    bad = list(args)
+    bad[2] = torch.zeros(2, dtype=torch.long)
+    with raises(RuntimeError, "visionops.coco_evaluate: det_labels must have shape [3], got [2]"):
+        evaluate(*bad)
+    with raises(RuntimeError, "visionops.coco_evaluate: det_masks, gt_masks and mask_words go together"):
+        evaluate(*args, torch.zeros(3, 1, dtype=torch.long))
+    # The fake kernel runs the same checks.
+    mode = torch._subclasses.fake_tensor.FakeTensorMode()
+    bad = list(args)
+    bad[2] = torch.zeros(2, dtype=torch.long)
+    fake = [mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in bad]
+    with mode, raises(RuntimeError, "visionops.coco_evaluate: det_labels must have shape [3], got [2]"):
+        evaluate(*fake)
+
+
+# ----------------------------------------------------------------- backward ops called directly
+
+
+def test_backward_ops_check_grad(error_device):
+    # The private backward ops are reachable as torch.ops.visionops._*: a wrong
+    # gradient is an error naming the op, never an out-of-bounds read.
+    d = error_device
+    ops = torch.ops.visionops
+    b = boxes(3, 4, device=d)
+    with raises(RuntimeError, "visionops._pairwise_box_iou_backward: grad must have shape [3, 3], got [3, 2]"):
+        ops._pairwise_box_iou_backward(torch.zeros(3, 2, device=d), b, b, "iou", "xyxy", 1e-7)
+    with raises(RuntimeError, "visionops._box_iou_loss_backward: grad must have shape [3], got [2]"):
+        ops._box_iou_loss_backward(torch.zeros(2, device=d), b, b, "giou", "none", 1e-7)
+    with raises(RuntimeError, "visionops._box_iou_loss_backward: grad must be a scalar for a reduced loss, got [3]"):
+        ops._box_iou_loss_backward(torch.zeros(3, device=d), b, b, "giou", "mean", 1e-7)
+    with raises(RuntimeError, "visionops._decode_boxes_backward: grad must match rel_codes, got [3, 4]"):
+        ops._decode_boxes_backward(torch.zeros(3, 4, device=d), torch.zeros(3, 8, device=d), b, [1.0] * 4, 4.0)
+    x = torch.zeros(2, 5, device=d)
+    with raises(RuntimeError, "visionops._sigmoid_focal_loss_backward: grad must have the shape of inputs, [2, 5], got "
+                              "[5]"):
+        ops._sigmoid_focal_loss_backward(torch.zeros(5, device=d), x, x, 0.25, 2.0, "none")
+    with raises(RuntimeError, "visionops._sigmoid_focal_loss_backward: grad must be a scalar for a reduced loss, got "
+                              "[1]"):
+        ops._sigmoid_focal_loss_backward(torch.zeros(1, device=d), x, x, 0.25, 2.0, "sum")
+    seg = torch.zeros(2, 3, 4, 4, device=d)
+    classes = torch.zeros(2, 4, 4, dtype=torch.long, device=d)
+    stats = torch.zeros(3, 3, dtype=torch.float64, device=d)
+    dice_args = ("multiclass", True, 0.0, 1e-7, False, None, None, False)
+    with raises(RuntimeError, "visionops._dice_loss_backward: stats must be a float64 tensor of shape [3, 3], got "
+                              "Double [3, 2]"):
+        ops._dice_loss_backward(torch.zeros((), device=d), seg, classes, stats[:, :2], *dice_args, "mean")
+    with raises(RuntimeError, "visionops._dice_loss_backward: grad must have shape [3] (one loss per class), got [2]"):
+        ops._dice_loss_backward(torch.zeros(2, device=d), seg, classes, stats, *dice_args, "none")
+    head, anchors = torch.zeros(2, 3 * 7, 4, 4, device=d), torch.zeros(3, 2, device=d)
+    with raises(RuntimeError, "visionops._yolo_boxes_backward: grad must be a Float tensor of shape [2, 3, 4, 4, 4], "
+                              "got Float [2, 3, 4, 4]"):
+        ops._yolo_boxes_backward(torch.zeros(2, 3, 4, 4, device=d), head, anchors, 8, "v5")
+    rois = torch.zeros(4, 5, device=d)
+    with raises(RuntimeError, "visionops._roi_align_backward: grad must have shape [4, 3, 2, 2], got [4, 3, 2, 3]"):
+        ops._roi_align_backward(torch.zeros(4, 3, 2, 3, device=d), rois, 1.0, 2, 2, 2, 3, 8, 8, 2, True, False)
+    grad = torch.zeros(4, 3, 2, 2, device=d)
+    with raises(RuntimeError, "visionops._roi_pool_backward: argmax must be an int32 tensor of grad's shape "
+                              "[4, 3, 2, 2], got Long [4, 3, 2, 2]"):
+        ops._roi_pool_backward(grad, rois, grad.long(), 1.0, 2, 2, 2, 3, 8, 8, False)
+    with raises(RuntimeError, "visionops._multi_scale_roi_align_backward: spatial_scales, heights, widths and "
+                              "channels_last must have one entry per level"):
+        ops._multi_scale_roi_align_backward(grad, rois, [0.5, 0.25], [8], [8, 4], 2, 3, 2, 224, 4, 1e-6,
+                                            [False, False])
+
+
+def test_backward_ops_check_devices():
+    # grad (or argmax, or stats) on another device than the op's inputs.
+    ops = torch.ops.visionops
+    meta = "meta"
+    b = boxes(3, 4)
+    on_other = "must be on cpu, got meta|must be on meta, got cpu"
+    with pytest.raises(RuntimeError, match=f"visionops._pairwise_box_iou_backward: grad ({on_other})"):
+        ops._pairwise_box_iou_backward(torch.zeros(3, 3, device=meta), b, b, "iou", "xyxy", 1e-7)
+    with pytest.raises(RuntimeError, match=f"visionops._box_iou_loss_backward: grad ({on_other})"):
+        ops._box_iou_loss_backward(torch.zeros(3, device=meta), b, b, "giou", "none", 1e-7)
+    with pytest.raises(RuntimeError, match=f"visionops._decode_boxes_backward: grad ({on_other})"):
+        ops._decode_boxes_backward(torch.zeros(3, 8, device=meta), torch.zeros(3, 8), b, [1.0] * 4, 4.0)
+    x = torch.zeros(2, 5)
+    with pytest.raises(RuntimeError, match=f"visionops._sigmoid_focal_loss_backward: grad ({on_other})"):
+        ops._sigmoid_focal_loss_backward(torch.zeros(2, 5, device=meta), x, x, 0.25, 2.0, "none")
+    head, anchors = torch.zeros(2, 3 * 7, 4, 4), torch.zeros(3, 2)
+    with pytest.raises(RuntimeError, match=f"visionops._yolo_boxes_backward: grad ({on_other})"):
+        ops._yolo_boxes_backward(torch.zeros(2, 3, 4, 4, 4, device=meta), head, anchors, 8, "v5")
+    rois, grad = torch.zeros(4, 5), torch.zeros(4, 3, 2, 2)
+    with pytest.raises(RuntimeError, match=f"visionops._roi_pool_backward: argmax ({on_other})"):
+        ops._roi_pool_backward(grad, rois, torch.zeros(4, 3, 2, 2, dtype=torch.int32, device=meta), 1.0, 2, 2, 2, 3,
+                               8, 8, False)
+    seg, classes = torch.zeros(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long)
+    with pytest.raises(RuntimeError, match=f"visionops._dice_loss_backward: stats ({on_other})"):
+        ops._dice_loss_backward(torch.zeros(()), seg, classes, torch.zeros(3, 3, dtype=torch.float64, device=meta),
+                                "multiclass", True, 0.0, 1e-7, False, None, None, False, "mean")
+    cost = torch.zeros(2, 3, 4)
+    with pytest.raises(RuntimeError, match="visionops.linear_sum_assignment: row_counts and cost must be on the same "
+                                           "device, got (meta and cpu|cpu and meta)"):
+        ops.linear_sum_assignment(cost, torch.zeros(2, dtype=torch.long, device=meta))

@@ -62,3 +62,19 @@ def test_cuda_flag_matches_registered_kernels():
     for op in ("box_iou", "generalized_box_iou_loss", "box_area", "box_convert"):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"visionops::{op}", "CPU")
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"visionops::{op}", "CUDA") == visionops.WITH_CUDA
+
+
+def test_has_avx512_reports_this_cpu():
+    # The AVX-512 kernels are compiled in on x86-64 Linux builds; has_avx512()
+    # must then say exactly whether the CPU has AVX-512F, whatever
+    # VISIONOPS_DISABLE_AVX512 says (tests use it to decide what to compare).
+    import platform
+
+    from visionops._extension import _C
+
+    if platform.machine() != "x86_64" or not os.path.exists("/proc/cpuinfo"):
+        assert _C.has_avx512() is False
+        return
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    assert _C.has_avx512() is ("avx512f" in flags)

@@ -48,7 +48,7 @@ def test_dice_allocates_at_most_half_of_plain_pytorch(mode):
     # Forward and backward: the input's gradient and O(C) statistics, no
     # probabilities saved (plain PyTorch keeps the sigmoid or softmax and
     # several products alive).
-    from visionops.ops import _reference as ref
+    from . import references as ref
 
     g = torch.Generator().manual_seed(0)
     c = 1 if mode == "binary" else 6

@@ -8,8 +8,10 @@ import torch
 
 import visionops
 
-anchor_utils = pytest.importorskip("torchvision.models.detection.anchor_utils")
-image_list = pytest.importorskip("torchvision.models.detection.image_list")
+from ..conftest import require
+
+anchor_utils = require("torchvision.models.detection.anchor_utils")
+image_list = require("torchvision.models.detection.image_list")
 
 FPN_SIZES = ((32,), (64,), (128,), (256,), (512,))
 FPN_RATIOS = ((0.5, 1.0, 2.0),) * 5

@@ -10,7 +10,9 @@ import torch
 
 import visionops
 
-tv_utils = pytest.importorskip("torchvision.models.detection._utils")
+from ..conftest import require
+
+tv_utils = require("torchvision.models.detection._utils")
 
 WEIGHTS = [(1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0)]
 
@@ -51,9 +53,15 @@ def test_decode_matches_torchvision(weights, classes, device):
     mine, tv = ours.decode_single(c, a), theirs.decode_single(c, a)
     assert (mine.double() - exact).abs().max() <= 2 * (tv.double() - exact).abs().max()
     torch.testing.assert_close(mine, tv, rtol=1e-6, atol=1e-3)
+    # The batched form (a list of per-image boxes) against torchvision's, by
+    # value, with the same bound against float64 as decode_single.
     split = [a[:200], a[200:]]
-    assert torch.equal(ours.decode(c, split), mine.reshape(500, -1, 4))
-    assert theirs.decode(c, split).shape == (500, classes, 4)
+    batched, tv_batched = ours.decode(c, split), theirs.decode(c, split)
+    assert batched.shape == tv_batched.shape == (500, classes, 4)
+    exact_batched = theirs.decode(c.double(), [b.double() for b in split])
+    assert (batched.double() - exact_batched).abs().max() <= 2 * (tv_batched.double() - exact_batched).abs().max()
+    torch.testing.assert_close(batched, tv_batched, rtol=1e-6, atol=1e-3)
+    assert torch.equal(batched, mine.reshape(500, -1, 4))
     a64, c64 = a.double(), c.double()
     torch.testing.assert_close(ours.decode_single(c64, a64), theirs.decode_single(c64, a64), rtol=1e-13, atol=1e-10)
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import visionops
-from visionops.ops import _reference as ref
 
-from ..conftest import adversarial_boxes, random_boxes
+from .. import references as ref
+from ..conftest import adversarial_boxes, random_boxes, require, requires_cuda
 
-tv_ops = pytest.importorskip("torchvision.ops", reason="torchvision is the reference for parity tests")
+tv_ops = require("torchvision.ops")
 
 LOSSES = {
     "giou": (visionops.generalized_box_iou_loss, tv_ops.generalized_box_iou_loss),
@@ -197,9 +197,8 @@ def test_opcheck(variant, reduction, device):
     torch.library.opcheck(op, (p, t, reduction, 1e-7))
 
 
+@requires_cuda
 def test_cpu_cuda_parity():
-    if not (torch.cuda.is_available() and visionops.WITH_CUDA):
-        pytest.skip("CUDA case: needs a GPU and the CUDA kernels")
     p = random_boxes(1000, size=500, scale=100, dtype=torch.float32).requires_grad_()
     t = random_boxes(1000, size=500, scale=100, dtype=torch.float32)
     pc = p.detach().cuda().requires_grad_()

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import visionops
-from visionops.ops import _reference as ref
 
-from ..conftest import adversarial_boxes, random_boxes, torchvision_supports
+from .. import references as ref
+from ..conftest import adversarial_boxes, random_boxes, require, torchvision_supports
 
-tv_ops = pytest.importorskip("torchvision.ops", reason="torchvision is the reference for parity tests")
+tv_ops = require("torchvision.ops")
 
 FORMATS = ["xyxy", "xywh", "cxcywh"]
 ALL_DTYPES = [

@@ -9,7 +9,9 @@ import torch
 
 import visionops
 
-tv_ops = pytest.importorskip("torchvision.ops")
+from ..conftest import require
+
+tv_ops = require("torchvision.ops")
 
 
 def logits_and_targets(n: int, dtype=torch.float32, device="cpu", soft=False, g=None):

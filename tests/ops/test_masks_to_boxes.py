@@ -8,7 +8,9 @@ import torch
 
 import visionops
 
-tv_ops = pytest.importorskip("torchvision.ops")
+from ..conftest import require
+
+tv_ops = require("torchvision.ops")
 
 
 def random_masks(n: int, h: int, w: int, g=None) -> torch.Tensor:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.optimize
 import torch
 
 import visionops
-from visionops.ops import _reference
 
-from ..conftest import _NO_CUDA
+from .. import references as _reference
+from ..conftest import require, requires_cuda
+
+scipy_optimize = require("scipy.optimize")
 
 INF = float("inf")
 
@@ -31,7 +32,7 @@ def _random_problem(kind: int, R: int, C: int, g: torch.Generator) -> torch.Tens
 
 def _scipy(cost: torch.Tensor, maximize: bool = False):
     try:
-        return scipy.optimize.linear_sum_assignment(cost.double().cpu().numpy(), maximize=maximize)
+        return scipy_optimize.linear_sum_assignment(cost.double().cpu().numpy(), maximize=maximize)
     except ValueError as e:
         return str(e)
 
@@ -119,7 +120,7 @@ def test_empty(device):
 def test_invalid_and_infeasible_raise_like_scipy(cost, device):
     c = torch.tensor(cost, dtype=torch.float64)
     with pytest.raises(ValueError):
-        scipy.optimize.linear_sum_assignment(c.numpy())
+        scipy_optimize.linear_sum_assignment(c.numpy())
     with pytest.raises(ValueError, match="visionops.linear_sum_assignment: cost matrix (contains invalid|is infeasible)"):
         visionops.linear_sum_assignment(c.to(device))
 
@@ -129,7 +130,7 @@ def test_nan_wins_over_infeasible():
     with pytest.raises(ValueError, match="invalid numeric entries"):
         visionops.linear_sum_assignment(c)
     with pytest.raises(ValueError, match="invalid numeric entries"):
-        scipy.optimize.linear_sum_assignment(c.numpy())
+        scipy_optimize.linear_sum_assignment(c.numpy())
 
 
 def test_batched_with_counts_matches_per_problem_scipy(device):
@@ -143,7 +144,7 @@ def test_batched_with_counts_matches_per_problem_scipy(device):
     assert a.shape == (B, Q)
     for b in range(B):
         block = cost[b, : rows[b], : cols[b]]
-        ref_r, ref_c = scipy.optimize.linear_sum_assignment(block.numpy())
+        ref_r, ref_c = scipy_optimize.linear_sum_assignment(block.numpy())
         assigned = torch.nonzero(a[b] >= 0).flatten()
         assert (a[b, rows[b]:] == -1).all()
         assert len(assigned) == min(int(rows[b]), int(cols[b]))
@@ -164,7 +165,7 @@ def test_list_of_matrices(device):
     mats = [torch.rand(int(r), int(c), generator=g) for r, c in torch.randint(0, 9, (20, 2), generator=g)]
     out = visionops.linear_sum_assignment([m.to(device) for m in mats])
     for m, (r, c) in zip(mats, out):
-        ref = scipy.optimize.linear_sum_assignment(m.double().numpy())
+        ref = scipy_optimize.linear_sum_assignment(m.double().numpy())
         assert m.double()[r.cpu(), c.cpu()].sum().item() == pytest.approx(m.double().numpy()[ref].sum())
 
 
@@ -242,7 +243,7 @@ def _detr_reference_indices(outputs, targets, w_class, w_bbox, w_giou):
     cost = _reference.detr_matching_cost_from_probs(prob, boxes, tgt_ids, tgt, w_class, w_bbox, w_giou)
     cost = cost.view(B, Q, -1)
     sizes = [len(t["boxes"]) for t in targets]
-    return cost, [scipy.optimize.linear_sum_assignment(c[i].numpy()) for i, c in enumerate(cost.split(sizes, -1))]
+    return cost, [scipy_optimize.linear_sum_assignment(c[i].numpy()) for i, c in enumerate(cost.split(sizes, -1))]
 
 
 def test_hungarian_matcher_matches_detr_reference(device):
@@ -296,7 +297,7 @@ def test_matching_cost_opcheck_and_compile():
     torch._dynamo.reset()
 
 
-@pytest.mark.skipif(_NO_CUDA is not None, reason=f"CUDA case: {_NO_CUDA}")
+@requires_cuda
 def test_cuda_batch_never_synchronizes():
     cost = torch.rand(8, 12, 7, device="cuda", dtype=torch.float64)
     counts = torch.randint(0, 8, (8,), device="cuda")

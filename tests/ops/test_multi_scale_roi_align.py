@@ -10,9 +10,11 @@ import pytest
 import torch
 
 import visionops
-from visionops.ops import _reference as ref
 
-tv_ops = pytest.importorskip("torchvision.ops")
+from .. import references as ref
+from ..conftest import require
+
+tv_ops = require("torchvision.ops")
 
 IMAGE = (160, 224)
 
@@ -91,16 +93,30 @@ def test_layouts_dtypes_and_empty(device):
     feats = fpn(2, 6, device=device, g=g)
     boxes = boxes_per_image(2, 10, device=device, g=g)
     scales = [2.0**-lvl for lvl in range(2, 6)]
-    base = visionops.multi_scale_roi_align(list(feats.values()), boxes, 3, scales, 2)
-    cl = [f.contiguous(memory_format=torch.channels_last).requires_grad_() for f in feats.values()]
+    first = [f.clone().requires_grad_() for f in feats.values()]
+    base = visionops.multi_scale_roi_align(first, boxes, 3, scales, 2)
+    grad = torch.randn(base.shape, generator=g).to(device)
+    base.backward(grad)
+    # Channels-last maps: the same values forward, and the same gradient
+    # values, laid out channels-last.
+    cl = [f.detach().contiguous(memory_format=torch.channels_last).requires_grad_() for f in feats.values()]
     out = visionops.multi_scale_roi_align(cl, boxes, 3, scales, 2)
     torch.testing.assert_close(out, base, rtol=0, atol=0)
-    out.sum().backward()
-    assert all(f.grad.is_contiguous(memory_format=torch.channels_last) for f in cl)
+    out.backward(grad)
+    for f, f0 in zip(cl, first):
+        assert f.grad.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(f.grad, f0.grad, rtol=1e-6, atol=1e-6)
+    # Half and bfloat16 are computed in float32 and rounded once: the float32
+    # result on the same (rounded) inputs, rounded to the dtype.
     for dtype in (torch.float16, torch.bfloat16):
-        low = visionops.multi_scale_roi_align([f.to(dtype) for f in feats.values()], [b.to(dtype) for b in boxes], 3,
-                                              scales, 2)
+        low_feats = [f.to(dtype) for f in feats.values()]
+        low_boxes = [b.to(dtype) for b in boxes]
+        low = visionops.multi_scale_roi_align(low_feats, low_boxes, 3, scales, 2)
+        want = visionops.multi_scale_roi_align([f.float() for f in low_feats], [b.float() for b in low_boxes], 3,
+                                               scales, 2).to(dtype)
         assert low.dtype == dtype
+        exact = {"rtol": 0, "atol": 0} if device == "cpu" else {}
+        torch.testing.assert_close(low, want, **exact)
     empty = visionops.multi_scale_roi_align(list(feats.values()), [b[:0] for b in boxes], 3, scales, 2)
     assert empty.shape == (0, 6, 3, 3)
 

@@ -12,7 +12,9 @@ import torch
 
 import visionops
 
-tv_ops = pytest.importorskip("torchvision.ops", reason="torchvision is the reference for NMS parity")
+from ..conftest import require, requires_cuda
+
+tv_ops = require("torchvision.ops")
 
 
 def uniform_boxes(n: int, g: torch.Generator, dtype=torch.float32) -> torch.Tensor:
@@ -67,8 +69,8 @@ def per_class_torchvision(boxes, scores, idxs, threshold):
 # ----------------------------------------------------------------- golden
 
 
-def test_seed_notes_worked_example():
-    # Five boxes on one car, scored 0.95 to 0.70: IoU(A,B)=0.8, IoU(A,C)=0.2,
+def test_lecture_notes_worked_example():
+    # The lecture notes' NMS example: five boxes A-E on one car, scored 0.95 to 0.70: IoU(A,B)=0.8, IoU(A,C)=0.2,
     # IoU(A,D)=0.7, IoU(A,E)=0.1, IoU(C,E)=0.15. Threshold 0.5 keeps A, C, E.
     # Built as unit-height strips, where IoU is overlap / union of intervals.
     e0, e1 = 260 / 33, 700 / 33
@@ -125,8 +127,10 @@ def test_tiny_and_huge_boxes_match_torchvision(scale):
 
 
 def test_portable_scan_matches_torchvision():
-    # Without AVX-512 (VISIONOPS_DISABLE_AVX512 makes this machine take the
-    # portable loops, as AVX2 machines do) the kept indices are the same.
+    # The portable loops (those of AVX2 and other CPUs) against torchvision,
+    # on every CPU: VISIONOPS_DISABLE_AVX512 makes an AVX-512 machine take
+    # them, and elsewhere they are the default path anyway. The AVX-512 path
+    # is the default on AVX-512 machines and the other tests check it there.
     code = (
         "import torch, torchvision, visionops\n"
         "from tests.ops.test_nms import random_case, test_borderline_overlaps_match_torchvision, uniform_boxes\n"
@@ -477,13 +481,9 @@ def test_compile_fullgraph_with_data_dependent_size():
 # ----------------------------------------------------------------- CUDA
 
 
-@pytest.fixture
-def cuda():
-    import visionops as vo
-
-    if not (torch.cuda.is_available() and vo.WITH_CUDA):
-        pytest.skip("CUDA case: needs a GPU and the CUDA kernels")
-    return "cuda"
+@pytest.fixture(params=[pytest.param("cuda", marks=requires_cuda)])
+def cuda(request) -> str:
+    return request.param
 
 
 def test_cuda_matches_cpu_exactly(cuda):

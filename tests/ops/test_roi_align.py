@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch._dynamo.testing
 
 import visionops
-from visionops.ops import _reference as ref
 
-tv_ops = pytest.importorskip("torchvision.ops")
+from .. import references as ref
+from ..conftest import require, requires_cuda
+
+tv_ops = require("torchvision.ops")
 
 SAMPLING = [-1, 0, 1, 2, 4]
 
@@ -149,7 +152,7 @@ def test_bad_batch_index_cpu():
     assert torch.equal(visionops.roi_align(x, rois, 2), tv_ops.roi_align(x, rois, 2))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available() or not visionops.WITH_CUDA, reason="CUDA case: no CUDA device")
+@requires_cuda
 def test_bad_batch_index_cuda_pools_zeros():
     x = torch.randn(2, 2, 8, 8, device="cuda", requires_grad=True)
     rois = torch.tensor([[0.0, 1, 1, 4, 4], [7.0, 1, 1, 4, 4]], device="cuda")
@@ -235,7 +238,7 @@ def test_autocast_cpu():
     torch.testing.assert_close(out.float(), visionops.roi_align(x.float(), rois, 2, 1.0, 2, True), rtol=1e-2, atol=1e-2)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available() or not visionops.WITH_CUDA, reason="CUDA case: no CUDA device")
+@requires_cuda
 @pytest.mark.parametrize("aligned", [False, True])
 def test_cuda_matches_cpu_and_deterministic_mode(aligned):
     g = torch.Generator().manual_seed(19)
@@ -252,11 +255,12 @@ def test_cuda_matches_cpu_and_deterministic_mode(aligned):
     for channels_last in (False, True):  # channels-last: pairs of channels per vector atomic
         atomic = torch.ops.visionops._roi_align_backward(*args, channels_last)
         torch.testing.assert_close(atomic.cpu(), cpu_grad, rtol=1e-4, atol=1e-5)
+    was, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True)
     try:
         det = [torch.ops.visionops._roi_align_backward(*args, cl) for cl in (False, False, True)]
     finally:
-        torch.use_deterministic_algorithms(False)
+        torch.use_deterministic_algorithms(was, warn_only=warn_only)
     assert torch.equal(det[0], det[1])  # run to run
     assert torch.equal(det[0], det[2].contiguous())
     torch.testing.assert_close(det[0].cpu(), cpu_grad, rtol=1e-4, atol=1e-5)
@@ -286,10 +290,15 @@ def test_compile_fullgraph(device):
         return visionops.roi_align(t, r, (3, 3), 0.5, 2, True).relu().square().sum()
 
     for backend in ("aot_eager", "inductor"):
-        compiled = torch.compile(head, fullgraph=True, backend=backend, dynamic=True)
+        torch._dynamo.reset()
+        counter = torch._dynamo.testing.CompileCounterWithBackend(backend)
+        compiled = torch.compile(head, fullgraph=True, backend=counter, dynamic=True)
         (got,) = torch.autograd.grad(compiled(x, rois), x)
         (expected,) = torch.autograd.grad(head(x, rois), x)
         torch.testing.assert_close(got, expected)
-        # A different number of RoIs reuses the dynamic graph.
-        compiled(x, rois[:4])
+        assert counter.frame_count == 1
+        # A different number of RoIs reuses the dynamic graph: no new compile,
+        # and the eager result.
+        torch.testing.assert_close(compiled(x, rois[:4]), head(x, rois[:4]))
+        assert counter.frame_count == 1
     torch._dynamo.reset()

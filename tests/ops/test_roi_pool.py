@@ -7,11 +7,12 @@ import pytest
 import torch
 
 import visionops
-from visionops.ops import _reference as ref
 
+from .. import references as ref
+from ..conftest import require, requires_cuda
 from .test_roi_align import make_rois
 
-tv_ops = pytest.importorskip("torchvision.ops")
+tv_ops = require("torchvision.ops")
 
 
 def test_hand_values():
@@ -134,7 +135,7 @@ def test_module_and_list_boxes():
     assert torch.equal(m(x, boxes), tv_ops.RoIPool(3, 0.5)(x, boxes))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available() or not visionops.WITH_CUDA, reason="CUDA case: no CUDA device")
+@requires_cuda
 def test_cuda_backward_deterministic_mode():
     g = torch.Generator().manual_seed(12)
     x = torch.randn(2, 16, 20, 24, generator=g)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import visionops
-from visionops.ops import _reference as ref
+
+from .. import references as ref
 
 ANCHORS = torch.tensor([[[10.0, 13], [16, 30], [33, 23]], [[30.0, 61], [62, 45], [59, 119]],
                         [[116.0, 90], [156, 198], [373, 326]]])
