@@ -22,18 +22,13 @@ namespace {
 
 constexpr int64_t kChunk = 4096;
 
-template <typename scalar_t, typename T = box_acc_t<scalar_t>>
-inline Box4<T> load4(const scalar_t* p) {
-  return {static_cast<T>(p[0]), static_cast<T>(p[1]), static_cast<T>(p[2]), static_cast<T>(p[3])};
-}
-
 // Loss of the pairs [begin, end) of contiguous [K, 4] boxes into out[0, end - begin).
 template <IouVariant V, typename scalar_t, typename out_t>
 VO_CPU_MULTIVERSION void loss_chunk(const scalar_t* __restrict__ p, const scalar_t* __restrict__ t, int64_t begin,
                                     int64_t end, double eps, out_t* __restrict__ out) {
   using T = box_acc_t<scalar_t>;
   const T teps = static_cast<T>(eps);
-  for (int64_t k = begin; k < end; ++k) out[k - begin] = static_cast<out_t>(box_iou_loss<V>(load4(p + 4 * k), load4(t + 4 * k), teps));
+  for (int64_t k = begin; k < end; ++k) out[k - begin] = static_cast<out_t>(box_iou_loss<V>(load_box<T>(p + 4 * k), load_box<T>(t + 4 * k), teps));
 }
 
 template <IouVariant V>
@@ -104,19 +99,7 @@ VO_CPU_MULTIVERSION void loss_backward_chunk(const scalar_t* __restrict__ p, con
                                              scalar_t* __restrict__ gt) {
   using T = box_acc_t<scalar_t>;
   for (int64_t k = begin; k < end; ++k) {
-    Box4<T> dp, dt;
-    box_iou_loss_backward<V>(load4(p + 4 * k), load4(t + 4 * k), static_cast<T>(eps),
-                             g[k * g_stride] * g_scale, dp, dt);
-    scalar_t* a = gp + 4 * k;
-    scalar_t* b = gt + 4 * k;
-    a[0] = static_cast<scalar_t>(dp.x1);
-    a[1] = static_cast<scalar_t>(dp.y1);
-    a[2] = static_cast<scalar_t>(dp.x2);
-    a[3] = static_cast<scalar_t>(dp.y2);
-    b[0] = static_cast<scalar_t>(dt.x1);
-    b[1] = static_cast<scalar_t>(dt.y1);
-    b[2] = static_cast<scalar_t>(dt.x2);
-    b[3] = static_cast<scalar_t>(dt.y2);
+    box_iou_loss_backward_pair<V>(p, t, k, static_cast<T>(eps), g[k * g_stride] * g_scale, gp, gt);
   }
 }
 

@@ -17,18 +17,13 @@
 namespace vo {
 namespace {
 
-template <typename scalar_t, typename T = box_acc_t<scalar_t>>
-__device__ __forceinline__ Box4<T> load4(const scalar_t* p) {
-  return {static_cast<T>(p[0]), static_cast<T>(p[1]), static_cast<T>(p[2]), static_cast<T>(p[3])};
-}
-
 template <IouVariant V, typename scalar_t, typename out_t>
 __global__ void loss_kernel(const scalar_t* __restrict__ p, const scalar_t* __restrict__ t, int64_t K, double eps,
                             out_t* __restrict__ out) {
   using T = box_acc_t<scalar_t>;
   const T teps = static_cast<T>(eps);
   VO_CUDA_1D_KERNEL_LOOP(k, K) {
-    out[k] = static_cast<out_t>(box_iou_loss<V>(load4(p + 4 * k), load4(t + 4 * k), teps));
+    out[k] = static_cast<out_t>(box_iou_loss<V>(load_box<T>(p + 4 * k), load_box<T>(t + 4 * k), teps));
   }
 }
 
@@ -82,19 +77,7 @@ __global__ void loss_backward_kernel(const scalar_t* __restrict__ p, const scala
                                      scalar_t* __restrict__ gt) {
   using T = box_acc_t<scalar_t>;
   VO_CUDA_1D_KERNEL_LOOP(k, K) {
-    Box4<T> dp, dt;
-    box_iou_loss_backward<V>(load4(p + 4 * k), load4(t + 4 * k), static_cast<T>(eps), g[k * g_stride] * g_scale, dp,
-                             dt);
-    scalar_t* a = gp + 4 * k;
-    scalar_t* b = gt + 4 * k;
-    a[0] = static_cast<scalar_t>(dp.x1);
-    a[1] = static_cast<scalar_t>(dp.y1);
-    a[2] = static_cast<scalar_t>(dp.x2);
-    a[3] = static_cast<scalar_t>(dp.y2);
-    b[0] = static_cast<scalar_t>(dt.x1);
-    b[1] = static_cast<scalar_t>(dt.y1);
-    b[2] = static_cast<scalar_t>(dt.x2);
-    b[3] = static_cast<scalar_t>(dt.y2);
+    box_iou_loss_backward_pair<V>(p, t, k, static_cast<T>(eps), g[k * g_stride] * g_scale, gp, gt);
   }
 }
 

@@ -147,17 +147,26 @@ VO_HOST_DEVICE_INLINE Box4<T> box_convert_value(Box4<T> b, BoxFormat in_fmt, Box
   return box_from_xyxy(box_to_xyxy(b, in_fmt), out_fmt);
 }
 
-// One box of an [K, 4] input (raw coordinates in_t) converted and written as
-// out_t, computed in T: the element of the box_convert kernels.
+// A box of a [K, 4] array of in_t (at p) read in T, and a box written back
+// as out_t (at o): the elementwise kernels' loads and stores.
+template <typename T, typename in_t>
+VO_HOST_DEVICE_INLINE Box4<T> load_box(const in_t* p) {
+  return {static_cast<T>(p[0]), static_cast<T>(p[1]), static_cast<T>(p[2]), static_cast<T>(p[3])};
+}
+
+template <typename out_t, typename T>
+VO_HOST_DEVICE_INLINE void store_box(const Box4<T>& b, out_t* o) {
+  o[0] = static_cast<out_t>(b.x1);
+  o[1] = static_cast<out_t>(b.y1);
+  o[2] = static_cast<out_t>(b.x2);
+  o[3] = static_cast<out_t>(b.y2);
+}
+
+// One box of an [K, 4] input converted and written as out_t, computed in T:
+// the element of the box_convert kernels.
 template <typename T, typename in_t, typename out_t>
 VO_HOST_DEVICE_INLINE void convert_box(const in_t* p, BoxFormat in_fmt, BoxFormat out_fmt, out_t* o) {
-  const Box4<T> r = box_convert_value(
-      Box4<T>{static_cast<T>(p[0]), static_cast<T>(p[1]), static_cast<T>(p[2]), static_cast<T>(p[3])}, in_fmt,
-      out_fmt);
-  o[0] = static_cast<out_t>(r.x1);
-  o[1] = static_cast<out_t>(r.y1);
-  o[2] = static_cast<out_t>(r.x2);
-  o[3] = static_cast<out_t>(r.y2);
+  store_box(box_convert_value(load_box<T>(p), in_fmt, out_fmt), o);
 }
 
 // The area of one box of an [K, 4] input, computed in T: the element of the
@@ -548,6 +557,18 @@ VO_HOST_DEVICE_INLINE void box_iou_loss_backward(const Box4<T>& p, const Box4<T>
     min_backward(p.y2, t.y2, g_h, gp.y2, gt.y2);
     max_backward(p.y1, t.y1, -g_h, gp.y1, gt.y1);
   }
+}
+
+// The loss gradients of pair k of contiguous [K, 4] boxes p and t, scaled by
+// g, written into gp and gt as scalar_t: the element of the IoU loss
+// backward kernels.
+template <IouVariant V, typename T, typename scalar_t>
+VO_HOST_DEVICE_INLINE void box_iou_loss_backward_pair(const scalar_t* p, const scalar_t* t, int64_t k, T eps, T g,
+                                                      scalar_t* gp, scalar_t* gt) {
+  Box4<T> dp, dt;
+  box_iou_loss_backward<V>(load_box<T>(p + 4 * k), load_box<T>(t + 4 * k), eps, g, dp, dt);
+  store_box(dp, gp + 4 * k);
+  store_box(dt, gt + 4 * k);
 }
 
 }  // namespace vo
