@@ -54,13 +54,16 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(SOURCES)
 	$(PY) -c "import site, os; open(os.path.join(site.getsitepackages()[0], 'visionops-dev.pth'), 'w').write(os.getcwd() + '\n')"
 	mkdir -p build && touch $@
 
-# The CMake library for C++ (libtorch) users and the C++ tests. Its CUDA
-# kernels are compiled (not run) when setup.py would compile them: nvcc is
-# found, torch is a CUDA build, and VISIONOPS_CUDA is not 0.
+# The CMake library for C++ (libtorch) users and the C++ tests. CMAKE_CUDA
+# (auto, 0, 1) says whether its CUDA kernels are compiled; auto: where
+# setup.py would compile them (nvcc found, torch a CUDA build, VISIONOPS_CUDA
+# not 0).
 CMAKE_NVCC := $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) $(wildcard /usr/local/cuda/bin/nvcc))
+CMAKE_CUDA ?= auto
 cmake: $(DEPS_STAMP)
 	mkdir -p build
-	cuda=$$($(PY) -c "import torch; print('ON' if torch.version.cuda and '$(CMAKE_NVCC)' and '$(VISIONOPS_CUDA)' != '0' else 'OFF')"); \
+	cuda=$$($(PY) -c "import torch; auto = bool(torch.version.cuda and '$(CMAKE_NVCC)' and '$(VISIONOPS_CUDA)' != '0'); \
+		print({'0': 'OFF', '1': 'ON'}.get('$(CMAKE_CUDA)', 'ON' if auto else 'OFF'))"); \
 	echo "visionops cmake: VISIONOPS_CUDA=$$cuda"; \
 	cmake -S . -B $(CMAKE_DIR) -DPython3_EXECUTABLE=$(abspath $(PY)) -DCMAKE_BUILD_TYPE=Release \
 		-DVISIONOPS_CUDA=$$cuda $(if $(CMAKE_NVCC),-DCMAKE_CUDA_COMPILER=$(CMAKE_NVCC)) > $(CMAKE_DIR).log 2>&1 \
