@@ -16,6 +16,7 @@
 #include "boxes/args.h"
 #include "boxes/math.h"
 #include "core/dtypes.h"
+#include "core/loss_grad.h"
 
 namespace vo {
 namespace {
@@ -109,14 +110,11 @@ void loss_backward_impl(const LossShapes& s, const at::Tensor& grad, Reduction r
   const int64_t K = s.K;
   VO_DISPATCH_FLOAT_BOX_TYPES(s.boxes1.scalar_type(), "box_iou_loss_backward", [&] {
     using T = box_acc_t<scalar_t>;
-    const at::Tensor g = grad.to(c10::CppTypeToScalarType<T>::value).contiguous();
-    // 'none' has one upstream gradient per pair; 'sum' and 'mean' one for all.
-    const int64_t g_stride = red == Reduction::None ? 1 : 0;
-    const T g_scale = red == Reduction::Mean ? static_cast<T>(1.0 / static_cast<double>(K)) : T(1);
+    const LossGrad g = loss_grad(grad, red, K, c10::CppTypeToScalarType<T>::value);
     const scalar_t* p = s.boxes1.data_ptr<scalar_t>();
     const scalar_t* t = s.boxes2.data_ptr<scalar_t>();
     at::parallel_for(0, K, kChunk, [&](int64_t begin, int64_t end) {
-      loss_backward_chunk<V, scalar_t>(p, t, g.data_ptr<T>(), g_stride, g_scale, begin, end,
+      loss_backward_chunk<V, scalar_t>(p, t, g.g.data_ptr<T>(), g.stride, static_cast<T>(g.scale), begin, end,
                                        eps, gp.data_ptr<scalar_t>(), gt.data_ptr<scalar_t>());
     });
   });

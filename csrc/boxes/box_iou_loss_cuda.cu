@@ -13,6 +13,7 @@
 #include "boxes/math.h"
 #include "core/cuda_launch.h"
 #include "core/dtypes.h"
+#include "core/loss_grad.h"
 
 namespace vo {
 namespace {
@@ -87,11 +88,9 @@ void loss_backward_impl(const LossShapes& s, const at::Tensor& grad, Reduction r
   const int64_t K = s.K;
   VO_DISPATCH_FLOAT_BOX_TYPES(s.boxes1.scalar_type(), "box_iou_loss_backward", [&] {
     using T = box_acc_t<scalar_t>;
-    const at::Tensor g = grad.to(c10::CppTypeToScalarType<T>::value).contiguous();
-    const int64_t g_stride = red == Reduction::None ? 1 : 0;
-    const T g_scale = red == Reduction::Mean ? static_cast<T>(1.0 / static_cast<double>(K)) : T(1);
+    const LossGrad g = loss_grad(grad, red, K, c10::CppTypeToScalarType<T>::value);
     loss_backward_kernel<V, scalar_t><<<cuda::blocks_for(K), cuda::kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        s.boxes1.data_ptr<scalar_t>(), s.boxes2.data_ptr<scalar_t>(), g.data_ptr<T>(), g_stride, g_scale, K, eps,
+        s.boxes1.data_ptr<scalar_t>(), s.boxes2.data_ptr<scalar_t>(), g.g.data_ptr<T>(), g.stride, static_cast<T>(g.scale), K, eps,
         gp.data_ptr<scalar_t>(), gt.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

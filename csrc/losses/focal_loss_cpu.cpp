@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/loss_grad.h"
 #include "losses/args.h"
 #include "losses/math.h"
 
@@ -103,11 +104,10 @@ std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_backward_cpu(const at::Ten
       using T = at::opmath_type<scalar_t>;
       const at::Tensor x = inputs.contiguous();
       const at::Tensor t = targets.to(inputs.scalar_type()).contiguous();
-      const at::Tensor g = (red == Reduction::None ? grad.expand(inputs.sizes()) : grad.reshape({1}))
-                               .to(inputs.scalar_type())
-                               .contiguous();
-      const int64_t g_stride = red == Reduction::None ? 1 : 0;
-      const T g_scale = red == Reduction::Mean ? static_cast<T>(1.0 / static_cast<double>(K)) : T(1);
+      const LossGrad lg = loss_grad(grad, red, K, inputs.scalar_type());
+      const at::Tensor& g = lg.g;
+      const int64_t g_stride = lg.stride;
+      const T g_scale = static_cast<T>(lg.scale);
       const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = t.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
       scalar_t *gxp = gx.data_ptr<scalar_t>(), *gtp = gt.data_ptr<scalar_t>();
       at::parallel_for(0, K, kChunk, [&](int64_t b, int64_t e) {

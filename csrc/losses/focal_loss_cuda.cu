@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "core/cuda_launch.h"
+#include "core/loss_grad.h"
 #include "losses/args.h"
 #include "losses/math.h"
 
@@ -97,11 +98,10 @@ std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_backward_cuda(const at::Te
       using T = at::opmath_type<scalar_t>;
       const at::Tensor x = inputs.contiguous();
       const at::Tensor t = targets.to(inputs.scalar_type()).contiguous();
-      const at::Tensor g = (red == Reduction::None ? grad.expand(inputs.sizes()) : grad.reshape({1}))
-                               .to(inputs.scalar_type())
-                               .contiguous();
-      const int64_t g_stride = red == Reduction::None ? 1 : 0;
-      const T g_scale = red == Reduction::Mean ? static_cast<T>(1.0 / static_cast<double>(K)) : T(1);
+      const LossGrad lg = loss_grad(grad, red, K, inputs.scalar_type());
+      const at::Tensor& g = lg.g;
+      const int64_t g_stride = lg.stride;
+      const T g_scale = static_cast<T>(lg.scale);
       focal_backward_kernel<scalar_t><<<cuda::blocks_for(K), cuda::kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
           x.const_data_ptr<scalar_t>(), t.const_data_ptr<scalar_t>(), g.const_data_ptr<scalar_t>(), g_stride, g_scale,
           K, static_cast<T>(alpha), static_cast<T>(gamma), gx.mutable_data_ptr<scalar_t>(),
