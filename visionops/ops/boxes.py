@@ -221,6 +221,7 @@ def complete_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none
     boxes1, boxes2 = _broadcast(boxes1, boxes2)
     return torch.ops.visionops.complete_box_iou_loss(boxes1, boxes2, reduction, eps)
 
+
 # ================================================================= dispatcher registrations
 # Fake kernels run csrc/boxes/args.h's checks with the same messages.
 

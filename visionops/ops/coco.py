@@ -30,7 +30,6 @@ def pack_masks(masks: Tensor) -> Tensor:
     return torch.ops.visionops.pack_masks(masks.cpu())
 
 
-
 # ================================================================= dispatcher registrations
 # Fake kernels run csrc/coco/args.h's checks with the same messages (the
 # checks of values inside tensors stay with the CPU kernels, which read them).

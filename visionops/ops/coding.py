@@ -233,6 +233,7 @@ def yolo_boxes(head: Tensor, anchors, stride: int, *, version: str = "v5") -> Te
     """
     return torch.ops.visionops.yolo_boxes(head, _anchors_tensor(anchors, head), int(stride), version)
 
+
 # ================================================================= dispatcher registrations
 # Fake kernels run csrc/coding/args.h's checks with the same messages.
 

@@ -29,13 +29,15 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
 
     ``alpha_t * BCE(inputs, targets) * (1 - p_t) ** gamma`` elementwise, with
     ``p = sigmoid(inputs)``, ``p_t = p * targets + (1 - p) * (1 - targets)`` and
-    ``alpha_t = alpha * targets + (1 - alpha) * (1 - targets)`` (``alpha < 0``:
+    ``alpha_t = alpha * targets + (1 - alpha) * (1 - targets)`` (``alpha = -1``:
     no weighting).
 
     Args:
         inputs (Tensor[...]): logits.
         targets (Tensor[...]): the same shape; 0/1 labels (soft labels work).
-        alpha (float): weight of the positives, in [0, 1]; negative to disable.
+        alpha (float): weight of the positives, in [0, 1]; -1 to disable. Any
+            other value raises ValueError ("Invalid alpha value"), as in
+            torchvision.
         gamma (float): focusing exponent.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
 
@@ -101,8 +103,17 @@ class DiceLoss(torch.nn.Module):
                          eps=self.eps, squared=self.squared, ignore_index=self.ignore_index, weight=self.weight,
                          log_loss=self.log_loss, reduction=self.reduction)
 
+
 # ================================================================= dispatcher registrations
 # Fake kernels run csrc/losses/args.h's checks with the same messages.
+
+
+def check_focal_alpha(alpha: float, op: str) -> None:
+    torch._check_value(
+        (0 <= alpha <= 1) or alpha == -1,
+        lambda: f"visionops.{op}: Invalid alpha value: {alpha:g}; alpha must be in [0, 1], or -1 to turn the class "
+        "weighting off",
+    )
 
 
 def check_focal_args(inputs: Tensor, targets: Tensor, op: str) -> None:
@@ -129,6 +140,7 @@ def check_focal_args(inputs: Tensor, targets: Tensor, op: str) -> None:
 @torch.library.register_fake(LIB + "sigmoid_focal_loss")
 def _sigmoid_focal_loss_fake(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
     check_reduction(reduction, "sigmoid_focal_loss")
+    check_focal_alpha(alpha, "sigmoid_focal_loss")
     check_focal_args(inputs, targets, "sigmoid_focal_loss")
     return inputs.new_empty(inputs.shape if reduction == "none" else ())
 
@@ -137,6 +149,7 @@ def _sigmoid_focal_loss_fake(inputs, targets, alpha=0.25, gamma=2.0, reduction="
 def _sigmoid_focal_loss_backward_fake(grad, inputs, targets, alpha, gamma, reduction):
     op = "_sigmoid_focal_loss_backward"
     check_reduction(reduction, op)
+    check_focal_alpha(alpha, op)
     check_focal_args(inputs, targets, op)
     if reduction == "none":
         torch._check(

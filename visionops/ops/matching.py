@@ -216,6 +216,7 @@ class HungarianMatcher(nn.Module):
     def extra_repr(self) -> str:
         return f"cost_class={self.cost_class}, cost_bbox={self.cost_bbox}, cost_giou={self.cost_giou}"
 
+
 # ================================================================= dispatcher registrations
 # Fake kernels run csrc/matching/args.h's checks with the same messages.
 

@@ -82,7 +82,11 @@ def batched_nms(
 
     Returns:
         Tensor[K] (int64): indices of the kept boxes, by decreasing score.
+        No boxes give an empty result before anything else is looked at, as
+        in torchvision (scores, idxs and iou_threshold may then be None).
     """
+    if boxes.numel() == 0:
+        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
     return torch.ops.visionops.batched_nms(boxes, scores, idxs, iou_threshold, score_threshold=score_threshold,
                                            max_output=max_output)
 
@@ -152,6 +156,7 @@ def soft_nms(
         picked, and their scores when picked (the scores' dtype).
     """
     return torch.ops.visionops.soft_nms(boxes, scores, iou_threshold, sigma, score_threshold, method)
+
 
 # ================================================================= dispatcher registrations
 # Fake kernels run csrc/nms/args.h's checks with the same messages.

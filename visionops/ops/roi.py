@@ -283,6 +283,7 @@ class MultiScaleRoIAlign(nn.Module):
             f"output_size={self.output_size}, sampling_ratio={self.sampling_ratio})"
         )
 
+
 # ================================================================= dispatcher registrations
 # Fake kernels run csrc/roi/args.h's checks with the same messages.
 
