@@ -102,8 +102,8 @@ TORCH_LIBRARY(visionops, m) {
       "grid_anchors(Tensor cell_anchors, int[] anchors_per_level, int[] grid_heights, int[] grid_widths, "
       "int[] stride_heights, int[] stride_widths) -> Tensor");
 
-  // ---- RetinaNet's loss: torchvision's sigmoid_focal_loss, fused; alpha < 0
-  // turns the class weighting off.
+  // ---- RetinaNet's loss: torchvision's sigmoid_focal_loss, fused; alpha in
+  // [0, 1], or -1 to turn the class weighting off.
   m.def(
       "sigmoid_focal_loss(Tensor inputs, Tensor targets, float alpha=0.25, float gamma=2, str reduction=\"none\") "
       "-> Tensor");

@@ -83,7 +83,7 @@ def test_area_and_convert(error_device):
 @pytest.mark.parametrize("name,fn", LOSSES)
 def test_losses(name, fn, error_device):
     d = error_device
-    with raises(ValueError, f"visionops.{name}: reduction must be one of 'none', 'mean', 'sum', got 'avg'"):
+    with raises(ValueError, f"visionops.{name}: Invalid reduction 'avg': must be one of 'none', 'mean', 'sum'"):
         fn(boxes(3, 4, device=d), boxes(3, 4, device=d), reduction="avg")
     with raises(RuntimeError, f"visionops.{name}: boxes1 must have shape [..., 4], got [3, 3]"):
         fn(boxes(3, 3, device=d), boxes(3, 4, device=d))
@@ -209,7 +209,7 @@ def test_dice_loss(error_device):
     classes = torch.zeros(2, 4, 4, dtype=torch.long, device=d)
     with raises(ValueError, "visionops.dice_loss: mode must be one of 'binary', 'multiclass', 'multilabel', got 'soft'"):
         visionops.dice_loss(x, classes, mode="soft")
-    with raises(ValueError, "visionops.dice_loss: reduction must be one of 'none', 'mean', 'sum', got 'max'"):
+    with raises(ValueError, "visionops.dice_loss: Invalid reduction 'max': must be one of 'none', 'mean', 'sum'"):
         visionops.dice_loss(x, classes, mode="multiclass", reduction="max")
     with raises(RuntimeError, "visionops.dice_loss: inputs must be a floating point tensor, got Long"):
         visionops.dice_loss(x.long(), classes, mode="multiclass")
@@ -238,8 +238,11 @@ def test_focal_loss(error_device):
         visionops.sigmoid_focal_loss(x.long(), x)
     with raises(RuntimeError, "visionops.sigmoid_focal_loss: targets must be a floating point tensor, got Long"):
         visionops.sigmoid_focal_loss(x, x.long())
-    with raises(ValueError, "visionops.sigmoid_focal_loss: reduction must be one of 'none', 'mean', 'sum', got 'all'"):
+    with raises(ValueError, "visionops.sigmoid_focal_loss: Invalid reduction 'all': must be one of 'none', 'mean', 'sum'"):
         visionops.sigmoid_focal_loss(x, x, reduction="all")
+    with raises(ValueError, "visionops.sigmoid_focal_loss: Invalid alpha value: 1.5; alpha must be in [0, 1], or -1 "
+                            "to turn the class weighting off"):
+        visionops.sigmoid_focal_loss(x, x, alpha=1.5)
 
 
 def test_box_coding(error_device):

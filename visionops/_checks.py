@@ -75,7 +75,7 @@ def check_same_dtype_device(a: Tensor, b: Tensor, op: str, name_a: str, name_b: 
 def check_reduction(reduction: str, op: str) -> str:
     torch._check_value(
         reduction in _REDUCTIONS,
-        lambda: f"visionops.{op}: reduction must be one of 'none', 'mean', 'sum', got '{reduction}'",
+        lambda: f"visionops.{op}: Invalid reduction '{reduction}': must be one of 'none', 'mean', 'sum'",
     )
     return reduction
 

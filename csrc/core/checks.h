@@ -45,8 +45,10 @@ inline Reduction parse_reduction(std::string_view reduction, const char* op) {
   if (reduction == "none") return Reduction::None;
   if (reduction == "mean") return Reduction::Mean;
   if (reduction == "sum") return Reduction::Sum;
-  TORCH_CHECK_VALUE(false, "visionops.", op, ": reduction must be one of 'none', 'mean', 'sum', got '",
-                    std::string(reduction), "'");
+  // "Invalid", as torchvision's message has it: code that checks the error
+  // matches that word.
+  TORCH_CHECK_VALUE(false, "visionops.", op, ": Invalid reduction '", std::string(reduction),
+                    "': must be one of 'none', 'mean', 'sum'");
 }
 
 // The upstream gradient of a backward op must be on its inputs' device (a

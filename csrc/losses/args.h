@@ -129,6 +129,13 @@ inline DiceShape check_dice_backward_args(const at::Tensor& grad, const at::Tens
 
 // ---- sigmoid_focal_loss
 
+// alpha in [0, 1], or -1 to turn the class weighting off: torchvision's rule
+// and its "Invalid alpha value" wording.
+inline void check_focal_alpha(double alpha, const char* op) {
+  TORCH_CHECK_VALUE((alpha >= 0 && alpha <= 1) || alpha == -1, "visionops.", op, ": Invalid alpha value: ", alpha,
+                    "; alpha must be in [0, 1], or -1 to turn the class weighting off");
+}
+
 inline void check_focal_args(const at::Tensor& inputs, const at::Tensor& targets, const char* op) {
   TORCH_CHECK(at::isFloatingType(inputs.scalar_type()), "visionops.", op,
               ": inputs must be a floating point tensor, got ", inputs.scalar_type());
@@ -144,8 +151,9 @@ inline void check_focal_args(const at::Tensor& inputs, const at::Tensor& targets
 // The focal backward's arguments: its forward's, and grad like the loss (of
 // inputs' shape for 'none', a scalar otherwise) on inputs' device.
 inline Reduction check_focal_backward_args(const at::Tensor& grad, const at::Tensor& inputs, const at::Tensor& targets,
-                                           std::string_view reduction, const char* op) {
+                                           double alpha, std::string_view reduction, const char* op) {
   const Reduction red = parse_reduction(reduction, op);
+  check_focal_alpha(alpha, op);
   check_focal_args(inputs, targets, op);
   if (red == Reduction::None) {
     TORCH_CHECK(grad.sizes() == inputs.sizes(), "visionops.", op, ": grad must have the shape of inputs, ",

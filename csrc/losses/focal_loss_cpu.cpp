@@ -34,6 +34,7 @@ at::Tensor sigmoid_focal_loss_cpu(const at::Tensor& inputs, const at::Tensor& ta
                                   std::string_view reduction) {
   constexpr const char* op = "sigmoid_focal_loss";
   const Reduction red = parse_reduction(reduction, op);
+  check_focal_alpha(alpha, op);
   check_focal_args(inputs, targets, op);
   at::Tensor out = at::empty(red == Reduction::None ? inputs.sizes() : at::IntArrayRef{}, inputs.options());
   const int64_t K = inputs.numel();
@@ -94,7 +95,7 @@ std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_backward_cpu(const at::Ten
                                                                    const at::Tensor& targets, double alpha,
                                                                    double gamma, std::string_view reduction) {
   constexpr const char* op = "_sigmoid_focal_loss_backward";
-  const Reduction red = check_focal_backward_args(grad, inputs, targets, reduction, op);
+  const Reduction red = check_focal_backward_args(grad, inputs, targets, alpha, reduction, op);
   at::Tensor gx = at::empty(inputs.sizes(), inputs.options());
   at::Tensor gt = at::empty(inputs.sizes(), inputs.options());
   const int64_t K = inputs.numel();

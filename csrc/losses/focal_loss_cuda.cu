@@ -53,6 +53,7 @@ at::Tensor sigmoid_focal_loss_cuda(const at::Tensor& inputs, const at::Tensor& t
                                    std::string_view reduction) {
   constexpr const char* op = "sigmoid_focal_loss";
   const Reduction red = parse_reduction(reduction, op);
+  check_focal_alpha(alpha, op);
   check_focal_args(inputs, targets, op);
   const c10::cuda::CUDAGuard guard(inputs.device());
   const int64_t K = inputs.numel();
@@ -87,7 +88,7 @@ std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_backward_cuda(const at::Te
                                                                     const at::Tensor& targets, double alpha,
                                                                     double gamma, std::string_view reduction) {
   constexpr const char* op = "_sigmoid_focal_loss_backward";
-  const Reduction red = check_focal_backward_args(grad, inputs, targets, reduction, op);
+  const Reduction red = check_focal_backward_args(grad, inputs, targets, alpha, reduction, op);
   const c10::cuda::CUDAGuard guard(inputs.device());
   at::Tensor gx = at::empty(inputs.sizes(), inputs.options());
   at::Tensor gt = at::empty(inputs.sizes(), inputs.options());

@@ -82,10 +82,25 @@ def test_shapes_empty_and_errors(device):
     with pytest.raises(ValueError, match=r"visionops.sigmoid_focal_loss: targets must have the shape of inputs, "
                                          r"\[2, 3, 4\], got \[2, 3\]"):
         visionops.sigmoid_focal_loss(x, t[:, :, 0])
-    with pytest.raises(ValueError, match="visionops.sigmoid_focal_loss: reduction must be one of"):
+    with pytest.raises(ValueError, match="visionops.sigmoid_focal_loss: Invalid reduction"):
         visionops.sigmoid_focal_loss(x, t, reduction="avg")
     with pytest.raises(RuntimeError, match="visionops.sigmoid_focal_loss: targets must be a floating point tensor"):
         visionops.sigmoid_focal_loss(x, t.long())
+
+
+@pytest.mark.parametrize("alpha", [-0.5, 1.5, -2.0, float("nan")])
+def test_invalid_alpha_raises_like_torchvision(alpha, device):
+    # torchvision accepts alpha in [0, 1] or -1, and raises ValueError with
+    # "Invalid alpha value" otherwise; code that checks the error matches it.
+    x = torch.randn(4, 3, device=device)
+    t = torch.zeros(4, 3, device=device)
+    with pytest.raises(ValueError, match="Invalid alpha value"):
+        tv_ops.sigmoid_focal_loss(x.cpu(), t.cpu(), alpha)
+    with pytest.raises(ValueError, match=r"visionops.sigmoid_focal_loss: Invalid alpha value"):
+        visionops.sigmoid_focal_loss(x, t, alpha)
+    for ok in (0.0, 1.0, -1.0):
+        torch.testing.assert_close(visionops.sigmoid_focal_loss(x, t, ok).cpu(),
+                                   tv_ops.sigmoid_focal_loss(x.cpu(), t.cpu(), ok), rtol=1e-5, atol=1e-6)
 
 
 def test_opcheck_and_compile(device):

@@ -333,6 +333,16 @@ def test_empty_and_single():
     assert visionops.nms(torch.tensor([[0.0, 0, 1, 1]]), torch.tensor([0.3]), 0.5).tolist() == [0]
 
 
+def test_batched_empty_with_none_arguments_as_torchvision():
+    # torchvision returns before looking at scores, idxs or the threshold.
+    for boxes in (torch.zeros(0, 4), torch.zeros(0, 4, dtype=torch.float64)):
+        ours = visionops.batched_nms(boxes, None, None, None)
+        theirs = tv_ops.batched_nms(boxes, None, None, None)
+        assert ours.dtype == theirs.dtype == torch.int64
+        assert ours.shape == theirs.shape == (0,)
+        assert ours.device == boxes.device
+
+
 def test_nan_scores_and_boxes_match_torchvision():
     # torchvision sorts NaN scores first (torch.sort's order) and a NaN box
     # never suppresses nor is suppressed; we document and keep both.
