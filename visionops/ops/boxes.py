@@ -159,15 +159,21 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
 # ----------------------------------------------------------------- the IoU losses
 
 
+def _broadcastable(a: list[int], b: list[int]) -> bool:
+    for i in range(1, min(len(a), len(b)) + 1):
+        if a[-i] != b[-i] and a[-i] != 1 and b[-i] != 1:
+            return False
+    return True
+
+
 def _broadcast(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
-    # Broadcast only well-formed boxes: anything else goes to the op as it is,
-    # which then names the argument that is wrong.
+    # Broadcast only well-formed boxes whose shapes broadcast: anything else
+    # goes to the op as it is, which then names the argument that is wrong.
+    # (No try/except: TorchScript has none.)
     well_formed = boxes1.dim() >= 1 and boxes2.dim() >= 1 and boxes1.shape[-1] == 4 and boxes2.shape[-1] == 4
-    if well_formed and boxes1.shape != boxes2.shape:
-        try:
-            return torch.broadcast_tensors(boxes1, boxes2)
-        except RuntimeError:
-            pass
+    if well_formed and boxes1.shape != boxes2.shape and _broadcastable(list(boxes1.shape), list(boxes2.shape)):
+        both = torch.broadcast_tensors(boxes1, boxes2)
+        return both[0], both[1]
     return boxes1, boxes2
 
 

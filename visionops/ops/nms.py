@@ -32,7 +32,6 @@ def nms(
     boxes: Tensor,
     scores: Tensor,
     iou_threshold: float,
-    *,
     score_threshold: float | None = None,
     max_output: int | None = None,
 ) -> Tensor:
@@ -61,7 +60,6 @@ def batched_nms(
     scores: Tensor,
     idxs: Tensor,
     iou_threshold: float,
-    *,
     score_threshold: float | None = None,
     max_output: int | None = None,
 ) -> Tensor:

@@ -1,0 +1,92 @@
+"""TorchScript, as torchvision has it: the scripted function gives the eager
+result, forward and backward. (So far the box ops, the IoU losses, nms,
+batched_nms, the focal loss and masks_to_boxes; the RoI ops and the modules
+are still to come.)"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import visionops
+
+from .conftest import random_boxes
+
+
+def script(fn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script is deprecated, not gone
+        return torch.jit.script(fn)
+
+
+PAIRWISE = ["box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou"]
+LOSSES = ["generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"]
+
+
+def test_box_ops(device):
+    a = random_boxes(7, device=device)
+    b = random_boxes(5, device=device)
+    for name in ("box_area",):
+        fn = getattr(visionops, name)
+        assert torch.equal(script(fn)(a), fn(a))
+    convert = script(visionops.box_convert)
+    assert torch.equal(convert(a, "xyxy", "cxcywh"), visionops.box_convert(a, "xyxy", "cxcywh"))
+    for name in PAIRWISE:
+        fn, sfn = getattr(visionops, name), script(getattr(visionops, name))
+        a1, a2 = a.clone().requires_grad_(), a.clone().requires_grad_()
+        out1, out2 = fn(a1, b), sfn(a2, b)
+        assert torch.equal(out1, out2), name
+        out1.sum().backward()
+        out2.sum().backward()
+        assert torch.equal(a1.grad, a2.grad), name
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_iou_losses(name, reduction, device):
+    fn, sfn = getattr(visionops, name), script(getattr(visionops, name))
+    p = random_boxes(6, device=device)
+    t = random_boxes(6, device=device)
+    p1, p2 = p.clone().requires_grad_(), p.clone().requires_grad_()
+    out1, out2 = fn(p1, t, reduction=reduction), sfn(p2, t, reduction=reduction)
+    assert torch.equal(out1, out2)
+    out1.sum().backward()
+    out2.sum().backward()
+    assert torch.equal(p1.grad, p2.grad)
+    # Shapes that broadcast ([6, 4] against [1, 4]) broadcast in both.
+    assert torch.equal(sfn(p, t[:1], reduction=reduction), fn(p, t[:1], reduction=reduction))
+    with pytest.raises((ValueError, RuntimeError), match="Invalid reduction"):
+        sfn(p, t, reduction="avg")
+
+
+def test_nms_and_batched_nms(device):
+    g = torch.Generator().manual_seed(3)
+    boxes = random_boxes(300, size=200, scale=60, dtype=torch.float32, generator=g).to(device)
+    scores = torch.rand(300, generator=g).to(device)
+    idxs = torch.randint(0, 5, (300,), generator=g).to(device)
+    nms, batched = script(visionops.nms), script(visionops.batched_nms)
+    assert torch.equal(nms(boxes, scores, 0.5), visionops.nms(boxes, scores, 0.5))
+    assert torch.equal(nms(boxes, scores, 0.5, score_threshold=0.3, max_output=10),
+                       visionops.nms(boxes, scores, 0.5, score_threshold=0.3, max_output=10))
+    assert torch.equal(batched(boxes, scores, idxs, 0.5), visionops.batched_nms(boxes, scores, idxs, 0.5))
+    assert torch.equal(batched(boxes, scores, idxs, 0.5, max_output=7),
+                       visionops.batched_nms(boxes, scores, idxs, 0.5, max_output=7))
+    empty = batched(boxes[:0], scores[:0], idxs[:0], 0.5)
+    assert empty.dtype == torch.int64 and empty.shape == (0,)
+
+
+def test_focal_loss_and_masks_to_boxes(device):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(8, 5, generator=g).to(device)
+    t = (torch.rand(8, 5, generator=g) > 0.7).float().to(device)
+    focal = script(visionops.sigmoid_focal_loss)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out1, out2 = visionops.sigmoid_focal_loss(x1, t, 0.25, 2.0, "mean"), focal(x2, t, 0.25, 2.0, "mean")
+    assert torch.equal(out1, out2)
+    out1.backward()
+    out2.backward()
+    assert torch.equal(x1.grad, x2.grad)
+    masks = torch.rand(3, 9, 11, generator=g).to(device) > 0.8
+    assert torch.equal(script(visionops.masks_to_boxes)(masks), visionops.masks_to_boxes(masks))
