@@ -1,6 +1,7 @@
-"""TorchScript, as torchvision has it: the scripted function gives the eager
-result, forward and backward. (So far the box ops, the IoU losses, nms,
-batched_nms, the focal loss and masks_to_boxes; the RoI ops and the modules
+"""TorchScript, as torchvision has it: the scripted function or module gives
+the eager result, forward and backward. (So far the box ops, the IoU losses,
+nms, batched_nms, roi_align, roi_pool, RoIAlign, RoIPool, the focal loss and
+masks_to_boxes; MultiScaleRoIAlign, BoxCoder, AnchorGenerator and DiceLoss
 are still to come.)"""
 
 from __future__ import annotations
@@ -90,3 +91,39 @@ def test_focal_loss_and_masks_to_boxes(device):
     assert torch.equal(x1.grad, x2.grad)
     masks = torch.rand(3, 9, 11, generator=g).to(device) > 0.8
     assert torch.equal(script(visionops.masks_to_boxes)(masks), visionops.masks_to_boxes(masks))
+
+
+def _rois_both_ways(device):
+    rois = torch.tensor([[0, 1.0, 1, 9, 9], [1, 2, 3, 12, 14], [1, -3, 0, 5, 20]], device=device)
+    boxes = [rois[:1, 1:], rois[1:, 1:]]
+    return rois, boxes
+
+
+@pytest.mark.parametrize("output_size", [3, (3, 4), [2, 5]])
+def test_roi_ops(output_size, device):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 16, 16, generator=g).to(device)
+    align, pool = script(visionops.roi_align), script(visionops.roi_pool)
+    for rois in _rois_both_ways(device):
+        x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out1 = visionops.roi_align(x1, rois, output_size, 0.5, 2, True)
+        out2 = align(x2, rois, output_size, 0.5, 2, True)
+        assert torch.equal(out1, out2)
+        out1.square().sum().backward()
+        out2.square().sum().backward()
+        assert torch.equal(x1.grad, x2.grad)
+        x1.grad, x2.grad = None, None
+        out1, out2 = visionops.roi_pool(x1, rois, output_size, 0.5), pool(x2, rois, output_size, 0.5)
+        assert torch.equal(out1, out2)
+        out1.sum().backward()
+        out2.sum().backward()
+        assert torch.equal(x1.grad, x2.grad)
+
+
+@pytest.mark.parametrize("module", [visionops.RoIAlign(7, 0.25, 2), visionops.RoIAlign((3, 4), 0.5, -1, True),
+                                    visionops.RoIPool(5, 0.5), visionops.RoIPool((2, 3), 0.25)], ids=repr)
+def test_roi_modules(module, device):
+    x = torch.randn(2, 4, 20, 20, device=device)
+    scripted = script(module)
+    for rois in _rois_both_ways(device):
+        assert torch.equal(scripted(x, rois), module(x, rois))

@@ -39,6 +39,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.jit.annotations import BroadcastingList2
 from torch.nn.modules.utils import _pair
 
 from visionops._checks import LIB, check_same_dtype_device, dtype_name, refuse_double_backward
@@ -88,7 +89,7 @@ def _as_rois(boxes: Tensor | list[Tensor], op: str) -> Tensor:
 def roi_align(
     input: Tensor,
     boxes: Tensor | list[Tensor],
-    output_size: int | tuple[int, int] | list[int],
+    output_size: BroadcastingList2[int],
     spatial_scale: float = 1.0,
     sampling_ratio: int = -1,
     aligned: bool = False,
@@ -117,7 +118,7 @@ def roi_align(
 def roi_pool(
     input: Tensor,
     boxes: Tensor | list[Tensor],
-    output_size: int | tuple[int, int] | list[int],
+    output_size: BroadcastingList2[int],
     spatial_scale: float = 1.0,
 ) -> Tensor:
     """RoI Pool (Fast R-CNN): maximum over each bin of the RoI, rounded to pixels.
