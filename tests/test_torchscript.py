@@ -1,12 +1,13 @@
 """TorchScript, as torchvision has it: the scripted function or module gives
 the eager result, forward and backward. (So far the box ops, the IoU losses,
-nms, batched_nms, roi_align, roi_pool, RoIAlign, RoIPool, the focal loss and
-masks_to_boxes; MultiScaleRoIAlign, BoxCoder, AnchorGenerator and DiceLoss
+nms, batched_nms, roi_align, roi_pool, RoIAlign, RoIPool, MultiScaleRoIAlign,
+the focal and Dice losses and masks_to_boxes; BoxCoder and AnchorGenerator
 are still to come.)"""
 
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -127,3 +128,37 @@ def test_roi_modules(module, device):
     scripted = script(module)
     for rois in _rois_both_ways(device):
         assert torch.equal(scripted(x, rois), module(x, rois))
+
+
+def test_multi_scale_roi_align(device):
+    g = torch.Generator().manual_seed(6)
+    x = OrderedDict((name, torch.randn(2, 3, side, side, generator=g).to(device))
+                    for name, side in (("p2", 32), ("p3", 16), ("p4", 8), ("other", 4)))
+    boxes = [torch.tensor([[1.0, 1, 50, 60], [3, 3, 100, 120]], device=device),
+             torch.tensor([[5.0, 5, 20, 30]], device=device)]
+    shapes = [(128, 128), (120, 128)]
+    eager = visionops.MultiScaleRoIAlign(["p2", "p3", "p4"], (3, 2), 2)
+    scripted = script(visionops.MultiScaleRoIAlign(["p2", "p3", "p4"], (3, 2), 2))
+    feats = {k: v.clone().requires_grad_() for k, v in x.items()}
+    out1, out2 = eager(x, boxes, shapes), scripted(feats, boxes, shapes)
+    assert torch.equal(out1, out2)
+    assert scripted.scales == eager.scales == [0.25, 0.125, 0.0625]
+    out2.sum().backward()
+    assert feats["p2"].grad is not None and feats["other"].grad is None
+
+
+@pytest.mark.parametrize("mode", ["binary", "multiclass"])
+def test_dice_loss(mode, device):
+    g = torch.Generator().manual_seed(7)
+    c = 1 if mode == "binary" else 4
+    x = torch.randn(2, c, 8, 8, generator=g).to(device)
+    t = (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float().to(device) if mode == "binary" else \
+        torch.randint(0, c, (2, 8, 8), generator=g).to(device)
+    eager = visionops.DiceLoss(mode, weight=torch.ones(c, device=device) if c > 1 else None)
+    scripted = script(eager)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out1, out2 = eager(x1, t), scripted(x2, t)
+    assert torch.equal(out1, out2)
+    out1.backward()
+    out2.backward()
+    assert torch.equal(x1.grad, x2.grad)

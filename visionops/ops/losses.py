@@ -50,7 +50,7 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
     return torch.ops.visionops.sigmoid_focal_loss(inputs, targets, float(alpha), float(gamma), reduction)
 
 
-def dice_loss(inputs: Tensor, targets: Tensor, *, mode: str = "binary", from_logits: bool = True,
+def dice_loss(inputs: Tensor, targets: Tensor, mode: str = "binary", from_logits: bool = True,
               smooth: float = 0.0, eps: float = 1e-7, squared: bool = False, ignore_index: int | None = None,
               weight: Tensor | None = None, log_loss: bool = False, reduction: str = "mean") -> Tensor:
     """Soft Dice loss, fused: one pass forward, a closed-form backward that

@@ -189,10 +189,9 @@ def _infer_scale(feature: Tensor, original_size: tuple[int, int]) -> float:
 def multi_scale_roi_align(
     features: list[Tensor],
     boxes: list[Tensor],
-    output_size: int | tuple[int, int] | list[int],
+    output_size: BroadcastingList2[int],
     spatial_scales: list[float],
     sampling_ratio: int,
-    *,
     canonical_scale: int = 224,
     canonical_level: int = 4,
 ) -> Tensor:
@@ -236,6 +235,9 @@ class MultiScaleRoIAlign(nn.Module):
     and kept, as torchvision does.
     """
 
+    # TorchScript: scales is set on the first call.
+    __annotations__ = {"scales": list[float] | None}
+
     def __init__(
         self,
         featmap_names: list[str],
@@ -251,7 +253,7 @@ class MultiScaleRoIAlign(nn.Module):
         self.featmap_names = featmap_names
         self.sampling_ratio = sampling_ratio
         self.output_size = tuple(output_size)
-        self.scales: list[float] | None = None
+        self.scales = None
         self.canonical_scale = canonical_scale
         self.canonical_level = canonical_level
 
@@ -267,14 +269,22 @@ class MultiScaleRoIAlign(nn.Module):
         Returns:
             Tensor[sum L_i, C, PH, PW]
         """
-        features = [v for k, v in x.items() if k in self.featmap_names]
-        if self.scales is None:
-            if not image_shapes:
+        # Loops rather than comprehensions with conditions: TorchScript has none.
+        features: list[Tensor] = []
+        for k, v in x.items():
+            if k in self.featmap_names:
+                features.append(v)
+        scales = self.scales
+        if scales is None:
+            if len(image_shapes) == 0:
                 raise ValueError("visionops.MultiScaleRoIAlign: image_shapes must not be empty")
-            original = (max(s[0] for s in image_shapes), max(s[1] for s in image_shapes))
-            self.scales = [_infer_scale(f, original) for f in features]
+            height, width = 0, 0
+            for s in image_shapes:
+                height, width = max(height, s[0]), max(width, s[1])
+            scales = [_infer_scale(f, (height, width)) for f in features]
+            self.scales = scales
         return multi_scale_roi_align(
-            features, boxes, self.output_size, self.scales, self.sampling_ratio,
+            features, boxes, self.output_size, scales, self.sampling_ratio,
             canonical_scale=self.canonical_scale, canonical_level=self.canonical_level,
         )
 
