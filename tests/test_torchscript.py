@@ -1,8 +1,7 @@
 """TorchScript, as torchvision has it: the scripted function or module gives
-the eager result, forward and backward. (So far the box ops, the IoU losses,
-nms, batched_nms, roi_align, roi_pool, RoIAlign, RoIPool, MultiScaleRoIAlign,
-the focal and Dice losses and masks_to_boxes; BoxCoder and AnchorGenerator
-are still to come.)"""
+the eager result, forward and backward: the box ops, the IoU losses, nms,
+batched_nms, roi_align, roi_pool, RoIAlign, RoIPool, MultiScaleRoIAlign, the
+focal and Dice losses, masks_to_boxes, BoxCoder and AnchorGenerator."""
 
 from __future__ import annotations
 
@@ -162,3 +161,52 @@ def test_dice_loss(mode, device):
     out1.backward()
     out2.backward()
     assert torch.equal(x1.grad, x2.grad)
+
+
+class _CoderModule(torch.nn.Module):
+    """BoxCoder as torchvision's detection heads hold it: an attribute of a scripted module."""
+
+    def __init__(self, coder: visionops.BoxCoder) -> None:
+        super().__init__()
+        self.coder = coder
+
+    def forward(self, codes: torch.Tensor, boxes: list[torch.Tensor], reference: list[torch.Tensor]):
+        return self.coder.decode(codes, boxes), self.coder.encode(reference, boxes)
+
+
+@pytest.mark.parametrize("weights", [(1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0)])
+def test_box_coder(weights, device):
+    g = torch.Generator().manual_seed(8)
+    boxes = [random_boxes(4, dtype=torch.float32, generator=g).to(device),
+             random_boxes(3, dtype=torch.float32, generator=g).to(device)]
+    reference = [random_boxes(4, dtype=torch.float32, generator=g).to(device),
+                 random_boxes(3, dtype=torch.float32, generator=g).to(device)]
+    codes = torch.randn(7, 8, generator=g).to(device)
+    eager, scripted = _CoderModule(visionops.BoxCoder(weights)), script(_CoderModule(visionops.BoxCoder(weights)))
+    c1, c2 = codes.clone().requires_grad_(), codes.clone().requires_grad_()
+    (dec1, enc1), (dec2, enc2) = eager(c1, boxes, reference), scripted(c2, boxes, reference)
+    assert dec1.shape == (7, 2, 4)
+    assert torch.equal(dec1, dec2)
+    assert all(torch.equal(a, b) for a, b in zip(enc1, enc2, strict=True))
+    dec1.square().sum().backward()
+    dec2.square().sum().backward()
+    assert torch.equal(c1.grad, c2.grad)
+    # The class scripts on its own too, as torchvision's does.
+    coder = script(visionops.BoxCoder)(weights)
+    assert torch.equal(coder.decode_single(codes, boxes[0].repeat(2, 1)[:7]),
+                       visionops.BoxCoder(weights).decode_single(codes, boxes[0].repeat(2, 1)[:7]))
+    with pytest.raises(ValueError, match="weights must have 4 values"):
+        visionops.BoxCoder((1.0, 1.0, 1.0))
+
+
+def test_anchor_generator(device):
+    image_list = pytest.importorskip("torchvision.models.detection.image_list",
+                                     reason="scripted AnchorGenerator takes torchvision's ImageList")
+    images = image_list.ImageList(torch.zeros(2, 3, 64, 80, device=device), [(64, 80), (60, 70)])
+    maps = [torch.zeros(2, 8, 16, 20, device=device), torch.zeros(2, 8, 8, 10, device=device)]
+    sizes, ratios = ((32, 64), (128,)), ((0.5, 1.0), (1.0, 2.0))
+    eager, scripted = visionops.AnchorGenerator(sizes, ratios), script(visionops.AnchorGenerator(sizes, ratios))
+    out1, out2 = eager(images, maps), scripted(images, maps)
+    assert len(out1) == len(out2) == 2
+    assert all(torch.equal(a, b) for a, b in zip(out1, out2, strict=True))
+    assert out1[0].shape == (16 * 20 * 4 + 8 * 10 * 2, 4)

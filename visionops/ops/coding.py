@@ -78,7 +78,8 @@ def encode_boxes(reference_boxes: Tensor, proposals: Tensor, weights: Tensor | t
 
 class BoxCoder:
     """Drop-in for torchvision's ``BoxCoder``: encodes and decodes boxes with
-    the fused native ops.
+    the fused native ops. Scriptable, as torchvision's is (as a class, or as
+    an attribute of a scripted module).
 
     Args:
         weights ((float, float, float, float)): (wx, wy, ww, wh).
@@ -87,24 +88,31 @@ class BoxCoder:
 
     def __init__(self, weights: tuple[float, float, float, float],
                  bbox_xform_clip: float = math.log(1000.0 / 16)) -> None:
+        if len(weights) != 4:
+            raise ValueError(f"visionops.BoxCoder: weights must have 4 values (wx, wy, ww, wh), got {len(weights)}")
         self.weights = weights
         self.bbox_xform_clip = bbox_xform_clip
+        # The native ops take float[]; built once here, and spelled out
+        # because the scripter compiles __init__ and iterates no tuples.
+        self._weight_list = [float(weights[0]), float(weights[1]), float(weights[2]), float(weights[3])]
 
     def encode(self, reference_boxes: list[Tensor], proposals: list[Tensor]) -> list[Tensor]:
         """Per-image codes of ``reference_boxes`` relative to ``proposals``."""
-        boxes_per_image = [len(b) for b in reference_boxes]
+        boxes_per_image = [b.size(0) for b in reference_boxes]
         targets = self.encode_single(torch.cat(reference_boxes, dim=0), torch.cat(proposals, dim=0))
         return list(targets.split(boxes_per_image, 0))
 
     def encode_single(self, reference_boxes: Tensor, proposals: Tensor) -> Tensor:
         """Codes [N, 4] of ``reference_boxes`` [N, 4] relative to ``proposals`` [N, 4]."""
-        return encode_boxes(reference_boxes, proposals, self.weights)
+        return torch.ops.visionops.encode_boxes(reference_boxes, proposals, self._weight_list)
 
     def decode(self, rel_codes: Tensor, boxes: list[Tensor]) -> Tensor:
         """Decode codes for the concatenated per-image ``boxes``: [sum N_i, C, 4]."""
         torch._assert(isinstance(boxes, (list, tuple)), "This function expects boxes of type list or tuple.")
         torch._assert(isinstance(rel_codes, Tensor), "This function expects rel_codes of type torch.Tensor.")
-        box_sum = sum(b.size(0) for b in boxes)
+        box_sum = 0
+        for b in boxes:  # a loop: the scripter has no generator expressions
+            box_sum += b.size(0)
         concat_boxes = torch.cat(boxes, dim=0)
         if box_sum > 0:
             rel_codes = rel_codes.reshape(box_sum, -1)
@@ -115,7 +123,7 @@ class BoxCoder:
 
     def decode_single(self, rel_codes: Tensor, boxes: Tensor) -> Tensor:
         """Decode ``rel_codes`` [N, 4 * C] relative to ``boxes`` [N, 4]: [N, 4 * C]."""
-        return decode_boxes(rel_codes, boxes, self.weights, self.bbox_xform_clip)
+        return torch.ops.visionops.decode_boxes(rel_codes, boxes, self._weight_list, self.bbox_xform_clip)
 
 
 # ----------------------------------------------------------------- anchors
@@ -136,8 +144,28 @@ def grid_anchors(cell_anchors: list[Tensor], grid_sizes: list[tuple[int, int]],
     )
 
 
+def _image_list_type() -> type:
+    """torchvision's ImageList when torchvision is installed, so that a
+    scripted AnchorGenerator takes what torchvision's detection models pass;
+    otherwise a scriptable class with the same two fields."""
+    try:
+        from torchvision.models.detection.image_list import ImageList as TorchvisionImageList
+    except ImportError:
+        return _ImageList
+    return TorchvisionImageList
+
+
+class _ImageList:
+    """The two fields of torchvision's ImageList that AnchorGenerator reads."""
+
+    def __init__(self, tensors: Tensor, image_sizes: list[tuple[int, int]]) -> None:
+        self.tensors = tensors
+        self.image_sizes = image_sizes
+
+
 class AnchorGenerator(nn.Module):
-    """Drop-in for torchvision's ``AnchorGenerator``.
+    """Drop-in for torchvision's ``AnchorGenerator``; scriptable, as
+    torchvision's is.
 
     Args:
         sizes (tuple of tuples of int): anchor sizes per feature map.
@@ -145,8 +173,13 @@ class AnchorGenerator(nn.Module):
             feature map.
     """
 
+    __annotations__ = {"cell_anchors": list[Tensor]}
+
     def __init__(self, sizes=((128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),)) -> None:
         super().__init__()
+        # forward's annotation names ImageList; the scripter looks it up in
+        # this module's globals when it compiles, after a module was built.
+        globals()["ImageList"] = _image_list_type()
         if not isinstance(sizes[0], (list, tuple)):
             sizes = tuple((s,) for s in sizes)
         if not isinstance(aspect_ratios[0], (list, tuple)):
@@ -172,11 +205,11 @@ class AnchorGenerator(nn.Module):
     def num_anchors_per_location(self) -> list[int]:
         return [len(s) * len(a) for s, a in zip(self.sizes, self.aspect_ratios)]
 
-    def forward(self, image_list, feature_maps: list[Tensor]) -> list[Tensor]:
+    def forward(self, image_list: ImageList, feature_maps: list[Tensor]) -> list[Tensor]:  # noqa: F821
         """Anchors [sum H W A, 4] for each image of ``image_list`` (an ImageList:
         ``.tensors`` [B, C, H, W] and ``.image_sizes``)."""
-        grid_sizes = [tuple(fm.shape[-2:]) for fm in feature_maps]
-        image_size = image_list.tensors.shape[-2:]
+        grid_sizes = [(int(fm.shape[-2]), int(fm.shape[-1])) for fm in feature_maps]
+        image_height, image_width = int(image_list.tensors.shape[-2]), int(image_list.tensors.shape[-1])
         torch._assert(
             len(grid_sizes) == len(self.cell_anchors),
             "Anchors should be Tuple[Tuple[int]] because each feature map could potentially have different sizes "
@@ -184,7 +217,7 @@ class AnchorGenerator(nn.Module):
             "of sizes / aspect ratios specified.",
         )
         self.set_cell_anchors(feature_maps[0].dtype, feature_maps[0].device)
-        strides = [(image_size[0] // g[0], image_size[1] // g[1]) for g in grid_sizes]
+        strides = [(image_height // g[0], image_width // g[1]) for g in grid_sizes]
         anchors = grid_anchors(self.cell_anchors, grid_sizes, strides)
         # One tensor per image, as torchvision returns (not views of one another).
         return [anchors] + [anchors.clone() for _ in range(len(image_list.image_sizes) - 1)]
