@@ -14,6 +14,7 @@
 
 #include "core/loss_grad.h"
 #include "losses/args.h"
+#include "losses/focal_bce.h"
 #include "losses/math.h"
 
 namespace vo {
@@ -36,6 +37,7 @@ at::Tensor sigmoid_focal_loss_cpu(const at::Tensor& inputs, const at::Tensor& ta
   const Reduction red = parse_reduction(reduction, op);
   check_focal_alpha(alpha, op);
   check_focal_args(inputs, targets, op);
+  if (gamma == 0.0) return sigmoid_focal_loss_gamma_zero(inputs, targets, alpha, red);
   at::Tensor out = at::empty(red == Reduction::None ? inputs.sizes() : at::IntArrayRef{}, inputs.options());
   const int64_t K = inputs.numel();
   if (K == 0) {

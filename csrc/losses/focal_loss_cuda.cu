@@ -12,6 +12,7 @@
 #include "core/cuda_launch.h"
 #include "core/loss_grad.h"
 #include "losses/args.h"
+#include "losses/focal_bce.h"
 #include "losses/math.h"
 
 namespace vo {
@@ -55,6 +56,7 @@ at::Tensor sigmoid_focal_loss_cuda(const at::Tensor& inputs, const at::Tensor& t
   const Reduction red = parse_reduction(reduction, op);
   check_focal_alpha(alpha, op);
   check_focal_args(inputs, targets, op);
+  if (gamma == 0.0) return sigmoid_focal_loss_gamma_zero(inputs, targets, alpha, red);
   const c10::cuda::CUDAGuard guard(inputs.device());
   const int64_t K = inputs.numel();
   at::Tensor result;

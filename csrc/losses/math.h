@@ -79,8 +79,12 @@ VO_HOST_DEVICE_INLINE FocalTerms<T> focal_terms(T x, T t, T alpha) {
   const T er = e * r;
   f.s = x >= T(0) ? r : er;
   f.one_minus_s = x >= T(0) ? er : r;
-  // softplus(x) - x t = max(x, 0) + log(1 + e) - x t
-  f.ce = (x > T(0) ? x : T(0)) + log1p_small(e) - x * t;
+  // (1 - t) x - log_sigmoid(x), log_sigmoid(x) = min(x, 0) - log(1 + e): the
+  // order of torch's binary_cross_entropy_with_logits, so that both round
+  // alike where the terms cancel (t = 0 and x << 0 gives 0 in both) and the
+  // focal loss stays at most torch's cross entropy there.
+  const T log_sigmoid = (x < T(0) ? x : T(0)) - log1p_small(e);
+  f.ce = (T(1) - t) * x - log_sigmoid;
   f.q = f.s * (T(1) - t) + f.one_minus_s * t;
   const T a = alpha * t + (T(1) - alpha) * (T(1) - t);
   f.a = alpha >= T(0) ? a : T(1);
@@ -96,8 +100,11 @@ VO_HOST_DEVICE_INLINE T focal_pow(T q, T gamma) {
     return q * q;
   } else {
     const T p = exp_(gamma * log_(q > T(0) ? q : T(1)));
+    // q <= 1 and gamma >= 0 give q^gamma <= 1 exactly, so that the loss never
+    // exceeds the cross entropy (exp and log round, 1 + an ulp otherwise).
+    const T capped = q <= T(1) && gamma >= T(0) && p > T(1) ? T(1) : p;
     const T at_zero = gamma == T(0) ? T(1) : (gamma > T(0) ? T(0) : T(INFINITY));
-    return q > T(0) ? p : at_zero;
+    return q > T(0) ? capped : at_zero;
   }
 }
 

@@ -1,5 +1,6 @@
 """sigmoid_focal_loss: torchvision's values (and error no worse than theirs
 against float64), every reduction, alpha and gamma, extreme logits, dtypes,
+gamma = 0 bit for bit torch's cross entropy, never above the cross entropy,
 gradients, opcheck and compile."""
 
 from __future__ import annotations
@@ -42,6 +43,41 @@ def test_matches_torchvision(reduction, alpha, gamma, soft, device):
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(visionops.sigmoid_focal_loss(x.double(), t.double(), alpha, gamma, reduction), exact,
                                rtol=1e-12, atol=1e-14)
+
+
+ALL_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_gamma_zero_is_cross_entropy_bit_for_bit(dtype, reduction, device):
+    # gamma = 0: alpha_t times F.binary_cross_entropy_with_logits, bit for bit, as torchvision's.
+    g = torch.Generator().manual_seed(6)
+    x, t = logits_and_targets(5000, dtype=dtype, device=device, g=g)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(x, t, reduction=reduction)
+    assert torch.equal(visionops.sigmoid_focal_loss(x, t, -1, 0, reduction), ce)
+    for alpha in (0.0, 0.25, 0.3, 1.0):
+        assert torch.equal(visionops.sigmoid_focal_loss(x, t, alpha, 0, reduction),
+                           tv_ops.sigmoid_focal_loss(x, t, alpha, 0, reduction)), alpha
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("soft", [False, True])
+def test_at_most_cross_entropy(dtype, soft, device):
+    # (1 - p_t)^gamma <= 1 and alpha_t <= 1, so the loss never exceeds torch's
+    # cross entropy, elementwise: over the whole range of logits, including
+    # where torch's BCE cancels to 0 (t = 0, x << 0) and where sigmoid saturates.
+    g = torch.Generator().manual_seed(7)
+    x = torch.cat([torch.randn(200_000, generator=g, dtype=torch.float64) * 8,
+                   torch.linspace(-40, 40, 100_001, dtype=torch.float64)]).to(dtype=dtype, device=device)
+    t = torch.rand(x.shape, generator=g, dtype=torch.float64) if soft else \
+        (torch.rand(x.shape, generator=g) > 0.5).double()
+    t = t.to(dtype=dtype, device=device)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(x, t, reduction="none")
+    for gamma in (0.0, 1e-3, 0.5, 1.0, 2.0, 3.0):
+        for alpha in (-1.0, 0.25):
+            loss = visionops.sigmoid_focal_loss(x, t, alpha, gamma)
+            assert not (loss > ce).any(), (gamma, alpha, x[loss > ce][:5])
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -46,6 +46,15 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
         bfloat16, with the backward in closed form (no saved activations).
         1 - p_t is formed without cancellation, so confident predictions keep
         full precision.
+
+        ``gamma = 0`` gives ``alpha_t * F.binary_cross_entropy_with_logits``
+        bit for bit (torch's own BCE, as torchvision computes it), in every
+        dtype. For any gamma >= 0 the loss is at most the cross entropy
+        elementwise: exactly so against torch's BCE in float32 and float64 for
+        ``gamma = 0`` and ``gamma >= 1e-3`` (for smaller gamma it may exceed
+        it by an ulp). In half and bfloat16 this loss is rounded once from
+        float32 while torch's BCE rounds each of its steps, so there the bound
+        holds only up to that rounding of torch's BCE.
     """
     return torch.ops.visionops.sigmoid_focal_loss(inputs, targets, float(alpha), float(gamma), reduction)
 
