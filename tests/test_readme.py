@@ -24,3 +24,8 @@ def test_quickstart_blocks_run():
     assert namespace["keep"].shape == (1, 100) and namespace["kept"].shape == (1,)
     assert namespace["pooled"].shape == (2, 256, 7, 7)
     assert torch.is_tensor(namespace["loss"]) and namespace["loss"].dim() == 0
+    # The patched torchvision model ran, and the patch is gone after the block.
+    assert namespace["detections"][0]["boxes"].shape[1] == 4
+    import torchvision.ops
+
+    assert torchvision.ops.nms is not namespace["visionops"].nms

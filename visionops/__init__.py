@@ -9,6 +9,7 @@ from visionops import ops as _ops
 from visionops._extension import WITH_CUDA
 from visionops._version import __version__
 from visionops.ops import *
+from visionops.patch import patch_torchvision
 
-__all__ = ["WITH_CUDA", "__version__"]
+__all__ = ["WITH_CUDA", "__version__", "patch_torchvision"]
 __all__ += _ops.__all__

@@ -8,6 +8,7 @@
     python -m visionops.bench --device cuda --dtype float16
     python -m visionops.bench --ops nms,batched_nms --sizes 1000,20000,100000
     python -m visionops.bench nms-profile --help    # the NMS throughput profiler (sweeps, boxes/s, JSON, PNG)
+    python -m visionops.bench models                # torchvision's detection models, patch_torchvision() on and off
 
 Prints one row per (op, case, threads): the baseline's median time
 (torchvision's op, or the implementation the case names: plain PyTorch,
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         from visionops.bench import nms_profile
 
         return nms_profile.main(argv[1:])
+    if argv[:1] == ["models"]:  # torchvision's detection models, patched against unpatched
+        from visionops.bench import models
+
+        return models.main(argv[1:])
     args = parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("visionops.bench: --device cuda but no CUDA device is visible", file=sys.stderr)
