@@ -1,5 +1,6 @@
 """Benchmark cases of the box family: the pairwise IoU ops, area and
-conversion, and the IoU losses forward and forward+backward."""
+conversion, the IoU losses forward and forward+backward, and masks_to_boxes
+(64 instance masks of 512 x 512, each a filled ellipse)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from visionops.bench.box_generators import detector_boxes
 PAIRWISE = ["box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou"]
 ELEMENTWISE = ["box_area", "box_convert"]
 LOSSES = ["generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"]
-ALL = PAIRWISE + ELEMENTWISE + LOSSES
+MASKS = ["masks_to_boxes"]
+ALL = PAIRWISE + ELEMENTWISE + LOSSES + MASKS
 DEFAULT_SIZES = [1000, 4000]
 
 
@@ -76,4 +78,18 @@ def cases(ops: list[str], sizes: list[int], elements: int, dtype: torch.dtype, d
             out.append(Case(op, f"{elements} fwd", lambda f=ours, p=p, t=t: f(p, t, reduction="mean"),
                             theirs and (lambda f=theirs, p=p, t=t: f(p, t, reduction="mean"))))
             out.append(Case(op, f"{elements} fwd+bwd", _fwd_bwd(ours, p, t), theirs and _fwd_bwd(theirs, p, t)))
+        elif op == "masks_to_boxes":
+            m = _ellipse_masks(64, 512, g).to(device)
+            out.append(Case(op, "64x512x512", lambda f=ours, m=m: f(m), theirs and (lambda f=theirs, m=m: f(m))))
     return out
+
+
+def _ellipse_masks(n: int, side: int, g: torch.Generator) -> torch.Tensor:
+    """n boolean masks, each one filled ellipse at a random place and size."""
+    ys = torch.arange(side, dtype=torch.float32).view(1, side, 1)
+    xs = torch.arange(side, dtype=torch.float32).view(1, 1, side)
+    centre = torch.rand(n, 2, generator=g) * side
+    radii = 8 + torch.rand(n, 2, generator=g) * side / 4
+    dy = (ys - centre[:, 1].view(n, 1, 1)) / radii[:, 1].view(n, 1, 1)
+    dx = (xs - centre[:, 0].view(n, 1, 1)) / radii[:, 0].view(n, 1, 1)
+    return dx * dx + dy * dy <= 1
