@@ -446,3 +446,57 @@ def test_backward_ops_check_devices():
     with pytest.raises(RuntimeError, match="visionops.linear_sum_assignment: row_counts and cost must be on the same "
                                            "device, got (meta and cpu|cpu and meta)"):
         ops.linear_sum_assignment(cost, torch.zeros(2, dtype=torch.long, device=meta))
+
+
+def test_arguments_that_size_the_work_are_bounded(error_device):
+    # Values that would run for hours (roi_align with sampling_ratio=2**20
+    # samples 2**40 points per bin) or ask for terabytes raise ValueError at
+    # once, naming the bound, on every device; the bounds themselves pass.
+    d = error_device
+    x = torch.zeros(1, 2, 8, 8, device=d)
+    rois = torch.tensor([[0.0, 1, 1, 6, 6]], device=d)
+    sr = "sampling points per bin side; 0 or less picks about one per pixel"
+    with raises(ValueError, f"visionops.roi_align: sampling_ratio must be at most 128 ({sr}), got 1048576"):
+        visionops.roi_align(x, rois, 7, 1.0, 2**20)
+    with raises(ValueError, "visionops.roi_align: output_size must be at most 1024 (bins per side), got 1025"):
+        visionops.roi_align(x, rois, (1025, 1), 1.0, 2)
+    with raises(ValueError, "visionops.roi_pool: output_size must be at most 1024 (bins per side), got 4096"):
+        visionops.roi_pool(x, rois, (2, 4096), 1.0)
+    grad = torch.zeros(1, 2, 7, 7, device=d)
+    with raises(ValueError, f"visionops._roi_align_backward: sampling_ratio must be at most 128 ({sr}), got 129"):
+        torch.ops.visionops._roi_align_backward(grad, rois, 1.0, 7, 7, 1, 2, 8, 8, 129, False, False)
+    with raises(ValueError, f"visionops.multi_scale_roi_align: sampling_ratio must be at most 128 ({sr}), got 200"):
+        torch.ops.visionops.multi_scale_roi_align([x], rois, [1.0], 7, 7, 200)
+    with raises(ValueError, "visionops.multi_scale_roi_align: output_size must be at most 1024 (bins per side), "
+                            "got 2000"):
+        torch.ops.visionops.multi_scale_roi_align([x], rois, [1.0], 2000, 7, 2)
+    with raises(ValueError, f"visionops._multi_scale_roi_align_backward: sampling_ratio must be at most 128 ({sr}), "
+                            "got 1000"):
+        torch.ops.visionops._multi_scale_roi_align_backward(grad, rois, [1.0], [8], [8], 1, 2, 1000, 224, 4, 1e-6,
+                                                            [False])
+    assert visionops.roi_align(x, rois, 2, 1.0, 128).shape == (1, 2, 2, 2)
+    assert visionops.roi_pool(x, rois, (1024, 1), 1.0).shape == (1, 2, 1024, 1)
+    b = torch.zeros(2, 5, 4, device=d)
+    s = torch.zeros(2, 5, device=d)
+    with raises(ValueError, "visionops.padded_nms: max_output must be at most 16777216 (the fixed output size per "
+                            "image), got 16777217"):
+        visionops.padded_nms(b, s, 0.5, 2**24 + 1)
+    heads = [torch.zeros(1, 3 * 7, 4, 4, device=d)]
+    anchors = torch.ones(1, 3, 2, device=d)
+    with raises(ValueError, "visionops.yolo_decode: max_detections must be at most 16777216 (the fixed output size "
+                            "per image), got 1099511627776"):
+        torch.ops.visionops.yolo_decode(heads, anchors, [8], "v5", 0.25, 2**40)
+    cells = torch.zeros(3, 4, device=d)
+    grid = torch.ops.visionops.grid_anchors
+    with raises(ValueError, "visionops.grid_anchors: a grid side must be at most 1048576 (feature map cells per "
+                            "side), got 1048577"):
+        grid(cells, [3], [2**20 + 1], [1], [8], [8])
+    with raises(ValueError, "visionops.grid_anchors: anchors_per_level must be at most 3 (the rows of cell_anchors), "
+                            "got 4"):
+        grid(cells, [4, -1], [2, 2], [2, 2], [8, 8], [8, 8])
+    with raises(ValueError, "visionops.grid_anchors: a grid's cells must be at most 2147483647 (H * W), got "
+                            "1099511627776"):
+        grid(cells, [3], [2**20], [2**20], [8], [8])
+    with raises(ValueError, "visionops.grid_anchors: the number of anchors must be at most 2147483647 (sum of H * W "
+                            "* A over the levels), got 3221225472"):
+        grid(cells, [3], [2**15], [2**15], [8], [8])

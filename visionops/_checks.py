@@ -36,6 +36,20 @@ _DTYPE_NAMES = {
 
 _REDUCTIONS = ("none", "mean", "sum")
 
+# csrc/core/limits.h's bounds on the arguments that size an op's work or
+# memory (sampling ratios, output and grid sizes, fixed output counts), the
+# same numbers: far above any real model's values, they turn a typo that
+# would run for hours or ask for terabytes into a ValueError before any work.
+MAX_SAMPLING_RATIO = 128  # points per RoI bin side
+MAX_POOLED_SIDE = 1024  # RoI output bins per side
+MAX_FIXED_OUTPUTS = 1 << 24  # padded_nms max_output, yolo_decode max_detections
+MAX_GRID_SIDE = 1 << 20  # grid_anchors' cells per side
+MAX_ANCHORS = 2**31 - 1  # grid_anchors' total
+
+
+def check_at_most(value: int, bound: int, op: str, arg: str, what: str) -> None:
+    torch._check_value(value <= bound, lambda: f"visionops.{op}: {arg} must be at most {bound} ({what}), got {value}")
+
 
 def dtype_name(dtype: torch.dtype) -> str:
     """The dtype as c10 prints it ("Float", "Long")."""

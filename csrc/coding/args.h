@@ -12,6 +12,7 @@
 
 #include "coding/math.h"
 #include "core/checks.h"
+#include "core/limits.h"
 #include "core/macros.h"
 
 namespace vo {
@@ -91,10 +92,16 @@ inline AnchorLayout check_grid_anchors_args(const at::Tensor& cell_anchors, at::
   for (size_t l = 0; l < L; ++l) {
     TORCH_CHECK_VALUE(anchors_per_level[l] >= 0 && grid_heights[l] >= 0 && grid_widths[l] >= 0, "visionops.", op,
                       ": anchor counts and grid sizes must not be negative, at level ", l);
+    check_at_most(grid_heights[l] > grid_widths[l] ? grid_heights[l] : grid_widths[l], kMaxGridSide, op,
+                  "a grid side", "feature map cells per side");
+    check_at_most(anchors_per_level[l], cell_anchors.size(0), op, "anchors_per_level", "the rows of cell_anchors");
+    check_at_most(grid_heights[l] * grid_widths[l], kMaxAnchors, op, "a grid's cells", "H * W");
     layout.cell_offset.push_back(cells);
     layout.out_offset.push_back(layout.total);
     cells += anchors_per_level[l];
     layout.total += grid_heights[l] * grid_widths[l] * anchors_per_level[l];
+    // Checked per level: H * W * A and the sum stay far below 2^63 with the bounds above.
+    check_at_most(layout.total, kMaxAnchors, op, "the number of anchors", "sum of H * W * A over the levels");
   }
   TORCH_CHECK_VALUE(cells == cell_anchors.size(0), "visionops.", op, ": anchors_per_level sums to ", cells,
                     " but cell_anchors has ", cell_anchors.size(0), " rows");
@@ -134,6 +141,7 @@ inline YoloLayout check_yolo_decode_args(at::TensorList heads, const at::Tensor&
   TORCH_CHECK_VALUE(strides.size() == heads.size(), "visionops.", op, ": strides must have one value per scale, got ",
                     strides.size(), " for ", heads.size(), " scales");
   TORCH_CHECK_VALUE(max_detections >= 0, "visionops.", op, ": max_detections must be >= 0, got ", max_detections);
+  check_at_most(max_detections, kMaxFixedOutputs, op, "max_detections", "the fixed output size per image");
   YoloLayout y;
   y.L = static_cast<int64_t>(heads.size());
   y.A = anchors.size(1);

@@ -2,8 +2,8 @@
 // Forward: blocks of (pixel chunk, image, class) sum their pixels'
 // contributions with a fixed tree in shared memory; ATen adds the partial
 // sums, so the statistics are deterministic. Backward: one thread per
-// element recomputes its probabilities (and, for softmax, the class sum
-// the gradient needs). The class-id check reads one flag back (host sync).
+// element recomputes its probability; for softmax, one thread per pixel
+// computes the softmax and the class sum the gradient needs once. The class-id check reads one flag back (host sync).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -25,6 +25,20 @@ constexpr int kDiceThreads = 256;
 constexpr int64_t kPixelsPerThread = 8;
 constexpr int64_t kDiceChunk = kDiceThreads * kPixelsPerThread;
 
+// The softmax of pixel s of image b: its max and the sum of exp(x - max),
+// from which exp(x_c - max) / sum gives class c's probability.
+template <typename in_t, typename T>
+__device__ void pixel_softmax(const in_t* x, const DiceShape& sh, int64_t b, int64_t s, T& mx, T& sum) {
+  const int64_t C = sh.C, S = sh.S;
+  mx = -INFINITY;
+  for (int64_t k = 0; k < C; ++k) {
+    const T u = static_cast<T>(x[(b * C + k) * S + s]);
+    mx = mx < u ? u : mx;
+  }
+  sum = T(0);
+  for (int64_t k = 0; k < C; ++k) sum += exp_(static_cast<T>(x[(b * C + k) * S + s]) - mx);
+}
+
 // Probability of class c at pixel s of image b.
 template <typename in_t, typename T>
 __device__ T class_prob(const in_t* x, const DiceShape& sh, int64_t b, int64_t c, int64_t s, bool from_logits) {
@@ -32,13 +46,8 @@ __device__ T class_prob(const in_t* x, const DiceShape& sh, int64_t b, int64_t c
   const T v = static_cast<T>(x[(b * C + c) * S + s]);
   if (!from_logits) return v;
   if (sh.mode != DiceMode::Multiclass) return stable_sigmoid(v);
-  T mx = -INFINITY;
-  for (int64_t k = 0; k < C; ++k) {
-    const T u = static_cast<T>(x[(b * C + k) * S + s]);
-    mx = mx < u ? u : mx;
-  }
-  T sum = T(0);
-  for (int64_t k = 0; k < C; ++k) sum += exp_(static_cast<T>(x[(b * C + k) * S + s]) - mx);
+  T mx, sum;
+  pixel_softmax<in_t, T>(x, sh, b, s, mx, sum);
   return exp_(v - mx) / sum;
 }
 
@@ -82,9 +91,44 @@ __global__ void dice_stats_kernel(const in_t* __restrict__ x, const tgt_t* __res
     if (threadIdx.x < step)
       for (int r = 0; r < 3; ++r) red[r][threadIdx.x] += red[r][threadIdx.x + step];
   }
+  __syncthreads();  // thread 0 wrote the three sums that threads 0 to 2 read
   if (threadIdx.x < 3) partial[((c * sh.B + b) * chunks + chunk) * 3 + threadIdx.x] = red[threadIdx.x][0];
 }
 
+// Multiclass from logits: one thread per pixel. The softmax's max and sum
+// and the dot product sum_k g_k p_k are computed once per pixel, then each
+// class's gradient p_c (g_c - dot): O(C) per pixel, where a thread per
+// element would redo the softmax for every class it reads (O(C^2) each).
+template <typename in_t, typename tgt_t>
+__global__ void dice_softmax_backward_kernel(const in_t* __restrict__ x, const tgt_t* __restrict__ t, DiceShape sh,
+                                             bool squared, bool has_ignore, int64_t ignore,
+                                             const double* __restrict__ a, const double* __restrict__ bcoef,
+                                             in_t* __restrict__ gx) {
+  using T = at::opmath_type<in_t>;
+  const int64_t C = sh.C, S = sh.S;
+  VO_CUDA_1D_KERNEL_LOOP(i, sh.B * S) {
+    const int64_t s = i % S, b = i / S;
+    T mx, sum;
+    pixel_softmax<in_t, T>(x, sh, b, s, mx, sum);
+    T dot = T(0);
+    for (int64_t k = 0; k < C; ++k) {
+      const T pk = exp_(static_cast<T>(x[(b * C + k) * S + s]) - mx) / sum;
+      T tk, vk;
+      class_target<tgt_t, T>(t, sh, b, k, s, has_ignore, ignore, tk, vk);
+      dot += vk * dice_pixel_grad(static_cast<T>(a[k]), static_cast<T>(bcoef[k]), tk, pk, squared) * pk;
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t e = (b * C + c) * S + s;
+      const T p = exp_(static_cast<T>(x[e]) - mx) / sum;
+      T tv, valid;
+      class_target<tgt_t, T>(t, sh, b, c, s, has_ignore, ignore, tv, valid);
+      const T g = valid * dice_pixel_grad(static_cast<T>(a[c]), static_cast<T>(bcoef[c]), tv, p, squared);
+      gx[e] = static_cast<in_t>(p * (g - dot));
+    }
+  }
+}
+
+// Binary and multilabel, or probabilities: one thread per element.
 template <typename in_t, typename tgt_t>
 __global__ void dice_backward_kernel(const in_t* __restrict__ x, const tgt_t* __restrict__ t, DiceShape sh,
                                      bool from_logits, bool squared, bool has_ignore, int64_t ignore,
@@ -98,21 +142,7 @@ __global__ void dice_backward_kernel(const in_t* __restrict__ x, const tgt_t* __
     T tv, valid;
     class_target<tgt_t, T>(t, sh, b, c, s, has_ignore, ignore, tv, valid);
     const T g = valid * dice_pixel_grad(static_cast<T>(a[c]), static_cast<T>(bcoef[c]), tv, p, squared);
-    T out = g;
-    if (from_logits && sh.mode == DiceMode::Multiclass) {
-      // through the softmax: p_c (g_c - sum_k g_k p_k)
-      T dot = T(0);
-      for (int64_t k = 0; k < sh.C; ++k) {
-        const T pk = class_prob<in_t, T>(x, sh, b, k, s, true);
-        T tk, vk;
-        class_target<tgt_t, T>(t, sh, b, k, s, has_ignore, ignore, tk, vk);
-        dot += vk * dice_pixel_grad(static_cast<T>(a[k]), static_cast<T>(bcoef[k]), tk, pk, squared) * pk;
-      }
-      out = p * (g - dot);
-    } else if (from_logits) {
-      out = g * p * (T(1) - p);
-    }
-    gx[i] = static_cast<in_t>(out);
+    gx[i] = static_cast<in_t>(from_logits ? g * p * (T(1) - p) : g);
   }
 }
 
@@ -170,11 +200,18 @@ at::Tensor dice_loss_backward_cuda(const at::Tensor& grad, const at::Tensor& inp
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_dice_loss_backward", [&] {
     using in_t = scalar_t;
     VO_DISPATCH_DICE_TARGETS(t.scalar_type(), "_dice_loss_backward_targets", [&] {
-      dice_backward_kernel<in_t, scalar_t><<<cuda::blocks_for(gx.numel()), cuda::kThreads, 0,
-                                             at::cuda::getCurrentCUDAStream()>>>(
-          x.const_data_ptr<in_t>(), t.const_data_ptr<scalar_t>(), sh, from_logits, squared, ignore_index.has_value(),
-          ignore_index.value_or(0), ac.const_data_ptr<double>(), bc.const_data_ptr<double>(),
-          gx.mutable_data_ptr<in_t>());
+      const auto stream = at::cuda::getCurrentCUDAStream();
+      if (from_logits && sh.mode == DiceMode::Multiclass) {
+        dice_softmax_backward_kernel<in_t, scalar_t><<<cuda::blocks_for(sh.B * sh.S), cuda::kThreads, 0, stream>>>(
+            x.const_data_ptr<in_t>(), t.const_data_ptr<scalar_t>(), sh, squared, ignore_index.has_value(),
+            ignore_index.value_or(0), ac.const_data_ptr<double>(), bc.const_data_ptr<double>(),
+            gx.mutable_data_ptr<in_t>());
+      } else {
+        dice_backward_kernel<in_t, scalar_t><<<cuda::blocks_for(gx.numel()), cuda::kThreads, 0, stream>>>(
+            x.const_data_ptr<in_t>(), t.const_data_ptr<scalar_t>(), sh, from_logits, squared,
+            ignore_index.has_value(), ignore_index.value_or(0), ac.const_data_ptr<double>(),
+            bc.const_data_ptr<double>(), gx.mutable_data_ptr<in_t>());
+      }
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });

@@ -1,15 +1,13 @@
 // CUDA kernel of detr_matching_cost: a first pass computes each query's
 // softmax denominator once, a second fills the padded [B, Q, T] cost, one
 // thread per entry, with the shared formula (matching/math.h). A target
-// label outside [0, K) cannot be checked without a host sync: its class term
-// is NaN, so linear_sum_assignment reports the problem as invalid.
+// label outside [0, K) gives a NaN cost (class_logit), as on the CPU.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
 
 #include <limits>
-#include <vector>
 
 #include "core/cuda_launch.h"
 #include "matching/args.h"
@@ -42,10 +40,7 @@ __global__ void detr_matching_cost_kernel(const scalar_t* __restrict__ logits, c
       continue;
     }
     const int64_t ti = first + t;
-    const int64_t label = labels[ti];
-    const bool label_ok = label >= 0 && label < K;
-    const acc_t logit =
-        label_ok ? static_cast<acc_t>(logits[r * K + label]) : std::numeric_limits<acc_t>::quiet_NaN();
+    const acc_t logit = class_logit<scalar_t, acc_t>(logits + r * K, labels[ti], K);
     const Box4<acc_t> p{static_cast<acc_t>(pred[4 * r]), static_cast<acc_t>(pred[4 * r + 1]),
                         static_cast<acc_t>(pred[4 * r + 2]), static_cast<acc_t>(pred[4 * r + 3])};
     const Box4<acc_t> g{static_cast<acc_t>(targets[4 * ti]), static_cast<acc_t>(targets[4 * ti + 1]),
@@ -66,10 +61,15 @@ at::Tensor detr_matching_cost_cuda(const at::Tensor& logits, const at::Tensor& p
   const at::ScalarType acc_type = logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   at::Tensor out = at::empty({B, Q, T}, logits.options().dtype(acc_type));
   if (out.numel() == 0) return out;
-  std::vector<int64_t> offsets(B + 1, 0);
-  for (int64_t b = 0; b < B; ++b) offsets[b + 1] = offsets[b] + target_counts[b];
-  // Host to device: a copy, not a synchronization with the device's work.
-  const at::Tensor dev_offsets = at::tensor(offsets, at::TensorOptions().dtype(at::kLong)).to(logits.device());
+  // The offsets go from pinned memory with a non-blocking copy, ordered on
+  // the stream: no host sync (a pageable source would make the copy wait
+  // for the device). The caching host allocator keeps the pinned block until
+  // the copy has run.
+  at::Tensor offsets = at::empty({B + 1}, at::TensorOptions().dtype(at::kLong).pinned_memory(true));
+  int64_t* o = offsets.data_ptr<int64_t>();
+  o[0] = 0;
+  for (int64_t b = 0; b < B; ++b) o[b + 1] = o[b] + target_counts[b];
+  const at::Tensor dev_offsets = offsets.to(logits.device(), /*non_blocking=*/true);
   const at::Tensor labels = target_labels.to(at::kLong).contiguous();
   const at::Tensor l = logits.contiguous(), p = pred_boxes.contiguous(), tb = target_boxes.contiguous();
   at::Tensor stats = at::empty({B * Q, 2}, logits.options().dtype(acc_type));

@@ -279,6 +279,15 @@ VO_HOST_DEVICE_INLINE SoftmaxStats<T> softmax_stats(const scalar_t* logits, int6
   return {m, s};
 }
 
+// The logit of class `label` in a row of K logits. A label outside [0, K)
+// gives NaN, on the CPU as on CUDA (where checking would cost a host sync):
+// the NaN cost makes linear_sum_assignment (and HungarianMatcher) report the
+// problem as invalid.
+template <typename scalar_t, typename T>
+VO_HOST_DEVICE_INLINE T class_logit(const scalar_t* row, int64_t label, int64_t K) {
+  return label >= 0 && label < K ? static_cast<T>(row[label]) : std::numeric_limits<T>::quiet_NaN();
+}
+
 template <typename T>
 VO_HOST_DEVICE_INLINE T matching_cost(T logit, SoftmaxStats<T> stats, const Box4<T>& pred,
                                       const BoxRecord<T>& pred_record, const Box4<T>& target,

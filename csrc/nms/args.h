@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/checks.h"
+#include "core/limits.h"
 #include "nms/math.h"
 
 namespace vo {
@@ -54,6 +55,9 @@ inline void check_padded_nms_args(const at::Tensor& boxes, const at::Tensor& sco
                                   int64_t max_output) {
   check_nms_inputs(boxes, scores, idxs, 3, "padded_nms");
   check_max_output(max_output, "padded_nms");
+  // The output is [B, max_output] whatever N is (for nms and batched_nms,
+  // max_output only caps a result of at most N, so it needs no bound).
+  check_at_most(max_output, kMaxFixedOutputs, "padded_nms", "max_output", "the fixed output size per image");
 }
 
 inline SoftNmsMethod check_soft_nms_args(const at::Tensor& boxes, const at::Tensor& scores, double sigma,

@@ -148,15 +148,54 @@ enum class SoftNmsMethod : int { Linear = 0, Gaussian = 1 };
 // it by `iou` is picked (Bodla et al., 2017, as mmcv and ensemble-boxes
 // implement it): linear, 1 - iou above the threshold; gaussian,
 // exp(-iou^2 / sigma). A NaN overlap (an empty or NaN box) decays nothing.
+// exp(x) for x <= 0, from IEEE operations that round the same everywhere
+// (each product rounded on its own by mul_rn, no FMA): the CPU and CUDA give
+// the same bits, so soft-NMS decays scores alike and picks the same boxes.
+// libm's exp and the device's differ in the last bit for some x; this one is
+// within 1.2 ulp of the exact value (csrc/tests/test_nms_math.cpp). Cody and
+// Waite's reduction x = n ln 2 + r, |r| <= ln 2 / 2, then Taylor's series to
+// the degree the type needs (r^8 / 8! < 2^-26 for float, r^14 / 14! < 2^-55
+// for double) and an exact scaling by 2^n.
+template <typename T>
+VO_HOST_DEVICE_INLINE T rint_(T x) {
+#if defined(__CUDA_ARCH__)
+  return ::rint(x);
+#else
+  return std::rint(x);
+#endif
+}
+
+template <typename T>
+VO_HOST_DEVICE_INLINE T ldexp_(T x, int n) {
+#if defined(__CUDA_ARCH__)
+  return ::ldexp(x, n);
+#else
+  return std::ldexp(x, n);
+#endif
+}
+
+template <typename T>
+VO_HOST_DEVICE_INLINE T soft_nms_exp(T x) {
+  constexpr bool kFloat = sizeof(T) == 4;
+  constexpr int kDegree = kFloat ? 7 : 13;
+  const T lowest = kFloat ? T(-104) : T(-746);  // exp(lowest) rounds to 0
+  if (!(x > lowest)) return x == x ? T(0) : x;
+  if (x > T(0)) x = T(0);
+  // ln 2 split so that n * hi is exact for every n here (|n| < 2^11).
+  const T ln2_hi = kFloat ? T(0.693359375) : T(6.93147180369123816490e-01);
+  const T ln2_lo = kFloat ? T(-2.12194440e-4) : T(1.90821492927058770002e-10);
+  const T n = rint_(mul_rn(x, T(1.44269504088896340736)));
+  const T r = (x - mul_rn(n, ln2_hi)) - mul_rn(n, ln2_lo);
+  T p = T(1);
+  for (int k = kDegree; k >= 1; --k) p = T(1) + mul_rn(p, r) / T(k);  // 1 + r/1 (1 + r/2 (1 + ...))
+  return ldexp_(p, static_cast<int>(n));
+}
+
 template <typename T>
 VO_HOST_DEVICE_INLINE T soft_nms_weight(T iou, SoftNmsMethod method, T iou_threshold, T sigma) {
   if (!(iou == iou)) return T(1);
   if (method == SoftNmsMethod::Linear) return iou > iou_threshold ? T(1) - iou : T(1);
-#if defined(__CUDA_ARCH__)
-  return ::exp(-(iou * iou) / sigma);
-#else
-  return std::exp(-(iou * iou) / sigma);
-#endif
+  return soft_nms_exp(-(mul_rn(iou, iou)) / sigma);
 }
 
 // The IoU soft-NMS decays by: inter / union in the box type.

@@ -12,12 +12,14 @@
 // The output size of nms and batched_nms depends on the data, so they read a
 // few sizes back to the host (as torchvision's nms does); padded_nms, whose
 // output has a fixed size, never does. Memory: the mask, L x ceil(L / 64)
-// words per segment of L boxes, as torchvision's.
+// words per segment of L boxes, as torchvision's; padded_nms reuses one
+// mask buffer of at most 256 MB (or one image's) for chunks of images.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -32,6 +34,22 @@ namespace vo {
 namespace {
 
 constexpr int kTile = 64;  // rows and columns of one mask block: one 64-bit word per row
+
+// padded_nms's suppression masks take N * ceil(N / 64) words per image
+// (25,200 YOLO candidates: 79 MB); images go through one buffer of at most
+// this many bytes in chunks (one image at least), so memory does not grow
+// with the batch. The mask grid's rows are one launch dimension (at most
+// 65,535), which bounds N per image at 65,535 * 64.
+constexpr int64_t kPaddedMaskBytes = int64_t(256) << 20;
+constexpr int64_t kMaxPaddedBoxes = int64_t(65535) * kTile;
+
+// Scores as sort keys: -0.0 as +0.0 and every NaN as +NaN. torch's sort on
+// CUDA may order by the bits (a radix sort), which would put -0.0 after
+// +0.0 and a NaN with its sign bit set last; the CPU kernels tie the zeros
+// (then order by index) and put every NaN first.
+at::Tensor canonical_scores(const at::Tensor& scores) {
+  return at::where(at::isnan(scores), at::scalar_tensor(NAN, scores.options()), scores + 0);
+}
 
 // Segment s covers sorted positions [start[s], start[s] + length[s]). Its
 // mask rows have words[s] words each, from word mask_offset[s]; its removed
@@ -123,7 +141,8 @@ at::Tensor nms_cuda_impl(const at::Tensor& boxes, const at::Tensor& scores, cons
   if (n == 0 || max_keep == 0) return at::empty({0}, opts.dtype(at::kLong));
 
   // Score order (stable; NaN first), then grouped by class, still stable.
-  const at::Tensor by_score = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  const at::Tensor by_score =
+      std::get<1>(canonical_scores(scores).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
   at::Tensor order = by_score;
   at::Tensor sorted_classes;
   if (idxs) {
@@ -323,14 +342,20 @@ std::tuple<at::Tensor, at::Tensor> padded_nms_cuda(const at::Tensor& boxes, cons
   at::Tensor counts = at::zeros({B}, opts.dtype(at::kLong));
   if (B == 0 || N == 0 || max_output == 0) return {keep, counts};
 
-  const at::Tensor order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true)).contiguous();
+  TORCH_CHECK(N <= kMaxPaddedBoxes, "visionops.padded_nms: at most ", kMaxPaddedBoxes,
+              " boxes per image on CUDA (the suppression mask's launch grid), got ", N);
+  const at::Tensor order =
+      std::get<1>(canonical_scores(scores).sort(/*stable=*/true, /*dim=*/1, /*descending=*/true)).contiguous();
   const at::Tensor classes = idxs ? idxs->to(at::kLong).gather(1, order).contiguous() : at::Tensor();
   const at::Tensor valid =
       score_threshold ? scores.gather(1, order).to(at::kDouble).gt(*score_threshold).contiguous() : at::Tensor();
   const int64_t words = (N + kTile - 1) / kTile;
+  const int64_t mask_words = N * words;  // per image
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(B, kPaddedMaskBytes / 8 / mask_words));
   const auto stream = at::cuda::getCurrentCUDAStream();
-  at::Tensor mask = at::empty({B * N * words}, opts.dtype(at::kLong));
-  at::Tensor removed = at::empty({B * words}, opts.dtype(at::kLong));
+  at::Tensor mask = at::empty({chunk * mask_words}, opts.dtype(at::kLong));
+  at::Tensor removed = at::empty({chunk * words}, opts.dtype(at::kLong));
+  auto* mask_bits = reinterpret_cast<uint64_t*>(mask.data_ptr<int64_t>());
   VO_DISPATCH_FLOAT_BOX_TYPES(boxes.scalar_type(), "padded_nms", [&] {
     using T = box_acc_t<scalar_t>;
     at::Tensor sorted_boxes = at::empty({B * N, 5}, opts.dtype(c10::CppTypeToScalarType<T>::value));
@@ -339,19 +364,23 @@ std::tuple<at::Tensor, at::Tensor> padded_nms_cuda(const at::Tensor& boxes, cons
     padded_gather_kernel<scalar_t, T><<<cuda::blocks_for(B * N), cuda::kThreads, 0, stream>>>(
         b.data_ptr<scalar_t>(), order.data_ptr<int64_t>(), B, N, sb);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    const dim3 grid(static_cast<unsigned int>(words), static_cast<unsigned int>(words),
-                    static_cast<unsigned int>(std::min<int64_t>(B, 65535)));
-    padded_mask_kernel<T><<<grid, kTile, 0, stream>>>(sb, idxs ? classes.data_ptr<int64_t>() : nullptr, B, N, words,
-                                                      make_nms_predicate(iou_threshold),
-                                                      reinterpret_cast<uint64_t*>(mask.data_ptr<int64_t>()));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // Stream order makes the buffers free for the next chunk once its reduce ran.
+    for (int64_t first = 0; first < B; first += chunk) {
+      const int64_t nb = std::min(chunk, B - first);
+      const dim3 grid(static_cast<unsigned int>(words), static_cast<unsigned int>(words),
+                      static_cast<unsigned int>(std::min<int64_t>(nb, 65535)));
+      padded_mask_kernel<T><<<grid, kTile, 0, stream>>>(sb + first * N,
+                                                        idxs ? classes.data_ptr<int64_t>() + first * N : nullptr, nb,
+                                                        N, words, make_nms_predicate(iou_threshold), mask_bits);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      padded_reduce_kernel<<<static_cast<unsigned int>(nb), 256, 0, stream>>>(
+          mask_bits, order.data_ptr<int64_t>() + first * N,
+          score_threshold ? valid.data_ptr<bool>() + first * N : nullptr, N, words, max_output,
+          reinterpret_cast<uint64_t*>(removed.data_ptr<int64_t>()), keep.data_ptr<int64_t>() + first * max_output,
+          counts.data_ptr<int64_t>() + first);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
-  padded_reduce_kernel<<<static_cast<unsigned int>(B), 256, 0, stream>>>(
-      reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>()), order.data_ptr<int64_t>(),
-      score_threshold ? valid.data_ptr<bool>() : nullptr, N, words, max_output,
-      reinterpret_cast<uint64_t*>(removed.data_ptr<int64_t>()), keep.data_ptr<int64_t>(),
-      counts.data_ptr<int64_t>());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {keep, counts};
 }
 

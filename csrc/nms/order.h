@@ -18,9 +18,13 @@ namespace vo {
 namespace nms_order {
 
 // A 32-bit key whose ascending order is descending score order, NaN first
-// (torch.sort(descending=True) puts every NaN before every number).
+// (torch.sort(descending=True) puts every NaN before every number), every
+// NaN and both zeros alike whatever their sign bit: -0.0 ties with +0.0, as
+// the double path and the CUDA kernels (which sort canonical scores) order
+// them, so ties go by index on every device.
 inline uint32_t descending_key(float f) {
   if (f != f) return 0u;
+  if (f == 0.0f) f = 0.0f;  // -0.0 as +0.0
   uint32_t b;
   std::memcpy(&b, &f, sizeof(b));
   const uint32_t ascending = (b & 0x80000000u) ? ~b : (b | 0x80000000u);

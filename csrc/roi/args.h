@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "core/checks.h"
+#include "core/limits.h"
 #include "roi/math.h"
 
 namespace vo {
@@ -32,6 +33,14 @@ inline void check_rois(const at::Tensor& rois, const at::Tensor& input, const ch
 inline void check_output_size(int64_t pooled_height, int64_t pooled_width, const char* op) {
   TORCH_CHECK_VALUE(pooled_height >= 0 && pooled_width >= 0, "visionops.", op,
                     ": output_size must not be negative, got (", pooled_height, ", ", pooled_width, ")");
+  check_at_most(pooled_height > pooled_width ? pooled_height : pooled_width, kMaxPooledSide, op, "output_size",
+                "bins per side");
+}
+
+// Checked before any work: the points of a bin are sampling_ratio^2.
+inline void check_sampling_ratio(int64_t sampling_ratio, const char* op) {
+  check_at_most(sampling_ratio, kMaxSamplingRatio, op, "sampling_ratio",
+                "sampling points per bin side; 0 or less picks about one per pixel");
 }
 
 // The output gradient of K RoIs over C channels.
@@ -63,17 +72,6 @@ inline at::Tensor zeros_map(int64_t N, int64_t C, int64_t H, int64_t W, const at
                             bool channels_last) {
   if (!channels_last) return at::zeros({N, C, H, W}, options);
   return at::zeros({N, H, W, C}, options).permute({0, 3, 1, 2});
-}
-
-// Batch indices are values, checked where that costs no device sync: on the
-// CPU, before any work. rois must be contiguous [K, 5] of type T.
-template <typename T>
-void check_roi_batch_indices(const T* rois, int64_t K, int64_t batch, const char* op) {
-  for (int64_t k = 0; k < K; ++k) {
-    const T v = rois[5 * k];
-    TORCH_CHECK_INDEX(roi_batch_index(v, batch) >= 0, "visionops.", op, ": rois[", k, ", 0] = ",
-                      static_cast<double>(v), " is not a batch index of input, which has batch size ", batch);
-  }
 }
 
 // ---- multi_scale_roi_align: FPN maps of one batch and channel count, one

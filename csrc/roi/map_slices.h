@@ -27,16 +27,37 @@ namespace vo::cpu {
 // Channels per block: a multiple of one AVX-512 vector of floats.
 constexpr int64_t kSliceChannels = 32;
 
+// The RoIs whose batch index is not one of input's N images (outside [0, N)
+// after truncation, or NaN). They pool zeros and get no gradient, on the CPU
+// as on CUDA, where refusing them would cost a host sync.
+template <typename T>
+std::vector<int64_t> invalid_rois(const T* rois, int64_t K, int64_t N) {
+  std::vector<int64_t> bad;
+  for (int64_t k = 0; k < K; ++k)
+    if (roi_batch_index(rois[5 * k], N) < 0) bad.push_back(k);
+  return bad;
+}
+
 // The RoIs ids (a subset of all K RoIs) grouped by image, each group in the
-// order of ids (a stable counting sort). Batch indices must have been checked.
+// order of ids (a stable counting sort). RoIs whose batch index is not one
+// of the N images (roi_batch_index gives -1) are left out: they pool zeros
+// (see invalid_rois) and get no gradient.
 template <typename T>
 struct RoisByImage {
   std::vector<int64_t> order, begin;
-  RoisByImage(const T* rois, const std::vector<int64_t>& ids, int64_t N) : order(ids.size()), begin(N + 1, 0) {
-    for (const int64_t k : ids) ++begin[roi_batch_index(rois[5 * k], N) + 1];
-    for (int64_t n = 0; n < N; ++n) begin[n + 1] += begin[n];
+  RoisByImage(const T* rois, const std::vector<int64_t>& ids, int64_t N) : begin(N + 2, 0) {
+    // Slot s = batch index + 1: slot 0 holds the invalid RoIs (index -1), which
+    // sort first and are then dropped; begin[s + 1] counts slot s, then the
+    // prefix sums make begin[s] slot s's first position.
+    for (const int64_t k : ids) ++begin[roi_batch_index(rois[5 * k], N) + 2];
+    for (int64_t n = 0; n <= N; ++n) begin[n + 1] += begin[n];
     std::vector<int64_t> next(begin.begin(), begin.end() - 1);
-    for (const int64_t k : ids) order[next[roi_batch_index(rois[5 * k], N)]++] = k;
+    std::vector<int64_t> all(ids.size());
+    for (const int64_t k : ids) all[next[roi_batch_index(rois[5 * k], N) + 1]++] = k;
+    const int64_t skipped = begin[1];
+    order.assign(all.begin() + skipped, all.end());
+    begin.erase(begin.begin());
+    for (int64_t& b : begin) b -= skipped;
   }
 
   // Orders each image's RoIs along a Z-order curve of their centres, so that

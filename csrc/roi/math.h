@@ -7,8 +7,8 @@
 // where the inputs are finite. What torchvision leaves undefined is defined
 // here once, for every device:
 //   - a batch index outside [0, N) (after truncation, as torchvision casts
-//     it) or NaN marks the RoI invalid: the kernels refuse it (CPU) or give it
-//     zero output and zero gradient (CUDA, where checking would cost a sync);
+//     it) or NaN marks the RoI invalid: it pools zeros and gets no gradient,
+//     on the CPU as on CUDA (where refusing it would cost a host sync);
 //   - a sampling point at a NaN or infinite position contributes nothing
 //     (torchvision reads pixel 0 for it, or crashes on the int cast);
 //   - an adaptive sampling grid is capped at kMaxSamplingGrid points per bin

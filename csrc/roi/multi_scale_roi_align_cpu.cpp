@@ -44,6 +44,7 @@ at::Tensor multi_scale_roi_align_cpu(at::TensorList features, const at::Tensor& 
   constexpr const char* op = "multi_scale_roi_align";
   const LevelMapping m = check_multi_scale_args(features, rois, spatial_scales, pooled_h, pooled_w,
                                                 canonical_scale, canonical_level, eps, op);
+  check_sampling_ratio(sampling_ratio, op);
   const at::Tensor& f0 = features[0];
   const int64_t K = rois.size(0), N = f0.size(0), C = f0.size(1);
   at::Tensor out = at::empty({K, C, pooled_h, pooled_w}, f0.options());
@@ -53,8 +54,8 @@ at::Tensor multi_scale_roi_align_cpu(at::TensorList features, const at::Tensor& 
     using T = at::opmath_type<scalar_t>;
     const at::Tensor r = rois.to(c10::CppTypeToScalarType<T>::value).contiguous();
     const T* roi = r.data_ptr<T>();
-    check_roi_batch_indices(roi, K, N, op);
-    const std::vector<int64_t> level = roi_levels(roi, K, m);
+    std::vector<int64_t> level = roi_levels(roi, K, m);
+    for (const int64_t k : cpu::invalid_rois(roi, K, N)) level[k] = -1;  // pools zeros
     const auto ids = rois_per_level(level, m.levels);
     // RoIs that map to no level, or to an empty map, pool zeros.
     const int64_t per_roi = C * pooled_h * pooled_w;
@@ -86,6 +87,7 @@ std::vector<at::Tensor> multi_scale_roi_align_backward_cpu(const at::Tensor& gra
   const LevelMapping m =
       check_multi_scale_backward_args(grad, rois, spatial_scales, heights, widths, channels_last.size(), C,
                                       canonical_scale, canonical_level, eps, op);
+  check_sampling_ratio(sampling_ratio, op);
   const int64_t L = m.levels, K = rois.size(0);
   const int64_t pooled_h = grad.size(2), pooled_w = grad.size(3);
   std::vector<at::Tensor> result;
@@ -97,8 +99,7 @@ std::vector<at::Tensor> multi_scale_roi_align_backward_cpu(const at::Tensor& gra
     constexpr auto acc_type = c10::CppTypeToScalarType<T>::value;
     const at::Tensor r = rois.to(acc_type).contiguous();
     const T* roi = r.data_ptr<T>();
-    check_roi_batch_indices(roi, K, N, op);
-    const auto ids = rois_per_level(roi_levels(roi, K, m), L);
+    const auto ids = rois_per_level(roi_levels(roi, K, m), L);  // RoIsByImage leaves out invalid batch indices
     const at::Tensor g = grad.to(acc_type).contiguous();
     for (int64_t l = 0; l < L; ++l) {
       if (result[l].numel() == 0) continue;

@@ -102,6 +102,7 @@ at::Tensor multi_scale_roi_align_cuda(at::TensorList features, const at::Tensor&
   constexpr const char* op = "multi_scale_roi_align";
   const LevelMapping m = check_multi_scale_args(features, rois, spatial_scales, pooled_h, pooled_w,
                                                 canonical_scale, canonical_level, eps, op);
+  check_sampling_ratio(sampling_ratio, op);
   check_level_count(m.levels, op);
   const at::Tensor& f0 = features[0];
   const c10::cuda::CUDAGuard guard(f0.device());
@@ -137,6 +138,7 @@ std::vector<at::Tensor> multi_scale_roi_align_backward_cuda(const at::Tensor& gr
   const LevelMapping m =
       check_multi_scale_backward_args(grad, rois, spatial_scales, heights, widths, channels_last.size(), C,
                                       canonical_scale, canonical_level, eps, op);
+  check_sampling_ratio(sampling_ratio, op);
   check_level_count(m.levels, op);
   const int64_t L = m.levels, K = rois.size(0);
   const int64_t pooled_h = grad.size(2), pooled_w = grad.size(3);

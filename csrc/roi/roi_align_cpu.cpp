@@ -23,6 +23,7 @@ at::Tensor roi_align_cpu(const at::Tensor& input, const at::Tensor& rois, double
   check_roi_input(input, op);
   check_rois(rois, input, op);
   check_output_size(pooled_h, pooled_w, op);
+  check_sampling_ratio(sampling_ratio, op);
   const int64_t K = rois.size(0), N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   at::Tensor out = at::empty({K, C, pooled_h, pooled_w}, input.options());
   if (out.numel() == 0) return out;
@@ -30,7 +31,6 @@ at::Tensor roi_align_cpu(const at::Tensor& input, const at::Tensor& rois, double
     using T = at::opmath_type<scalar_t>;
     const at::Tensor r = rois.to(c10::CppTypeToScalarType<T>::value).contiguous();
     const T* roi = r.data_ptr<T>();
-    check_roi_batch_indices(roi, K, N, op);
     if (H == 0 || W == 0) {
       out.zero_();
       return;
@@ -40,6 +40,7 @@ at::Tensor roi_align_cpu(const at::Tensor& input, const at::Tensor& rois, double
     cpu::roi_align_forward_map<scalar_t, T>(cpu::readable_map(input), roi, groups,
                                             {spatial_scale, pooled_h, pooled_w, sampling_ratio, aligned},
                                             out.data_ptr<scalar_t>());
+    for (const int64_t k : cpu::invalid_rois(roi, K, N)) out[k].zero_();
   });
   return out;
 }
@@ -51,6 +52,7 @@ at::Tensor roi_align_backward_cpu(const at::Tensor& grad, const at::Tensor& rois
   check_rois(rois, grad, op);
   const int64_t K = rois.size(0);
   check_roi_grad(grad, K, C, pooled_h, pooled_w, op);
+  check_sampling_ratio(sampling_ratio, op);
   at::Tensor grad_map = cpu::empty_map(N, C, H, W, grad.options(), channels_last);
   if (grad_map.numel() == 0) return grad_map;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "_roi_align_backward", [&] {
@@ -58,7 +60,6 @@ at::Tensor roi_align_backward_cpu(const at::Tensor& grad, const at::Tensor& rois
     constexpr auto acc_type = c10::CppTypeToScalarType<T>::value;
     const at::Tensor r = rois.to(acc_type).contiguous();
     const T* roi = r.data_ptr<T>();
-    check_roi_batch_indices(roi, K, N, op);
     const at::Tensor g = grad.to(acc_type).contiguous();
     const cpu::RoisByImage<T> groups(roi, cpu::all_rois(K), N);
     cpu::roi_align_backward_map<scalar_t, T>(g.data_ptr<T>(), roi, groups,

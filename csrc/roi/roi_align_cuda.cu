@@ -63,6 +63,7 @@ at::Tensor roi_align_cuda(const at::Tensor& input, const at::Tensor& rois, doubl
   check_roi_input(input, op);
   check_rois(rois, input, op);
   check_output_size(pooled_h, pooled_w, op);
+  check_sampling_ratio(sampling_ratio, op);
   const c10::cuda::CUDAGuard guard(input.device());
   const int64_t K = rois.size(0), C = input.size(1);
   at::Tensor out = at::empty({K, C, pooled_h, pooled_w}, input.options());
@@ -88,6 +89,7 @@ at::Tensor roi_align_backward_cuda(const at::Tensor& grad, const at::Tensor& roi
   check_rois(rois, grad, op);
   const int64_t K = rois.size(0);
   check_roi_grad(grad, K, C, pooled_h, pooled_w, op);
+  check_sampling_ratio(sampling_ratio, op);
   const c10::cuda::CUDAGuard guard(grad.device());
   at::Tensor result;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "_roi_align_backward", [&] {

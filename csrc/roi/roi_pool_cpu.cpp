@@ -156,7 +156,6 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_cpu(const at::Tensor& input, const a
     using T = at::opmath_type<scalar_t>;
     const at::Tensor r = rois.to(c10::CppTypeToScalarType<T>::value).contiguous();
     const T* roi = r.data_ptr<T>();
-    check_roi_batch_indices(roi, K, N, op);
     if (H == 0 || W == 0) {  // every bin is empty
       out.zero_();
       argmax.fill_(-1);
@@ -169,6 +168,10 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_cpu(const at::Tensor& input, const a
     groups.sort_spatially(roi);
     roi_pool_forward_map<scalar_t, T>(cpu::readable_map(input), roi, groups, {spatial_scale, pooled_h, pooled_w},
                                       out.data_ptr<scalar_t>(), argmax.data_ptr<int32_t>());
+    for (const int64_t k : cpu::invalid_rois(roi, K, N)) {
+      out[k].zero_();
+      argmax[k].fill_(-1);
+    }
   });
   return {out, argmax};
 }
@@ -191,7 +194,6 @@ at::Tensor roi_pool_backward_cpu(const at::Tensor& grad, const at::Tensor& rois,
     if (K > 0 && C > 0 && HW > 0 && pooled_h > 0 && pooled_w > 0) {
       const at::Tensor r = rois.to(acc_type).contiguous();
       const T* roi = r.data_ptr<T>();
-      check_roi_batch_indices(roi, K, N, op);
       const at::Tensor g = grad.to(acc_type).contiguous();
       const at::Tensor a = argmax.contiguous();
       const T* gp = g.data_ptr<T>();
@@ -205,7 +207,9 @@ at::Tensor roi_pool_backward_cpu(const at::Tensor& grad, const at::Tensor& rois,
       at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; ++c) {
           for (int64_t k = 0; k < K; ++k) {
-            T* plane = gxp + roi_batch_index(roi[5 * k], N) * s_n + c * s_c;
+            const int64_t n = roi_batch_index(roi[5 * k], N);
+            if (n < 0) continue;  // pooled zeros: no gradient
+            T* plane = gxp + n * s_n + c * s_c;
             const T* gk = gp + (k * C + c) * bins;
             const int32_t* ak = ap + (k * C + c) * bins;
             for (int64_t bin = 0; bin < bins; ++bin) {

@@ -16,7 +16,7 @@ import visionops
 from visionops._extension import _C
 
 from .. import references as ref
-from ..conftest import require
+from ..conftest import require, requires_cuda
 
 CASES = [
     {"mode": "binary"},
@@ -222,3 +222,25 @@ def test_portable_sigmoid_loops_match_avx512_bitwise(tmp_path):
             assert not a.isnan().any(), key
             assert torch.equal(a, b), key
 
+
+
+@requires_cuda
+@pytest.mark.parametrize("mode", ["binary", "multiclass"])
+def test_cuda_statistics_deterministic_and_softmax_backward(mode):
+    # The block reduction's last step is read after a barrier: a race there
+    # would show as statistics that change from run to run. The multiclass
+    # backward (one thread per pixel, O(C)) matches the CPU's.
+    g = torch.Generator().manual_seed(41)
+    c = 1 if mode == "binary" else 21
+    x = torch.randn(4, c, 96, 96, generator=g)
+    t = (torch.rand(4, 1, 96, 96, generator=g) > 0.5).float() if mode == "binary" else \
+        torch.randint(0, c, (4, 96, 96), generator=g)
+    args = (mode, True, 0.0, 1e-7, False, None, None, False, "mean")
+    first = torch.ops.visionops.dice_loss(x.cuda(), t.cuda(), *args)[1]
+    for _ in range(50):
+        assert torch.equal(torch.ops.visionops.dice_loss(x.cuda(), t.cuda(), *args)[1], first)
+    torch.testing.assert_close(first.cpu(), torch.ops.visionops.dice_loss(x, t, *args)[1], rtol=1e-6, atol=1e-3)
+    xc, xg = x.clone().requires_grad_(), x.cuda().requires_grad_()
+    (want,) = torch.autograd.grad(visionops.dice_loss(xc, t, mode=mode), xc)
+    (got,) = torch.autograd.grad(visionops.dice_loss(xg, t.cuda(), mode=mode), xg)
+    torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-9)

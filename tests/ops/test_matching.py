@@ -13,7 +13,12 @@ import visionops
 from .. import references as _reference
 from ..conftest import require, requires_cuda
 
-scipy_optimize = require("scipy.optimize")
+
+def scipy_optimize():
+    """scipy.optimize, required by the tests that compare with it (and only
+    by them: the CUDA tests run on an image without scipy)."""
+    return require("scipy.optimize")
+
 
 INF = float("inf")
 
@@ -32,7 +37,7 @@ def _random_problem(kind: int, R: int, C: int, g: torch.Generator) -> torch.Tens
 
 def _scipy(cost: torch.Tensor, maximize: bool = False):
     try:
-        return scipy_optimize.linear_sum_assignment(cost.double().cpu().numpy(), maximize=maximize)
+        return scipy_optimize().linear_sum_assignment(cost.double().cpu().numpy(), maximize=maximize)
     except ValueError as e:
         return str(e)
 
@@ -120,7 +125,7 @@ def test_empty(device):
 def test_invalid_and_infeasible_raise_like_scipy(cost, device):
     c = torch.tensor(cost, dtype=torch.float64)
     with pytest.raises(ValueError):
-        scipy_optimize.linear_sum_assignment(c.numpy())
+        scipy_optimize().linear_sum_assignment(c.numpy())
     with pytest.raises(ValueError, match="visionops.linear_sum_assignment: cost matrix (contains invalid|is infeasible)"):
         visionops.linear_sum_assignment(c.to(device))
 
@@ -130,7 +135,7 @@ def test_nan_wins_over_infeasible():
     with pytest.raises(ValueError, match="invalid numeric entries"):
         visionops.linear_sum_assignment(c)
     with pytest.raises(ValueError, match="invalid numeric entries"):
-        scipy_optimize.linear_sum_assignment(c.numpy())
+        scipy_optimize().linear_sum_assignment(c.numpy())
 
 
 def test_batched_with_counts_matches_per_problem_scipy(device):
@@ -144,7 +149,7 @@ def test_batched_with_counts_matches_per_problem_scipy(device):
     assert a.shape == (B, Q)
     for b in range(B):
         block = cost[b, : rows[b], : cols[b]]
-        ref_r, ref_c = scipy_optimize.linear_sum_assignment(block.numpy())
+        ref_r, ref_c = scipy_optimize().linear_sum_assignment(block.numpy())
         assigned = torch.nonzero(a[b] >= 0).flatten()
         assert (a[b, rows[b]:] == -1).all()
         assert len(assigned) == min(int(rows[b]), int(cols[b]))
@@ -165,7 +170,7 @@ def test_list_of_matrices(device):
     mats = [torch.rand(int(r), int(c), generator=g) for r, c in torch.randint(0, 9, (20, 2), generator=g)]
     out = visionops.linear_sum_assignment([m.to(device) for m in mats])
     for m, (r, c) in zip(mats, out):
-        ref = scipy_optimize.linear_sum_assignment(m.double().numpy())
+        ref = scipy_optimize().linear_sum_assignment(m.double().numpy())
         assert m.double()[r.cpu(), c.cpu()].sum().item() == pytest.approx(m.double().numpy()[ref].sum())
 
 
@@ -243,7 +248,7 @@ def _detr_reference_indices(outputs, targets, w_class, w_bbox, w_giou):
     cost = _reference.detr_matching_cost_from_probs(prob, boxes, tgt_ids, tgt, w_class, w_bbox, w_giou)
     cost = cost.view(B, Q, -1)
     sizes = [len(t["boxes"]) for t in targets]
-    return cost, [scipy_optimize.linear_sum_assignment(c[i].numpy()) for i, c in enumerate(cost.split(sizes, -1))]
+    return cost, [scipy_optimize().linear_sum_assignment(c[i].numpy()) for i, c in enumerate(cost.split(sizes, -1))]
 
 
 def test_hungarian_matcher_matches_detr_reference(device):
@@ -273,7 +278,12 @@ def test_matcher_errors():
         visionops.HungarianMatcher()(outputs, targets[:1])
     bad = [{"labels": torch.tensor([4]), "boxes": torch.rand(1, 4)}, {"labels": torch.zeros(0, dtype=torch.long),
                                                                         "boxes": torch.zeros(0, 4)}]
-    with pytest.raises(IndexError, match="target_labels must be in \\[0, 4\\), got 4"):
+    # A label outside [0, K): NaN costs in its column (as on CUDA, which cannot check without a
+    # host sync), which the matcher reports.
+    cost = visionops.detr_matching_cost(outputs["pred_logits"], outputs["pred_boxes"], torch.tensor([4, 1]),
+                                        torch.rand(2, 4), [1, 1])
+    assert cost[0, :, 0].isnan().all() and not cost[1].isnan().any()
+    with pytest.raises(ValueError, match="NaN"):
         visionops.HungarianMatcher()(outputs, bad)
     with pytest.raises(RuntimeError, match="target_boxes must have shape \\[T, 4\\], got \\[2, 3\\]"):
         visionops.detr_matching_cost(outputs["pred_logits"], outputs["pred_boxes"], torch.zeros(2, dtype=torch.long),
@@ -315,3 +325,29 @@ def test_cuda_batch_never_synchronizes():
         block = cost[b].cpu()
         assert block[rows, got[rows]].sum().item() == pytest.approx(
             block[torch.nonzero(exp >= 0).flatten(), exp[exp >= 0]].sum().item())
+
+
+@requires_cuda
+def test_cuda_matching_cost_does_not_sync():
+    # The per-image offsets go from pinned memory, non-blocking: no host sync.
+    g = torch.Generator().manual_seed(13)
+    outputs, targets = _detr_batch(4, 30, 8, g)
+    labels = torch.cat([t["labels"] for t in targets]).cuda()
+    boxes = torch.cat([t["boxes"] for t in targets]).cuda()
+    counts = [len(t["labels"]) for t in targets]
+    logits, pred = outputs["pred_logits"].cuda(), outputs["pred_boxes"].cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        cost = visionops.detr_matching_cost(logits, pred, labels, boxes, counts)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    want = visionops.detr_matching_cost(logits.cpu(), pred.cpu(), labels.cpu(), boxes.cpu(), counts)
+    torch.testing.assert_close(cost.cpu(), want, rtol=1e-5, atol=1e-5)
+    # A label outside [0, K) gives NaN in its column, as on the CPU.
+    bad = labels.clone()
+    bad[0] = 8
+    assert cost.shape[2] > 0
+    c = visionops.detr_matching_cost(logits, pred, bad, boxes, counts).cpu()
+    w = visionops.detr_matching_cost(logits.cpu(), pred.cpu(), bad.cpu(), boxes.cpu(), counts)
+    assert torch.equal(c.isnan(), w.isnan()) and c.isnan().any()

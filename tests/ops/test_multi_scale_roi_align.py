@@ -12,7 +12,7 @@ import torch
 import visionops
 
 from .. import references as ref
-from ..conftest import require
+from ..conftest import require, requires_cuda
 
 tv_ops = require("torchvision.ops")
 
@@ -76,6 +76,52 @@ def test_matches_reference(device):
     expected = ref.multi_scale_roi_align(feats, boxes, (2, 2), scales, 2)
     ours = visionops.multi_scale_roi_align([f.to(device) for f in feats], [b.to(device) for b in boxes], 2, scales, 2)
     torch.testing.assert_close(ours.cpu(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_bad_batch_index_pools_zeros(device):
+    # As roi_align: a RoI whose batch index is not an image pools zeros and
+    # passes no gradient, on every device.
+    g = torch.Generator().manual_seed(21)
+    feats = [f.requires_grad_() for f in fpn(2, 3, device=device, g=g).values()]
+    scales = [2.0**-lvl for lvl in range(2, 6)]
+    rois = torch.tensor([[0.0, 10, 10, 90, 80], [2.0, 10, 10, 90, 80], [float("nan"), 5, 5, 60, 60],
+                         [1.0, 20, 30, 150, 120]], device=device)
+    out = torch.ops.visionops.multi_scale_roi_align(feats, rois, scales, 3, 3, 2)
+    assert torch.equal(out[1:3], torch.zeros_like(out[1:3]))
+    good = rois[[0, 3]]
+    want = torch.ops.visionops.multi_scale_roi_align(feats, good, scales, 3, 3, 2)
+    assert torch.equal(out[[0, 3]], want)
+    for a, b in zip(torch.autograd.grad(out.sum(), feats), torch.autograd.grad(want.sum(), feats), strict=True):
+        assert torch.equal(a, b)
+
+
+@requires_cuda
+def test_cuda_backward_deterministic_mode():
+    # torch.use_deterministic_algorithms(True) selects the gather backward:
+    # the same bits run to run and in both layouts, and the CPU's values.
+    g = torch.Generator().manual_seed(22)
+    feats = list(fpn(2, 16, g=g).values())
+    scales = [2.0**-lvl for lvl in range(2, 6)]
+    rois = torch.cat([torch.cat([torch.full((40, 1), float(b)), bx], dim=1)
+                      for b, bx in enumerate(boxes_per_image(2, 40, g=g))])
+    grad = torch.randn(80, 16, 7, 7, generator=g)
+    heights, widths = [f.shape[2] for f in feats], [f.shape[3] for f in feats]
+    backward = torch.ops.visionops._multi_scale_roi_align_backward
+    cpu = backward(grad, rois, scales, heights, widths, 2, 16, 2, 224, 4, 1e-6, [False] * 4)
+    args = (grad.cuda(), rois.cuda(), scales, heights, widths, 2, 16, 2, 224, 4, 1e-6)
+    was, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        runs = [backward(*args, [cl] * 4) for cl in (False, False, True)]
+    finally:
+        torch.use_deterministic_algorithms(was, warn_only=warn_only)
+    for level in range(4):
+        assert torch.equal(runs[0][level], runs[1][level])
+        assert torch.equal(runs[0][level], runs[2][level].contiguous())
+        torch.testing.assert_close(runs[0][level].cpu(), cpu[level], rtol=1e-4, atol=1e-5)
+    atomic = backward(*args, [False] * 4)  # the default: atomics, the same values to rounding
+    for level in range(4):
+        torch.testing.assert_close(atomic[level].cpu(), cpu[level], rtol=1e-4, atol=1e-5)
 
 
 def test_gradcheck(device):

@@ -710,3 +710,49 @@ def test_cuda_soft_nms_matches_cpu(cuda):
             got = visionops.soft_nms(boxes.cuda(), scores.cuda(), 0.3, 0.5, 0.01, method)
             assert torch.equal(got[0].cpu(), want[0]), (seed, method)
             torch.testing.assert_close(got[1].cpu(), want[1], rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------------- signed zeros and NaN, every device
+
+
+# A quiet NaN with the sign bit set, by its bits (conversions may drop the sign).
+_NEGATIVE_NAN_BITS = {torch.float32: (torch.int32, -0x400000), torch.float64: (torch.int64, -0x8000000000000),
+                      torch.float16: (torch.int16, -0x200), torch.bfloat16: (torch.int16, -0x40)}
+
+
+def _signed_scores(dtype, device):
+    int_type, bits = _NEGATIVE_NAN_BITS[dtype]
+    s = torch.tensor([0.0, -0.0, float("nan"), 0.0, 0.5, -0.0, 0.0], dtype=dtype)
+    s[3] = torch.tensor([bits], dtype=int_type).view(dtype)[0]
+    assert torch.signbit(s[3]) and s[3].isnan() and torch.signbit(s[1]) and not torch.signbit(s[2])
+    return s.to(device)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_signed_zero_and_nan_scores_order_alike_on_every_device(dtype, device):
+    # -0.0 ties with +0.0 (then by index) and a NaN is first whatever its sign
+    # bit, on the CPU and on CUDA, in nms, batched_nms and padded_nms. The
+    # boxes do not overlap, so the output is the score order itself.
+    boxes = torch.tensor([[20.0 * i, 0, 20.0 * i + 10, 10] for i in range(7)], dtype=dtype, device=device)
+    scores = _signed_scores(dtype, device)
+    want = [2, 3, 4, 0, 1, 5, 6]
+    assert visionops.nms(boxes, scores, 0.5).tolist() == want
+    assert visionops.batched_nms(boxes, scores, torch.zeros(7, dtype=torch.long, device=device), 0.5).tolist() == want
+    keep, count = visionops.padded_nms(boxes[None], scores[None], 0.5, 7)
+    assert keep[0].tolist() == want and count.tolist() == [7]
+
+
+@requires_cuda
+def test_cuda_padded_nms_chunks_large_batches():
+    # 20,000 boxes an image: a 50 MB mask each, so 12 images go through the
+    # 256 MB mask buffer in chunks. Each image's result is its own.
+    g = torch.Generator().manual_seed(31)
+    boxes = torch.stack([clustered_boxes(20000, g) for _ in range(12)])
+    scores = torch.rand(12, 20000, generator=g)
+    keep, counts = visionops.padded_nms(boxes.cuda(), scores.cuda(), 0.5, 300)
+    for b in (0, 5, 11):
+        want = visionops.nms(boxes[b], scores[b], 0.5, max_output=300)
+        assert counts[b].item() == want.numel()
+        assert torch.equal(keep[b, : want.numel()].cpu(), want)
+    with pytest.raises(RuntimeError, match="at most 4194240 boxes per image on CUDA"):
+        visionops.padded_nms(torch.zeros(1, 4194241, 4, device="cuda"), torch.zeros(1, 4194241, device="cuda"), 0.5, 1)

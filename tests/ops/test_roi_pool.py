@@ -91,11 +91,19 @@ def test_nan_in_map_and_rois(device):
     assert torch.isfinite(out[2]).all()
 
 
-def test_bad_batch_index_cpu():
-    x = torch.randn(2, 2, 8, 8)
-    rois = torch.tensor([[0.0, 1, 1, 4, 4], [3.0, 1, 1, 4, 4]])
-    with pytest.raises(IndexError, match=r"visionops.roi_pool: rois\[1, 0\] = 3 is not a batch index of input"):
-        visionops.roi_pool(x, rois, 2)
+@pytest.mark.parametrize("bad", [3.0, -2.0, float("nan")])
+def test_bad_batch_index_pools_zeros(bad, device):
+    # As roi_align: zeros, argmax -1 and no gradient, on every device.
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(2, 2, 8, 8, generator=g).to(device).requires_grad_()
+    rois = torch.tensor([[0.0, 1, 1, 4, 4], [bad, 1, 1, 4, 4], [1.0, 0, 2, 7, 6]], device=device)
+    out, argmax = torch.ops.visionops.roi_pool(x, rois, 1.0, 2, 2)
+    assert torch.equal(out[1], torch.zeros_like(out[1])) and (argmax[1] == -1).all()
+    good = rois[[0, 2]]
+    assert torch.equal(out[[0, 2]], visionops.roi_pool(x, good, 2))
+    (grad,) = torch.autograd.grad(visionops.roi_pool(x, rois, 2).sum(), x)
+    (want,) = torch.autograd.grad(visionops.roi_pool(x, good, 2).sum(), x)
+    assert torch.equal(grad, want)
 
 
 def test_gradcheck_and_layouts(device):

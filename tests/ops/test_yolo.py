@@ -12,6 +12,7 @@ import torch
 import visionops
 
 from .. import references as ref
+from ..conftest import requires_cuda
 
 ANCHORS = torch.tensor([[[10.0, 13], [16, 30], [33, 23]], [[30.0, 61], [62, 45], [59, 119]],
                         [[116.0, 90], [156, 198], [373, 326]]])
@@ -125,3 +126,22 @@ def test_opcheck_and_compile(device):
     for a, b in zip(f(*hs), visionops.yolo_decode(hs, anchors, STRIDES, max_detections=30)):
         assert torch.equal(a, b)
     torch._dynamo.reset()
+
+
+@requires_cuda
+def test_cuda_decode_with_nested_list_anchors_does_not_sync():
+    # The docstring's form of anchors (nested lists) goes to the device
+    # through pinned memory, without waiting for it: no host sync anywhere.
+    heads = [torch.randn(2, 3 * 85, s, s, device="cuda") for s in (20, 10)]
+    anchors = [[[10, 13], [16, 30], [33, 23]], [[30, 61], [62, 45], [59, 119]]]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = visionops.yolo_decode(heads, anchors, [8, 16], max_detections=50)
+        boxes = visionops.yolo_boxes(heads[0], anchors[0], 8)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    want = visionops.yolo_decode([h.cpu() for h in heads], anchors, [8, 16], max_detections=50)
+    for a, b in zip(out, want, strict=True):
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-5, atol=1e-4)
+    assert boxes.shape == (2, 3, 20, 20, 4)

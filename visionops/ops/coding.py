@@ -50,7 +50,17 @@ import math
 import torch
 from torch import Tensor, nn
 
-from visionops._checks import LIB, check_grad_device, check_same_dtype_device, dtype_name, refuse_double_backward
+from visionops._checks import (
+    LIB,
+    MAX_ANCHORS,
+    MAX_FIXED_OUTPUTS,
+    MAX_GRID_SIDE,
+    check_at_most,
+    check_grad_device,
+    check_same_dtype_device,
+    dtype_name,
+    refuse_double_backward,
+)
 
 __all__ = [
     "AnchorGenerator",
@@ -227,8 +237,15 @@ class AnchorGenerator(nn.Module):
 
 
 def _anchors_tensor(anchors, like: Tensor) -> Tensor:
-    a = anchors if isinstance(anchors, Tensor) else torch.tensor(anchors, dtype=torch.float32)
-    return a.to(device=like.device, dtype=torch.float32)
+    if isinstance(anchors, Tensor):
+        return anchors.to(device=like.device, dtype=torch.float32)
+    a = torch.tensor(anchors, dtype=torch.float32)
+    if like.is_cuda and not torch.compiler.is_compiling():
+        # Nested lists (the docstring's form) go through pinned memory with a
+        # non-blocking copy: a pageable one would wait for the device (a host
+        # sync on every call).
+        return a.pin_memory().to(like.device, non_blocking=True)
+    return a.to(like.device)
 
 
 def yolo_decode(heads: list[Tensor], anchors, strides: list[int], *, version: str = "v5",
@@ -416,6 +433,11 @@ def _grid_anchors_fake(cell_anchors, anchors_per_level, grid_heights, grid_width
             a >= 0 and h >= 0 and w >= 0,
             lambda level=level: f"visionops.{op}: anchor counts and grid sizes must not be negative, at level {level}",
         )
+        check_at_most(max(h, w), MAX_GRID_SIDE, op, "a grid side", "feature map cells per side")
+        check_at_most(a, cell_anchors.shape[0], op, "anchors_per_level", "the rows of cell_anchors")
+        check_at_most(h * w, MAX_ANCHORS, op, "a grid's cells", "H * W")
+        total = sum(a_ * h_ * w_ for a_, h_, w_ in zip(anchors_per_level[:level + 1], grid_heights, grid_widths))
+        check_at_most(total, MAX_ANCHORS, op, "the number of anchors", "sum of H * W * A over the levels")
     torch._check_value(
         sum(anchors_per_level) == cell_anchors.shape[0],
         lambda: f"visionops.{op}: anchors_per_level sums to {sum(anchors_per_level)} but cell_anchors has "
@@ -464,6 +486,7 @@ def _yolo_decode_fake(heads, anchors, strides, version="v5", score_threshold=0.2
     )
     torch._check_value(max_detections >= 0, lambda: f"visionops.{op}: max_detections must be >= 0, got "
                        f"{max_detections}")
+    check_at_most(max_detections, MAX_FIXED_OUTPUTS, op, "max_detections", "the fixed output size per image")
     a, h0 = anchors.shape[1], heads[0]
     classes = None
     for h in heads:

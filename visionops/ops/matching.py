@@ -156,7 +156,10 @@ def detr_matching_cost(
             class).
         pred_boxes (Tensor[B, Q, 4]): predicted boxes, (cx, cy, w, h).
         target_labels (Tensor[T], int64): every image's target classes,
-            concatenated.
+            concatenated. A label outside [0, K) gives NaN costs in its
+            column, on every device (CUDA could not check it without a host
+            sync), so linear_sum_assignment and HungarianMatcher report the
+            problem (ValueError) instead of matching it.
         target_boxes (Tensor[T, 4]): their boxes, (cx, cy, w, h).
         target_counts (list of B ints): targets per image.
 

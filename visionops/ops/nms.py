@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from visionops._checks import LIB, dtype_name, dynamic_count
+from visionops._checks import LIB, MAX_FIXED_OUTPUTS, check_at_most, dtype_name, dynamic_count
 
 __all__ = [
     "batched_nms",
@@ -229,6 +229,7 @@ def _batched_nms_fake(boxes, scores, idxs, iou_threshold, *, score_threshold=Non
 def _padded_nms_fake(boxes, scores, iou_threshold, max_output, *, idxs=None, score_threshold=None):
     check_nms_inputs(boxes, scores, idxs, 3, "padded_nms")
     torch._check_value(max_output >= 0, lambda: f"visionops.padded_nms: max_output must be >= 0, got {max_output}")
+    check_at_most(max_output, MAX_FIXED_OUTPUTS, "padded_nms", "max_output", "the fixed output size per image")
     B = boxes.shape[0]
     return boxes.new_empty((B, max_output), dtype=torch.int64), boxes.new_empty((B,), dtype=torch.int64)
 

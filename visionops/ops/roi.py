@@ -23,9 +23,9 @@ that needs no extra memory is used instead.
 Bad values:
 
 - a batch index outside ``[0, N)`` (after truncation towards zero, as
-  torchvision casts it) or NaN raises IndexError on the CPU; on CUDA, where
-  checking would cost a host sync, such a RoI pools zeros and passes no
-  gradient;
+  torchvision casts it) or NaN: the RoI pools zeros (roi_pool's argmax -1)
+  and passes no gradient, on the CPU and on CUDA alike (an error on CUDA
+  would cost a host sync; torchvision reads out of bounds);
 - RoI coordinates that are NaN or infinite never crash: sampling points at
   non-finite positions contribute nothing (roi_align), a RoI with a NaN
   coordinate pools zeros with argmax -1 (roi_pool);
@@ -42,7 +42,15 @@ from torch import Tensor, nn
 from torch.jit.annotations import BroadcastingList2
 from torch.nn.modules.utils import _pair
 
-from visionops._checks import LIB, check_same_dtype_device, dtype_name, refuse_double_backward
+from visionops._checks import (
+    LIB,
+    MAX_POOLED_SIDE,
+    MAX_SAMPLING_RATIO,
+    check_at_most,
+    check_same_dtype_device,
+    dtype_name,
+    refuse_double_backward,
+)
 
 __all__ = [
     "MultiScaleRoIAlign",
@@ -320,6 +328,12 @@ def check_output_size(pooled_h: int, pooled_w: int, op: str) -> None:
         pooled_h >= 0 and pooled_w >= 0,
         lambda: f"visionops.{op}: output_size must not be negative, got ({pooled_h}, {pooled_w})",
     )
+    check_at_most(max(pooled_h, pooled_w), MAX_POOLED_SIDE, op, "output_size", "bins per side")
+
+
+def check_sampling_ratio(sampling_ratio: int, op: str) -> None:
+    check_at_most(sampling_ratio, MAX_SAMPLING_RATIO, op, "sampling_ratio",
+                  "sampling points per bin side; 0 or less picks about one per pixel")
 
 
 def check_roi_grad(grad: Tensor, k: int, c: int, pooled_h: int, pooled_w: int, op: str) -> None:
@@ -344,6 +358,7 @@ def _roi_align_fake(input, rois, spatial_scale, pooled_height, pooled_width, sam
     check_roi_input(input, "roi_align")
     check_rois(rois, input, "roi_align")
     check_output_size(pooled_height, pooled_width, "roi_align")
+    check_sampling_ratio(sampling_ratio, "roi_align")
     return input.new_empty((rois.shape[0], input.shape[1], pooled_height, pooled_width))
 
 
@@ -352,6 +367,7 @@ def _roi_align_backward_fake(grad, rois, spatial_scale, pooled_height, pooled_wi
                              width, sampling_ratio, aligned, channels_last):
     check_rois(rois, grad, "_roi_align_backward")
     check_roi_grad(grad, rois.shape[0], channels, pooled_height, pooled_width, "_roi_align_backward")
+    check_sampling_ratio(sampling_ratio, "_roi_align_backward")
     return _empty_map(grad, batch_size, channels, height, width, channels_last)
 
 
@@ -458,6 +474,7 @@ def _multi_scale_roi_align_fake(features, rois, spatial_scales, pooled_height, p
                                 canonical_scale=224, canonical_level=4, eps=1e-6):
     check_multi_scale_args(features, rois, spatial_scales, pooled_height, pooled_width, canonical_scale,
                            "multi_scale_roi_align")
+    check_sampling_ratio(sampling_ratio, "multi_scale_roi_align")
     return features[0].new_empty((rois.shape[0], features[0].shape[1], pooled_height, pooled_width))
 
 
@@ -473,6 +490,7 @@ def _multi_scale_roi_align_backward_fake(grad, rois, spatial_scales, heights, wi
     check_rois(rois, grad, op)
     torch._check(grad.dim() == 4, lambda: f"visionops.{op}: grad must be 4-D, got {list(grad.shape)}")
     check_roi_grad(grad, rois.shape[0], channels, grad.shape[2], grad.shape[3], op)
+    check_sampling_ratio(sampling_ratio, op)
     return [_empty_map(grad, batch_size, channels, h, w, cl) for h, w, cl in zip(heights, widths, channels_last)]
 
 
