@@ -2,6 +2,7 @@
 #
 #   make bench   set up, build, and benchmark visionops against torchvision
 #   make test    set up, build (Python extension and CMake library), run every test, then ruff
+#   make sanitize  the CPU kernels with AddressSanitizer and UBSan, and the CPU tests on them
 #
 # Set-up is idempotent: the virtual environment, the requirements and the
 # build are reused when nothing changed (the build is incremental, ninja).
@@ -29,7 +30,7 @@ export PYTORCH_NVCC := ccache $(NVCC)
 endif
 endif
 
-.PHONY: bench test build cmake lint clean
+.PHONY: bench test build cmake lint clean sanitize
 
 bench: build
 	$(PY) -m visionops.bench --json results/bench.json $(BENCH_ARGS)
@@ -69,6 +70,29 @@ cmake: $(DEPS_STAMP)
 		-DVISIONOPS_CUDA=$$cuda $(if $(CMAKE_NVCC),-DCMAKE_CUDA_COMPILER=$(CMAKE_NVCC)) > $(CMAKE_DIR).log 2>&1 \
 		|| (cat $(CMAKE_DIR).log; exit 1)
 	cmake --build $(CMAKE_DIR) -j $(JOBS)
+
+# The CPU extension built with AddressSanitizer and UndefinedBehaviorSanitizer
+# (out of place, in build/sanitize: the in-place build is untouched), then the
+# CPU test suite run against it. Any report fails the run. Python itself is
+# not instrumented: the sanitizer runtimes are preloaded, and leak checking
+# is off (the interpreter's own allocations at exit would drown real leaks).
+# pytest's append import mode (and no `python -m`, which puts the checkout
+# first on the path) makes `import visionops` find the sanitized build, which
+# tests/conftest.py checks; --capture=sys lets a report reach the terminal
+# before the sanitizer aborts the process. SANITIZE_TESTS picks tests.
+SANITIZE_DIR := build/sanitize
+SANITIZERS ?= address,undefined
+CXX ?= c++
+sanitize: $(DEPS_STAMP)
+	mkdir -p $(SANITIZE_DIR)
+	VISIONOPS_CUDA=0 VISIONOPS_SANITIZE=$(SANITIZERS) MAX_JOBS=$(JOBS) $(PY) setup.py build \
+		--build-base $(SANITIZE_DIR) > $(SANITIZE_DIR)/build.log 2>&1 || (tail -40 $(SANITIZE_DIR)/build.log; exit 1)
+	lib=$$(realpath $$(ls -d $(SANITIZE_DIR)/lib.*)); \
+	LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	VISIONOPS_SANITIZED=$$lib PYTHONPATH=$$lib $(VENV)/bin/pytest --import-mode=append --capture=sys -q \
+		-p no:cacheprovider $(or $(SANITIZE_TESTS),tests) $(PYTEST_ARGS)
 
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check visionops tests benchmarks

@@ -10,6 +10,8 @@ Environment:
                         or "9.0+PTX" when no GPU is visible.
   VISIONOPS_STRICT_FP   1: no FMA contraction in CUDA code either (bitwise
                         checks between CPU and GPU).
+  VISIONOPS_SANITIZE    sanitizers for the C++ code, e.g. "address,undefined"
+                        (make sanitize: CPU kernels, built out of place).
   MAX_JOBS              parallel compile jobs (ninja).
 """
 
@@ -140,6 +142,16 @@ def _extension():
     # flag its pragma compiles to a serial loop.
     cxx = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fvisibility=hidden", "-fopenmp"]
     link = ["-fopenmp"]
+    sanitize = os.environ.get("VISIONOPS_SANITIZE", "")
+    if sanitize:
+        # -O2 -g: reports with stacks and lines. Not -O1: GCC forms multiply-
+        # adds only from -O2, and the Dice loops that allow them must round
+        # as in the normal build (tests compare the portable loops with the
+        # AVX-512 ones bit for bit).
+        flags = [f"-fsanitize={sanitize}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
+        cxx = ["-O2", *cxx[1:], *flags]
+        link += flags
+        print(f"visionops: building with -fsanitize={sanitize}", flush=True)
     if not with_cuda:
         print(f"visionops: building CPU kernels only ({why})", flush=True)
         return CppExtension(

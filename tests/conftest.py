@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import pathlib
+import subprocess
+import sys
+import tempfile
 from types import ModuleType
 
 import pytest
@@ -17,6 +21,13 @@ from visionops.bench import box_generators
 _NO_CUDA = "no CUDA device visible" if not torch.cuda.is_available() else (
     "visionops was built without CUDA kernels (VISIONOPS_CUDA=0)" if not visionops.WITH_CUDA else None
 )
+
+# `make sanitize` runs the suite against the sanitized build of the
+# extension; make sure that is the one imported.
+if os.environ.get("VISIONOPS_SANITIZED"):
+    _built = os.path.abspath(os.environ["VISIONOPS_SANITIZED"])
+    if not os.path.abspath(visionops._extension._C.__file__).startswith(_built):
+        raise RuntimeError(f"make sanitize: imported {visionops._extension._C.__file__}, not the build in {_built}")
 
 #: The one way a CUDA case skips: this mark, or the `device` fixture that carries it.
 requires_cuda = pytest.mark.skipif(_NO_CUDA is not None, reason=f"CUDA case: {_NO_CUDA}")
@@ -92,3 +103,15 @@ def torchvision_supports(fn_name: str, param: str) -> bool:
     except ImportError:
         return False
     return param in inspect.signature(getattr(tv_ops, fn_name)).parameters
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Runs `code` in a new interpreter with extra environment variables,
+    importing the same visionops build as this process (the sanitized one
+    under `make sanitize`) and this checkout's tests package."""
+    package_dir = pathlib.Path(visionops.__file__).resolve().parents[1]
+    root = pathlib.Path(__file__).resolve().parents[1]
+    path = os.pathsep.join([str(package_dir), str(root), *sys.path])
+    # cwd outside the checkout: `python -c` puts its cwd first on the path.
+    return subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=path, **env),
+                          cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=600, check=False)

@@ -58,7 +58,8 @@ def test_pairwise_shapes(name, fn, error_device):
 
 def test_box_iou_formats(error_device):
     d = error_device
-    with raises(ValueError, "visionops.box_iou: fmt must be one of 'xyxy', 'xywh', 'cxcywh', got 'xyz'"):
+    with raises(ValueError, "visionops.box_iou: Unsupported format 'xyz' for fmt: must be one of "
+                            "'xyxy', 'xywh', 'cxcywh'"):
         visionops.box_iou(boxes(2, 4, device=d), boxes(2, 4, device=d), fmt="xyz")
     with raises(NotImplementedError, "visionops.box_iou: rotated box format 'cxcywhr' for fmt is not supported"):
         visionops.box_iou(boxes(2, 5, device=d), boxes(2, 5, device=d), fmt="cxcywhr")
@@ -70,11 +71,14 @@ def test_area_and_convert(error_device):
         visionops.box_area(boxes(3, 2, device=d))
     with raises(RuntimeError, "visionops.box_area: boxes must have shape [..., 4], got []"):
         visionops.box_area(boxes(device=d))
-    with raises(ValueError, "visionops.box_area: fmt must be one of 'xyxy', 'xywh', 'cxcywh', got 'yxyx'"):
+    with raises(ValueError, "visionops.box_area: Unsupported format 'yxyx' for fmt: must be one of "
+                            "'xyxy', 'xywh', 'cxcywh'"):
         visionops.box_area(boxes(3, 4, device=d), fmt="yxyx")
-    with raises(ValueError, "visionops.box_convert: in_fmt must be one of 'xyxy', 'xywh', 'cxcywh', got 'bad'"):
+    with raises(ValueError, "visionops.box_convert: Unsupported format 'bad' for in_fmt: must be one of "
+                            "'xyxy', 'xywh', 'cxcywh'"):
         visionops.box_convert(boxes(3, 4, device=d), "bad", "xyxy")
-    with raises(ValueError, "visionops.box_convert: out_fmt must be one of 'xyxy', 'xywh', 'cxcywh', got 'bad'"):
+    with raises(ValueError, "visionops.box_convert: Unsupported format 'bad' for out_fmt: must be one of "
+                            "'xyxy', 'xywh', 'cxcywh'"):
         visionops.box_convert(boxes(3, 4, device=d), "xyxy", "bad")
     with raises(RuntimeError, "visionops.box_convert: boxes must have shape [..., 4], got [3, 8]"):
         visionops.box_convert(boxes(3, 8, device=d), "xyxy", "xywh")
@@ -500,3 +504,24 @@ def test_arguments_that_size_the_work_are_bounded(error_device):
     with raises(ValueError, "visionops.grid_anchors: the number of anchors must be at most 2147483647 (sum of H * W "
                             "* A over the levels), got 3221225472"):
         grid(cells, [3], [2**15], [2**15], [8], [8])
+
+
+def test_torchvision_words_that_users_match():
+    # Where torchvision's message has words that code matches, ours has them too.
+    b = torch.tensor([[0.0, 0, 2, 2]])
+    with pytest.raises(ValueError, match="Unsupported format 'bad'"):
+        visionops.box_iou(b, b, fmt="bad")
+    with pytest.raises(ValueError, match="Unsupported"):
+        visionops.box_convert(b, "xyxy", "bad")
+    with pytest.raises(ValueError, match="Unsupported"):
+        visionops.box_area(b, fmt="bad")
+    with pytest.raises(ValueError, match="Invalid"):
+        visionops.sigmoid_focal_loss(b, b, reduction="avg")
+    with pytest.raises(ValueError, match="Invalid alpha value"):
+        visionops.sigmoid_focal_loss(b, b, alpha=2)
+    with pytest.raises(ValueError, match="images list should not be empty"):
+        visionops.MultiScaleRoIAlign(["a"], 2, 2)({"a": torch.zeros(1, 2, 8, 8)}, [b], [])
+    with pytest.raises(AssertionError, match="The boxes tensor shape is not correct as Tensor\\[K, 5\\]"):
+        visionops.roi_align(torch.zeros(1, 2, 8, 8), torch.zeros(3, 4), 2)
+    with pytest.raises(AssertionError, match="The shape of the tensor in the boxes list is not correct"):
+        visionops.roi_pool(torch.zeros(1, 2, 8, 8), [torch.zeros(3, 5)], 2)

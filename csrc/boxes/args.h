@@ -28,8 +28,9 @@ inline BoxFormat parse_box_format(std::string_view fmt, const char* op, const ch
   TORCH_CHECK_NOT_IMPLEMENTED(fmt != "xywhr" && fmt != "cxcywhr" && fmt != "xyxyxyxy", "visionops.", op,
                               ": rotated box format '", std::string(fmt), "' for ", arg,
                               " is not supported; use torchvision.ops for rotated boxes");
-  TORCH_CHECK_VALUE(false, "visionops.", op, ": ", arg, " must be one of 'xyxy', 'xywh', 'cxcywh', got '",
-                    std::string(fmt), "'");
+  // "Unsupported format": torchvision's words, which users' code matches.
+  TORCH_CHECK_VALUE(false, "visionops.", op, ": Unsupported format '", std::string(fmt), "' for ", arg,
+                    ": must be one of 'xyxy', 'xywh', 'cxcywh'");
 }
 
 

@@ -4,11 +4,6 @@ gradients, low precision, bad class ids, opcheck and compile."""
 
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -16,7 +11,7 @@ import visionops
 from visionops._extension import _C
 
 from .. import references as ref
-from ..conftest import require, requires_cuda
+from ..conftest import require, requires_cuda, run_python
 
 CASES = [
     {"mode": "binary"},
@@ -208,11 +203,8 @@ def test_portable_sigmoid_loops_match_avx512_bitwise(tmp_path):
     # On AVX-512 CPUs the fused sigmoid loops are hand-vectorized
     # (csrc/losses/dice_sigmoid_avx512.h); VISIONOPS_DISABLE_AVX512 runs the
     # portable loops instead. Both compute the same roundings: equal bits.
-    root = pathlib.Path(__file__).resolve().parents[2]
     code = f"from tests.ops.test_dice_loss import _dice_results; _dice_results({str(tmp_path / 'portable.pt')!r})"
-    env = dict(os.environ, VISIONOPS_DISABLE_AVX512="1", PYTHONPATH=os.pathsep.join([str(root), *sys.path]))
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True,
-                          timeout=600, check=False)
+    done = run_python(code, VISIONOPS_DISABLE_AVX512="1")
     assert done.returncode == 0, done.stderr[-2000:]
     _dice_results(tmp_path / "here.pt")
     here, portable = torch.load(tmp_path / "here.pt"), torch.load(tmp_path / "portable.pt")

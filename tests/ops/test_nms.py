@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import pytest
 import torch
 
 import visionops
 
-from ..conftest import require, requires_cuda
+from ..conftest import require, requires_cuda, run_python
 
 tv_ops = require("torchvision.ops")
 
@@ -146,10 +141,7 @@ def test_portable_scan_matches_torchvision():
         "test_batched_large_classes(torch.float32)\n"
         "print('ok')\n"
     )
-    root = pathlib.Path(__file__).resolve().parents[2]
-    env = dict(os.environ, VISIONOPS_DISABLE_AVX512="1", PYTHONPATH=os.pathsep.join([str(root), *sys.path]))
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True,
-                          timeout=600, check=False)
+    done = run_python(code, VISIONOPS_DISABLE_AVX512="1")
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 

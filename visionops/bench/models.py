@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from visionops.bench.timing import environment
+from visionops.bench.timing import environment, intra_op_threads
 
 MODELS = ["fasterrcnn", "maskrcnn", "retinanet", "fcos", "keypointrcnn"]
 
@@ -98,19 +98,6 @@ class OpTimer:
                 patch._put(target, key, value)
 
 
-def _threads(n: int) -> contextlib.AbstractContextManager:
-    @contextlib.contextmanager
-    def scope() -> Iterator[None]:
-        before = torch.get_num_threads()
-        torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-    return scope()
-
-
 def time_model(model: torch.nn.Module, images: list[torch.Tensor], repeats: int) -> tuple[float, float]:
     """(median ms, share of the time in the detection ops) over `repeats` runs after one warm-up."""
     timer = OpTimer()
@@ -141,7 +128,7 @@ def run(names: list[str], threads: list[int], side: int, batch: int, repeats: in
         with visionops.patch_torchvision():
             ours = build(name, side)
         for t in threads:
-            with _threads(t):
+            with intra_op_threads(t):
                 tv_ms, tv_share = time_model(theirs, images, repeats)
                 with visionops.patch_torchvision():
                     vo_ms, vo_share = time_model(ours, images, repeats)

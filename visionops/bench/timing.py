@@ -36,7 +36,8 @@ class Result:
 
 
 @contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
+def intra_op_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to n inside the block, restored after."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -51,7 +52,7 @@ def median_ms(fn: Callable[[], object], threads: int, device: str, min_run_time:
     baselines too slow to repeat."""
     if runs > 0:
         times = []
-        with _threads(threads):
+        with intra_op_threads(threads):
             for _ in range(runs):
                 t0 = time.perf_counter()
                 fn()

@@ -239,7 +239,8 @@ def check_format(fmt: str, op: str, arg: str) -> str:
         "use torchvision.ops for rotated boxes",
     )
     torch._check_value(
-        fmt in _FORMATS, lambda: f"visionops.{op}: {arg} must be one of 'xyxy', 'xywh', 'cxcywh', got '{fmt}'"
+        fmt in _FORMATS,
+        lambda: f"visionops.{op}: Unsupported format '{fmt}' for {arg}: must be one of 'xyxy', 'xywh', 'cxcywh'",
     )
     return fmt
 

@@ -68,13 +68,15 @@ def _check_roi_boxes(boxes: Tensor | list[Tensor], op: str) -> None:
         for b in boxes:
             torch._assert(
                 isinstance(b, Tensor) and b.dim() == 2 and b.size(1) == 4,
-                f"visionops.{op}: each tensor in a list of boxes must have shape [L, 4]",
+                f"visionops.{op}: each tensor in a list of boxes must have shape [L, 4] (The shape of the tensor "
+                "in the boxes list is not correct as List[Tensor[L, 4]])",
             )
     elif isinstance(boxes, Tensor):
+        # torchvision's words in parentheses: users' code matches them.
         torch._assert(
             boxes.dim() == 2 and boxes.size(1) == 5,
             f"visionops.{op}: boxes must have shape [K, 5] (batch index, x1, y1, x2, y2) "
-            "or be a list of [L, 4] tensors",
+            "or be a list of [L, 4] tensors (The boxes tensor shape is not correct as Tensor[K, 5])",
         )
     else:
         torch._assert(False, f"visionops.{op}: boxes must be a Tensor[K, 5] or a list of Tensor[L, 4]")
@@ -285,7 +287,7 @@ class MultiScaleRoIAlign(nn.Module):
         scales = self.scales
         if scales is None:
             if len(image_shapes) == 0:
-                raise ValueError("visionops.MultiScaleRoIAlign: image_shapes must not be empty")
+                raise ValueError("visionops.MultiScaleRoIAlign: images list should not be empty (image_shapes)")
             height, width = 0, 0
             for s in image_shapes:
                 height, width = max(height, s[0]), max(width, s[1])
