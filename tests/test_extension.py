@@ -66,8 +66,8 @@ def test_cuda_flag_matches_registered_kernels():
 
 def test_has_avx512_reports_this_cpu():
     # The AVX-512 kernels are compiled in on x86-64 Linux builds; has_avx512()
-    # must then say exactly whether the CPU has AVX-512F, whatever
-    # VISIONOPS_DISABLE_AVX512 says (tests use it to decide what to compare).
+    # must then say whether the CPU has AVX-512, whatever VISIONOPS_CPU_ISA
+    # says (tests use it to decide what to compare).
     import platform
 
     from visionops._extension import _C

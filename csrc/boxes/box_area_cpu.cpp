@@ -9,13 +9,14 @@
 
 #include "boxes/args.h"
 #include "boxes/math.h"
+#include "core/cpu_isa.h"
 #include "core/dtypes.h"
 
 namespace vo {
 namespace {
 
 template <typename scalar_t, typename out_t>
-VO_CPU_MULTIVERSION void area_loop(const scalar_t* __restrict__ b, int64_t begin, int64_t end, BoxFormat fmt,
+void area_loop(const scalar_t* __restrict__ b, int64_t begin, int64_t end, BoxFormat fmt,
                                    out_t* __restrict__ out) {
   using T = area_acc_t<scalar_t>;
   for (int64_t k = begin; k < end; ++k) out[k] = static_cast<out_t>(area_of_box<T>(b + 4 * k, fmt));
@@ -26,7 +27,9 @@ void run(const at::Tensor& b, BoxFormat fmt, at::Tensor& out) {
   const in_t* src = b.data_ptr<in_t>();
   out_t* dst = out.data_ptr<out_t>();
   at::parallel_for(0, b.size(0), 32768,
-                   [&](int64_t begin, int64_t end) { area_loop<in_t, out_t>(src, begin, end, fmt, dst); });
+                   [&](int64_t begin, int64_t end) {
+                     with_cpu_isa([&] { area_loop<in_t, out_t>(src, begin, end, fmt, dst); });
+                   });
 }
 
 at::Tensor box_area_cpu(const at::Tensor& boxes, std::string_view fmt) {

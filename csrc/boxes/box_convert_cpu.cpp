@@ -9,13 +9,14 @@
 
 #include "boxes/args.h"
 #include "boxes/math.h"
+#include "core/cpu_isa.h"
 #include "core/dtypes.h"
 
 namespace vo {
 namespace {
 
 template <typename in_t, typename out_t>
-VO_CPU_MULTIVERSION void convert_loop(const in_t* __restrict__ b, int64_t begin, int64_t end, BoxFormat in_fmt,
+void convert_loop(const in_t* __restrict__ b, int64_t begin, int64_t end, BoxFormat in_fmt,
                                       BoxFormat out_fmt, out_t* __restrict__ out) {
   using T = convert_acc_t<in_t, out_t>;
   for (int64_t k = begin; k < end; ++k) convert_box<T>(b + 4 * k, in_fmt, out_fmt, out + 4 * k);
@@ -38,7 +39,7 @@ at::Tensor box_convert_cpu(const at::Tensor& boxes, std::string_view in_fmt, std
         const in_t* src = b.data_ptr<in_t>();
         out_t* dst = out.data_ptr<out_t>();
         at::parallel_for(0, K, 16384, [&](int64_t begin, int64_t end) {
-          convert_loop<in_t, out_t>(src, begin, end, fi, fo, dst);
+          with_cpu_isa([&] { convert_loop<in_t, out_t>(src, begin, end, fi, fo, dst); });
         });
       } else {
         TORCH_INTERNAL_ASSERT(false, "box_convert: unexpected output dtype");

@@ -15,6 +15,7 @@
 
 #include "boxes/args.h"
 #include "boxes/math.h"
+#include "core/cpu_isa.h"
 #include "core/dtypes.h"
 #include "core/huge_pages.h"
 #include "core/streaming_store.h"
@@ -53,7 +54,7 @@ at::Tensor make_records(const at::Tensor& boxes, BoxFormat fmt, bool with_aspect
 // One row of the output: box a against boxes [0, m) of b. Multiversioned so
 // the loop runs at AVX-512 or AVX2 width where the CPU has it.
 template <IouVariant V, typename T, typename out_t>
-VO_CPU_MULTIVERSION void pairwise_row(BoxRecord<T> a, RecordArrays<T> b, int64_t m, T eps,
+void pairwise_row(BoxRecord<T> a, RecordArrays<T> b, int64_t m, T eps,
                                       out_t* __restrict__ out) {
   for (int64_t j = 0; j < m; ++j) out[j] = static_cast<out_t>(pairwise_iou<V>(a, b.load(j), eps));
 }
@@ -86,12 +87,12 @@ at::Tensor pairwise_forward(const at::Tensor& boxes1, const at::Tensor& boxes2, 
         for (int64_t r = begin; r < end; ++r) {
           const int64_t b0 = (r / N) * M;  // this row's batch in boxes2
           if (!stream) {
-            pairwise_row<V, T, out_t>(a.load(r), record_arrays<T>(rec2, b0), M, teps, o + r * M);
+            with_cpu_isa([&] { pairwise_row<V, T, out_t>(a.load(r), record_arrays<T>(rec2, b0), M, teps, o + r * M); });
             continue;
           }
           for (int64_t j0 = 0; j0 < M; j0 += kTile) {
             const int64_t len = std::min(kTile, M - j0);
-            pairwise_row<V, T, out_t>(a.load(r), record_arrays<T>(rec2, b0 + j0), len, teps, tile);
+            with_cpu_isa([&] { pairwise_row<V, T, out_t>(a.load(r), record_arrays<T>(rec2, b0 + j0), len, teps, tile); });
             stream_copy(o + r * M + j0, tile, len);
           }
         }

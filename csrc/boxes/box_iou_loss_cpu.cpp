@@ -15,6 +15,7 @@
 
 #include "boxes/args.h"
 #include "boxes/math.h"
+#include "core/cpu_isa.h"
 #include "core/dtypes.h"
 #include "core/loss_grad.h"
 
@@ -25,7 +26,7 @@ constexpr int64_t kChunk = 4096;
 
 // Loss of the pairs [begin, end) of contiguous [K, 4] boxes into out[0, end - begin).
 template <IouVariant V, typename scalar_t, typename out_t>
-VO_CPU_MULTIVERSION void loss_chunk(const scalar_t* __restrict__ p, const scalar_t* __restrict__ t, int64_t begin,
+void loss_chunk(const scalar_t* __restrict__ p, const scalar_t* __restrict__ t, int64_t begin,
                                     int64_t end, double eps, out_t* __restrict__ out) {
   using T = box_acc_t<scalar_t>;
   const T teps = static_cast<T>(eps);
@@ -56,7 +57,7 @@ at::Tensor loss_forward(const at::Tensor& boxes1, const at::Tensor& boxes2, std:
         for (int64_t c = cb; c < ce; ++c) {
           const int64_t begin = c * kChunk, end = std::min(K, begin + kChunk);
           out_t* dst = o ? o + begin : local;
-          loss_chunk<V, in_t, out_t>(p, t, begin, end, eps, dst);
+          with_cpu_isa([&] { loss_chunk<V, in_t, out_t>(p, t, begin, end, eps, dst); });
           if (!o) {
             double sum = 0.0;
             for (int64_t k = 0; k < end - begin; ++k) sum += static_cast<double>(dst[k]);
@@ -93,7 +94,7 @@ at::Tensor complete_box_iou_loss_cpu(const at::Tensor& boxes1, const at::Tensor&
 // ---------------------------------------------------------------- backward
 
 template <IouVariant V, typename scalar_t>
-VO_CPU_MULTIVERSION void loss_backward_chunk(const scalar_t* __restrict__ p, const scalar_t* __restrict__ t,
+void loss_backward_chunk(const scalar_t* __restrict__ p, const scalar_t* __restrict__ t,
                                              const box_acc_t<scalar_t>* __restrict__ g,
                                              int64_t g_stride, box_acc_t<scalar_t> g_scale, int64_t begin,
                                              int64_t end, double eps, scalar_t* __restrict__ gp,
@@ -114,8 +115,8 @@ void loss_backward_impl(const LossShapes& s, const at::Tensor& grad, Reduction r
     const scalar_t* p = s.boxes1.data_ptr<scalar_t>();
     const scalar_t* t = s.boxes2.data_ptr<scalar_t>();
     at::parallel_for(0, K, kChunk, [&](int64_t begin, int64_t end) {
-      loss_backward_chunk<V, scalar_t>(p, t, g.g.data_ptr<T>(), g.stride, static_cast<T>(g.scale), begin, end,
-                                       eps, gp.data_ptr<scalar_t>(), gt.data_ptr<scalar_t>());
+      with_cpu_isa([&] { loss_backward_chunk<V, scalar_t>(p, t, g.g.data_ptr<T>(), g.stride, static_cast<T>(g.scale), begin, end,
+                                       eps, gp.data_ptr<scalar_t>(), gt.data_ptr<scalar_t>()); });
     });
   });
 }

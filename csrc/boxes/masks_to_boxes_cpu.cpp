@@ -11,13 +11,14 @@
 #include <algorithm>
 
 #include "boxes/args.h"
+#include "core/cpu_isa.h"
 #include "core/macros.h"
 
 namespace vo {
 namespace {
 
 template <typename scalar_t>
-VO_CPU_MULTIVERSION void row_extent(const scalar_t* __restrict__ row, int64_t W, int64_t& lo, int64_t& hi) {
+void row_extent(const scalar_t* __restrict__ row, int64_t W, int64_t& lo, int64_t& hi) {
   int64_t l = W, h = -1;
   for (int64_t w = 0; w < W; ++w) {
     const bool nz = row[w] != scalar_t(0);  // NaN counts as set, as mask != 0 does
@@ -43,7 +44,7 @@ at::Tensor masks_to_boxes_cpu(const at::Tensor& masks) {
         int64_t x1 = W, x2 = -1, y1 = H, y2 = -1;
         for (int64_t y = 0; y < H; ++y) {
           int64_t lo, hi;
-          row_extent<scalar_t>(mp + (n * H + y) * W, W, lo, hi);
+          with_cpu_isa([&] { row_extent<scalar_t>(mp + (n * H + y) * W, W, lo, hi); });
           if (hi < 0) continue;
           x1 = std::min(x1, lo);
           x2 = std::max(x2, hi);

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "coding/args.h"
+#include "core/cpu_isa.h"
 #include "core/macros.h"
 
 namespace vo {
@@ -21,7 +22,7 @@ constexpr int64_t kGrain = 16384;
 // Boxes [begin, end) with C codes each. The one-class loop is separate so
 // that it vectorizes over boxes.
 template <typename code_t, typename box_t>
-VO_CPU_MULTIVERSION void decode_loop(const code_t* __restrict__ codes, const box_t* __restrict__ boxes, int64_t C,
+void decode_loop(const code_t* __restrict__ codes, const box_t* __restrict__ boxes, int64_t C,
                                      int64_t begin, int64_t end, CoderWeights<at::opmath_type<code_t>> w,
                                      at::opmath_type<code_t> clip, code_t* __restrict__ out) {
   using T = at::opmath_type<code_t>;
@@ -74,7 +75,7 @@ at::Tensor decode_boxes_cpu(const at::Tensor& rel_codes, const at::Tensor& boxes
       const scalar_t* bp = b.data_ptr<scalar_t>();
       code_t* op_ = out.data_ptr<code_t>();
       at::parallel_for(0, N, std::max<int64_t>(1, kGrain / C), [&](int64_t begin, int64_t end) {
-        decode_loop<code_t, scalar_t>(cp, bp, C, begin, end, w, static_cast<T>(bbox_xform_clip), op_);
+        with_cpu_isa([&] { decode_loop<code_t, scalar_t>(cp, bp, C, begin, end, w, static_cast<T>(bbox_xform_clip), op_); });
       });
     });
   });
@@ -130,7 +131,7 @@ std::tuple<at::Tensor, at::Tensor> decode_boxes_backward_cpu(const at::Tensor& g
 }
 
 template <typename scalar_t>
-VO_CPU_MULTIVERSION void encode_loop(const scalar_t* __restrict__ ref, const scalar_t* __restrict__ prop,
+void encode_loop(const scalar_t* __restrict__ ref, const scalar_t* __restrict__ prop,
                                      int64_t begin, int64_t end, CoderWeights<at::opmath_type<scalar_t>> w,
                                      scalar_t* __restrict__ out) {
   using T = at::opmath_type<scalar_t>;
@@ -160,7 +161,9 @@ at::Tensor encode_boxes_cpu(const at::Tensor& reference_boxes, const at::Tensor&
     const scalar_t* pp = p.data_ptr<scalar_t>();
     scalar_t* op_ = out.data_ptr<scalar_t>();
     at::parallel_for(0, r.size(0), kGrain,
-                     [&](int64_t begin, int64_t end) { encode_loop<scalar_t>(rp, pp, begin, end, w, op_); });
+                     [&](int64_t begin, int64_t end) {
+                       with_cpu_isa([&] { encode_loop<scalar_t>(rp, pp, begin, end, w, op_); });
+                     });
   });
   return out;
 }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "coding/args.h"
+#include "core/cpu_isa.h"
 #include "core/macros.h"
 
 namespace vo {
@@ -29,7 +30,7 @@ namespace {
 // Best class and score of HW cells of one anchor: obj and cls point at its
 // objectness plane and first class plane (planes HW apart).
 template <typename scalar_t, typename T>
-VO_CPU_MULTIVERSION void score_cells(const scalar_t* __restrict__ obj, const scalar_t* __restrict__ cls, int64_t C,
+void score_cells(const scalar_t* __restrict__ obj, const scalar_t* __restrict__ cls, int64_t C,
                                      int64_t HW, T* __restrict__ best, int64_t* __restrict__ label,
                                      T* __restrict__ score) {
   for (int64_t i = 0; i < HW; ++i) {
@@ -83,7 +84,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> yolo_decode_cpu(at::T
         best.resize(HW);
         const scalar_t* base = hs[l].data_ptr<scalar_t>() + (b * y.A * per + a * per) * HW;
         const int64_t o = b * y.N + y.offset[l] + a * HW;
-        score_cells<scalar_t, T>(base + 4 * HW, base + 5 * HW, y.C, HW, best.data(), lp + o, sp + o);
+        with_cpu_isa([&] { score_cells<scalar_t, T>(base + 4 * HW, base + 5 * HW, y.C, HW, best.data(), lp + o, sp + o); });
       }
     });
     // Per image: the candidates above the threshold (NaN never is), the top

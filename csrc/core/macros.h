@@ -13,17 +13,6 @@
 #define VO_HOST_DEVICE_INLINE inline
 #endif
 
-// CPU hot loops are compiled several times, for AVX-512, AVX2+FMA and plain
-// x86-64, and the loader picks the best clone for the machine at run time
-// (GCC/Clang function multiversioning). The wheel stays portable while the
-// inner loops still vectorize at full width where the hardware allows.
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(__CUDACC__) && !defined(VISIONOPS_NO_MULTIVERSION)
-#define VO_CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VO_CPU_MULTIVERSION
-#endif
-
 // A loop whose iterations are independent except for a min reduction: lets
 // the compiler use vector min instructions (IEEE min is not associative, so
 // without the pragma it keeps the loop scalar). A no-op on the GPU and

@@ -19,6 +19,17 @@
 #include <tuple>
 #include <vector>
 
+// Multiply-adds may fuse here (the rest of the library keeps
+// -ffp-contract=off for bitwise parity with torchvision; Dice has no such
+// contract, and FMA is both faster and more accurate). Before our headers:
+// core/cpu_isa.h's wrappers must carry the same optimization options as the
+// kernels, or GCC will not inline the kernels into them, and each
+// instruction set's copy would call the baseline one.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
+#include "core/cpu_isa.h"
 #include "core/huge_pages.h"
 #include "core/macros.h"
 #include "losses/args.h"
@@ -26,12 +37,6 @@
 #include "losses/dice_sigmoid_avx512.h"
 #include "losses/math.h"
 
-// Multiply-adds may fuse here (the rest of the library keeps
-// -ffp-contract=off for bitwise parity with torchvision; Dice has no such
-// contract, and FMA is both faster and more accurate).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("fp-contract=fast")
-#endif
 
 namespace vo {
 namespace {
@@ -54,7 +59,7 @@ struct PixelBlock {
 // Softmax (or the probabilities as given) of one block, all C classes, into
 // prob [C][kLanes].
 template <typename in_t, typename T>
-VO_CPU_MULTIVERSION void block_softmax(const in_t* __restrict__ x, int64_t xs, int64_t C, bool from_logits,
+void block_softmax(const in_t* __restrict__ x, int64_t xs, int64_t C, bool from_logits,
                                        T* __restrict__ prob) {
   if (!from_logits) {
     for (int64_t c = 0; c < C; ++c)
@@ -89,7 +94,7 @@ VO_CPU_MULTIVERSION void block_softmax(const in_t* __restrict__ x, int64_t xs, i
 
 // Statistics of one multiclass block into acc [3][C][kLanes].
 template <typename in_t, typename tgt_t, typename T>
-VO_CPU_MULTIVERSION void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
+void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
                                                 int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
                                                 T* __restrict__ acc, T* __restrict__ prob) {
   block_softmax<in_t, T>(x, xs, C, from_logits, prob);
@@ -140,7 +145,7 @@ VO_HOST_DEVICE_INLINE void add_plain_stats(T p, T tv, T sq, T& I, T& P, T& Tt) {
 // kPlain: every pixel live and no ignore_index (the common case), so the
 // validity factors drop out of the loop.
 template <typename in_t, typename tgt_t, typename T, bool kPlain = false>
-VO_CPU_MULTIVERSION void block_stats_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
+void block_stats_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
                                              bool from_logits, bool squared, PixelBlock<T> pb, T* __restrict__ I,
                                              T* __restrict__ P, T* __restrict__ Tt) {
   const T check_ignore = pb.has_ignore ? T(1) : T(0);
@@ -219,13 +224,13 @@ void accumulate(const in_t* x, const tgt_t* t, const DiceShape& sh, int64_t b, i
     const in_t* xb = x + b * C * S;
     const tgt_t* tb = t + b * S;
     for (int64_t j0 = 0; j0 < full; j0 += kLanes)
-      block_stats_multiclass<in_t, tgt_t, T>(xb + s0 + j0, S, tb + s0 + j0, C, from_logits, squared, pb, acc, prob);
+      with_cpu_isa([&] { block_stats_multiclass<in_t, tgt_t, T>(xb + s0 + j0, S, tb + s0 + j0, C, from_logits, squared, pb, acc, prob); });
     if (full < n) {
       const TailBlock<in_t, tgt_t, T> tail(xb + s0 + full, S, tb + s0 + full, S, C, 1, n - full);
       PixelBlock<T> tp = pb;
       tp.live = tail.live;
-      block_stats_multiclass<in_t, tgt_t, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared, tp, acc,
-                                             prob);
+      with_cpu_isa([&] { block_stats_multiclass<in_t, tgt_t, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared, tp, acc,
+                                             prob); });
     }
     return;
   }
@@ -236,22 +241,22 @@ void accumulate(const in_t* x, const tgt_t* t, const DiceShape& sh, int64_t b, i
     T* P = acc + (C + c) * kLanes;
     T* Tt = acc + (2 * C + c) * kLanes;
     if (pb.has_ignore) {
-      block_stats_sigmoid<in_t, tgt_t, T>(xc, tc, full / kLanes, from_logits, squared, pb, I, P, Tt);
+      with_cpu_isa([&] { block_stats_sigmoid<in_t, tgt_t, T>(xc, tc, full / kLanes, from_logits, squared, pb, I, P, Tt); });
     } else {
-      block_stats_sigmoid<in_t, tgt_t, T, true>(xc, tc, full / kLanes, from_logits, squared, pb, I, P, Tt);
+      with_cpu_isa([&] { block_stats_sigmoid<in_t, tgt_t, T, true>(xc, tc, full / kLanes, from_logits, squared, pb, I, P, Tt); });
     }
     if (full < n) {
       const TailBlock<in_t, tgt_t, T> tail(xc + full, 0, tc + full, 0, 1, 1, n - full);
       PixelBlock<T> tp = pb;
       tp.live = tail.live;
-      block_stats_sigmoid<in_t, tgt_t, T>(tail.x(), tail.t(), 1, from_logits, squared, tp, I, P, Tt);
+      with_cpu_isa([&] { block_stats_sigmoid<in_t, tgt_t, T>(tail.x(), tail.t(), 1, from_logits, squared, tp, I, P, Tt); });
     }
   }
 }
 
 // Backward of one multiclass block: gx [C][xs-strided] from prob and targets.
 template <typename in_t, typename tgt_t, typename T>
-VO_CPU_MULTIVERSION void block_grad_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
+void block_grad_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
                                                int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
                                                const T* __restrict__ a, const T* __restrict__ bb, T* __restrict__ prob,
                                                T* __restrict__ g, T* __restrict__ out) {
@@ -286,7 +291,7 @@ VO_CPU_MULTIVERSION void block_grad_multiclass(const in_t* __restrict__ x, int64
 }
 
 template <typename in_t, typename tgt_t, typename T, typename out_t, bool kPlain = false>
-VO_CPU_MULTIVERSION void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
+void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
                                             bool from_logits, bool squared, PixelBlock<T> pb, T a, T bb,
                                             out_t* __restrict__ out) {
   const T check_ignore = pb.has_ignore ? T(1) : T(0);
@@ -425,18 +430,18 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
             for (int64_t c = 0; c < C; ++c) {
               const int64_t o = (b * C + c) * S + s_begin;
               if (pb.has_ignore) {
-                block_grad_sigmoid<in_t, tgt_t, T, in_t>(xp + o, tp + o, full / kLanes, from_logits, squared, pb,
-                                                         a[c], bb[c], gp + o);
+                with_cpu_isa([&] { block_grad_sigmoid<in_t, tgt_t, T, in_t>(xp + o, tp + o, full / kLanes, from_logits, squared, pb,
+                                                         a[c], bb[c], gp + o); });
               } else {
-                block_grad_sigmoid<in_t, tgt_t, T, in_t, true>(xp + o, tp + o, full / kLanes, from_logits, squared,
-                                                               pb, a[c], bb[c], gp + o);
+                with_cpu_isa([&] { block_grad_sigmoid<in_t, tgt_t, T, in_t, true>(xp + o, tp + o, full / kLanes, from_logits, squared,
+                                                               pb, a[c], bb[c], gp + o); });
               }
               if (full < n) {
                 const TailBlock<in_t, tgt_t, T> tail(xp + o + full, 0, tp + o + full, 0, 1, 1, n - full);
                 PixelBlock<T> tpb = pb;
                 tpb.live = tail.live;
-                block_grad_sigmoid<in_t, tgt_t, T, T>(tail.x(), tail.t(), 1, from_logits, squared, tpb, a[c], bb[c],
-                                                      out.data());
+                with_cpu_isa([&] { block_grad_sigmoid<in_t, tgt_t, T, T>(tail.x(), tail.t(), 1, from_logits, squared, tpb, a[c], bb[c],
+                                                      out.data()); });
                 for (int64_t j = 0; j < n - full; ++j) gp[o + full + j] = static_cast<in_t>(out[j]);
               }
             }
@@ -448,14 +453,14 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
               const in_t* xs = xp + b * C * S + s;
               const tgt_t* ts = tp + b * S + s;
               if (m == kLanes) {
-                block_grad_multiclass<in_t, tgt_t, T>(xs, S, ts, C, from_logits, squared, pb, a.data(), bb.data(),
-                                                      prob.data(), g.data(), out.data());
+                with_cpu_isa([&] { block_grad_multiclass<in_t, tgt_t, T>(xs, S, ts, C, from_logits, squared, pb, a.data(), bb.data(),
+                                                      prob.data(), g.data(), out.data()); });
               } else {
                 const TailBlock<in_t, tgt_t, T> tail(xs, S, ts, S, C, 1, m);
                 PixelBlock<T> tpb = pb;
                 tpb.live = tail.live;
-                block_grad_multiclass<in_t, tgt_t, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared,
-                                                      tpb, a.data(), bb.data(), prob.data(), g.data(), out.data());
+                with_cpu_isa([&] { block_grad_multiclass<in_t, tgt_t, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared,
+                                                      tpb, a.data(), bb.data(), prob.data(), g.data(), out.data()); });
               }
               for (int64_t c = 0; c < C; ++c)
                 for (int64_t j = 0; j < m; ++j) gp[(b * C + c) * S + s + j] = static_cast<in_t>(out[c * kLanes + j]);

@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "core/loss_grad.h"
 #include "losses/args.h"
 #include "losses/focal_bce.h"
@@ -23,7 +24,7 @@ namespace {
 constexpr int64_t kChunk = 4096;
 
 template <bool kSquare, typename scalar_t>
-VO_CPU_MULTIVERSION void focal_chunk(const scalar_t* __restrict__ x, const scalar_t* __restrict__ t, int64_t n,
+void focal_chunk(const scalar_t* __restrict__ x, const scalar_t* __restrict__ t, int64_t n,
                                      at::opmath_type<scalar_t> alpha, at::opmath_type<scalar_t> gamma,
                                      at::opmath_type<scalar_t>* __restrict__ out) {
   using T = at::opmath_type<scalar_t>;
@@ -57,8 +58,14 @@ at::Tensor sigmoid_focal_loss_cpu(const at::Tensor& inputs, const at::Tensor& ta
       T local[kChunk];
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t begin = c * kChunk, n = std::min(K, begin + kChunk) - begin;
-        const auto chunk = gamma == 2.0 ? focal_chunk<true, scalar_t> : focal_chunk<false, scalar_t>;
-        chunk(xp + begin, tp + begin, n, static_cast<T>(alpha), static_cast<T>(gamma), local);
+        with_cpu_isa([&] {
+          if (gamma == 2.0) {
+            focal_chunk<true, scalar_t>(xp + begin, tp + begin, n, static_cast<T>(alpha), static_cast<T>(gamma), local);
+          } else {
+            focal_chunk<false, scalar_t>(xp + begin, tp + begin, n, static_cast<T>(alpha), static_cast<T>(gamma),
+                                         local);
+          }
+        });
         if (o) {
           for (int64_t i = 0; i < n; ++i) o[begin + i] = static_cast<scalar_t>(local[i]);
         } else {
@@ -78,7 +85,7 @@ at::Tensor sigmoid_focal_loss_cpu(const at::Tensor& inputs, const at::Tensor& ta
 }
 
 template <bool kSquare, typename scalar_t>
-VO_CPU_MULTIVERSION void focal_backward_chunk(const scalar_t* __restrict__ x, const scalar_t* __restrict__ t,
+void focal_backward_chunk(const scalar_t* __restrict__ x, const scalar_t* __restrict__ t,
                                               const scalar_t* __restrict__ g, int64_t g_stride,
                                               at::opmath_type<scalar_t> g_scale, int64_t n,
                                               at::opmath_type<scalar_t> alpha, at::opmath_type<scalar_t> gamma,
@@ -114,9 +121,15 @@ std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_backward_cpu(const at::Ten
       const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = t.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
       scalar_t *gxp = gx.data_ptr<scalar_t>(), *gtp = gt.data_ptr<scalar_t>();
       at::parallel_for(0, K, kChunk, [&](int64_t b, int64_t e) {
-        const auto chunk = gamma == 2.0 ? focal_backward_chunk<true, scalar_t> : focal_backward_chunk<false, scalar_t>;
-        chunk(xp + b, tp + b, gp + b * g_stride, g_stride, g_scale, e - b, static_cast<T>(alpha),
-              static_cast<T>(gamma), gxp + b, gtp + b);
+        with_cpu_isa([&] {
+          if (gamma == 2.0) {
+            focal_backward_chunk<true, scalar_t>(xp + b, tp + b, gp + b * g_stride, g_stride, g_scale, e - b,
+                                                 static_cast<T>(alpha), static_cast<T>(gamma), gxp + b, gtp + b);
+          } else {
+            focal_backward_chunk<false, scalar_t>(xp + b, tp + b, gp + b * g_stride, g_stride, g_scale, e - b,
+                                                  static_cast<T>(alpha), static_cast<T>(gamma), gxp + b, gtp + b);
+          }
+        });
       });
     });
   }

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "matching/args.h"
 #include "matching/math.h"
 
@@ -39,7 +40,7 @@ std::vector<int64_t> checked_counts(const std::optional<at::Tensor>& counts, int
 // The problem as a row-major double matrix of its small side's rows, read
 // along the input's rows (contiguous in the usual layout) either way.
 template <typename scalar_t>
-VO_CPU_MULTIVERSION void copy_dense(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, bool transposed, double sign,
+void copy_dense(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, bool transposed, double sign,
                 double* out) {
   if (transposed) {
     // Written contiguously, read down the input's columns (gathers).
@@ -60,7 +61,7 @@ VO_CPU_MULTIVERSION void copy_dense(const scalar_t* p, int64_t nrow, int64_t nco
 }
 
 // The solver on a dense copy, compiled for each vector width.
-VO_CPU_MULTIVERSION LsapStatus solve_dense(const double* m, int64_t ns, int64_t nb, const LsapScratch& s) {
+LsapStatus solve_dense(const double* m, int64_t ns, int64_t nb, const LsapScratch& s) {
   return lsap_solve(ns, nb, LsapDenseCost{m, nb}, s);
 }
 
@@ -99,8 +100,8 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
           // The solver scans rows many times: one strided, converting read
           // into contiguous doubles pays for itself.
           dense.resize(ns * nb);
-          copy_dense(base + b * sb, nrow, ncol, sr, sc, transposed, maximize ? -1.0 : 1.0, dense.data());
-          result = solve_dense(dense.data(), ns, nb, s);
+          with_cpu_isa([&] { copy_dense(base + b * sb, nrow, ncol, sr, sc, transposed, maximize ? -1.0 : 1.0, dense.data()); });
+          with_cpu_isa([&] { result = solve_dense(dense.data(), ns, nb, s); });
         } else {
           result = lsap_solve(ns, nb, f, s);
         }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "core/checks.h"
+#include "core/cpu_isa.h"
 #include "core/dtypes.h"
 #include "nms/args.h"
 #include "nms/forward_avx512.h"
@@ -74,7 +75,7 @@ inline FloatMargins float_margins(const NmsPredicate& p) {
 
 // Whether one of `size` boxes, stored as fields of `cap` values each from
 // f, suppresses b: kLanes boxes at a time, the lanes ORed without a branch so
-// the inner loop vectorizes (multiversioned: AVX-512 or AVX2 where present).
+// the inner loop vectorizes (compiled per instruction set: core/cpu_isa.h).
 // Lanes past `size` hold NaN boxes, which suppress nothing; cap is a
 // multiple of kLanes. kLanes may span several vectors: the OR across lanes
 // (a chain of shuffles) then runs once per several vectors.
@@ -87,7 +88,7 @@ inline FloatMargins float_margins(const NmsPredicate& p) {
 // margin covers the roundings of the float product (2^-24 each), so both
 // settled answers are exact.
 template <typename T, int64_t kLanes>
-VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, int64_t size, NmsBox<T> b,
+bool any_suppresses(const T* __restrict__ f, int64_t cap, int64_t size, NmsBox<T> b,
                                         NmsPredicate p) {
   // The predicate's constants as plain scalars, hoisted out of the loop.
   const double midpoint = p.midpoint, threshold = p.threshold;
@@ -108,8 +109,7 @@ VO_CPU_MULTIVERSION bool any_suppresses(const T* __restrict__ f, int64_t cap, in
     // one is (only for t > 1, where nothing is suppressed).
     if (has_float_margins(p) && b.area >= 0x1p-80f) {
       const auto [maybe_m, above_m] = float_margins(p);
-      // (always_inline: a lambda is not a clone of the multiversioned
-      // function, and a call per lane would not vectorize)
+      // (always_inline: a call per lane would not vectorize)
       const auto exceeds = [&](int64_t j, float m) __attribute__((always_inline)) {
         const NmsBox<T> a = soa_nms_box(f, cap, j);
         T inter, uni;
@@ -505,10 +505,19 @@ class GreedyNms {
     // enough. Long lists go several vectors at a time (capacities are
     // kLanes times a power of two, so a multiple of the group).
     const T* f = arena_.data() + c.offset;
-    if (c.size <= kLanes / 2) return any_suppresses<T, kLanes / 2>(f, c.cap, c.size, b, p);
-    if (c.cap == kLanes) return any_suppresses<T, kLanes>(f, c.cap, c.size, b, p);
-    if (c.cap == 2 * kLanes) return any_suppresses<T, 2 * kLanes>(f, c.cap, c.size, b, p);
-    return any_suppresses<T, 4 * kLanes>(f, c.cap, c.size, b, p);
+    bool suppressed = false;
+    with_cpu_isa([&] {
+      if (c.size <= kLanes / 2) {
+        suppressed = any_suppresses<T, kLanes / 2>(f, c.cap, c.size, b, p);
+      } else if (c.cap == kLanes) {
+        suppressed = any_suppresses<T, kLanes>(f, c.cap, c.size, b, p);
+      } else if (c.cap == 2 * kLanes) {
+        suppressed = any_suppresses<T, 2 * kLanes>(f, c.cap, c.size, b, p);
+      } else {
+        suppressed = any_suppresses<T, 4 * kLanes>(f, c.cap, c.size, b, p);
+      }
+    });
+    return suppressed;
   }
 
   void insert(const NmsBox<T>& b, int32_t box, int l) {

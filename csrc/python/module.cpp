@@ -5,7 +5,7 @@
 // kernels this machine runs.
 #include <Python.h>
 
-#include "core/cpu_features.h"
+#include "core/cpu_isa.h"
 
 #ifndef VISIONOPS_TORCH_VERSION
 #define VISIONOPS_TORCH_VERSION "unknown"
@@ -15,13 +15,23 @@
 #endif
 
 static PyObject* has_avx512(PyObject*, PyObject*) {
-  return PyBool_FromLong(vo::avx512_kernels_supported());
+  return PyBool_FromLong(vo::cpu_isa_supported() == vo::CpuIsa::Avx512);
+}
+
+static PyObject* cpu_isa(PyObject*, PyObject*) { return PyUnicode_FromString(vo::cpu_isa_name(vo::cpu_isa())); }
+
+static PyObject* cpu_isa_supported(PyObject*, PyObject*) {
+  return PyUnicode_FromString(vo::cpu_isa_name(vo::cpu_isa_supported()));
 }
 
 static PyMethodDef visionops_c_methods[] = {
     {"has_avx512", has_avx512, METH_NOARGS,
-     "Whether the hand-written AVX-512 kernels are compiled in and this CPU runs them (VISIONOPS_DISABLE_AVX512 "
-     "aside)."},
+     "Whether this build and CPU can run the AVX-512 kernels ($VISIONOPS_CPU_ISA aside)."},
+    {"cpu_isa", cpu_isa, METH_NOARGS,
+     "The instruction set the CPU kernels run with: 'avx512', 'avx2' or 'portable' (the best supported, capped by "
+     "$VISIONOPS_CPU_ISA)."},
+    {"cpu_isa_supported", cpu_isa_supported, METH_NOARGS,
+     "The best instruction set this build and CPU can run: 'avx512', 'avx2' or 'portable'."},
     {nullptr, nullptr, 0, nullptr}};
 
 static struct PyModuleDef visionops_c_module = {PyModuleDef_HEAD_INIT, "_C", "visionops native ops", -1,

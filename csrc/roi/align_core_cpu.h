@@ -23,6 +23,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "core/cpu_isa.h"
 #include "core/macros.h"
 #include "roi/map_slices.h"
 #include "roi/math.h"
@@ -68,7 +69,7 @@ struct RoiAlignPoints {
 // (y, x) at x + (y * W + x) * ld). acc is scratch of nb values. Bin
 // (ph, pw) of channel j goes to out[j * out_c_stride + ph * pooled_w + pw].
 template <typename T, typename out_t>
-VO_CPU_MULTIVERSION void roi_align_forward_one(const T* __restrict__ x, int64_t ld, int64_t nb, int64_t W,
+void roi_align_forward_one(const T* __restrict__ x, int64_t ld, int64_t nb, int64_t W,
                                                const RoiAlignPoints<T>& pts, int64_t pooled_h, int64_t pooled_w,
                                                T* __restrict__ acc, out_t* __restrict__ out, int64_t out_c_stride) {
   for (int64_t ph = 0; ph < pooled_h; ++ph) {
@@ -99,7 +100,7 @@ VO_CPU_MULTIVERSION void roi_align_forward_one(const T* __restrict__ x, int64_t 
 // (pixel (y, x) at gx + (y * W + x) * nb). g holds the RoI's output gradient
 // as [bin][nb].
 template <typename T>
-VO_CPU_MULTIVERSION void roi_align_backward_one(T* __restrict__ gx, int64_t nb, int64_t W,
+void roi_align_backward_one(T* __restrict__ gx, int64_t nb, int64_t W,
                                                 const RoiAlignPoints<T>& pts, int64_t pooled_h, int64_t pooled_w,
                                                 const T* __restrict__ g) {
   const T count = pts.count;
@@ -159,8 +160,8 @@ void roi_align_forward_map(const at::Tensor& map, const T* rois, const RoisByIma
       for (int64_t i = groups.begin[n]; i < groups.begin[n + 1]; ++i) {
         const int64_t k = groups.order[i];
         pts.build(rois + 5 * k + 1, scale, H, W, p.pooled_h, p.pooled_w, p.sampling_ratio, p.aligned);
-        roi_align_forward_one<T, scalar_t>(x.data, x.ld, nb, W, pts, p.pooled_h, p.pooled_w, acc.data(),
-                                           out + (k * C + c0) * bins, bins);
+        with_cpu_isa([&] { roi_align_forward_one<T, scalar_t>(x.data, x.ld, nb, W, pts, p.pooled_h, p.pooled_w, acc.data(),
+                                           out + (k * C + c0) * bins, bins); });
       }
     }
   });
@@ -189,7 +190,7 @@ void roi_align_backward_map(const T* grad, const T* rois, const RoisByImage<T>& 
         const T* gk = grad + (k * C + c0) * bins;
         for (int64_t j = 0; j < nb; ++j)
           for (int64_t bin = 0; bin < bins; ++bin) gbuf[bin * nb + j] = gk[j * bins + bin];
-        roi_align_backward_one<T>(slice.data(), nb, W, pts, p.pooled_h, p.pooled_w, gbuf.data());
+        with_cpu_isa([&] { roi_align_backward_one<T>(slice.data(), nb, W, pts, p.pooled_h, p.pooled_w, gbuf.data()); });
       }
       write_slice<T, scalar_t>(slice.data(), nb, grad_map, channels_last, n, c0);
     }

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "core/huge_pages.h"
 #include "core/macros.h"
 #include "roi/math.h"
@@ -94,7 +95,7 @@ struct RoisByImage {
 // dst[p * ld_dst + j] = src[j * ld_src + p] for j < rows, p < cols, in tiles
 // that keep both sides in L1.
 template <typename in_t, typename out_t>
-VO_CPU_MULTIVERSION void transpose_block(const in_t* __restrict__ src, int64_t ld_src, out_t* __restrict__ dst,
+void transpose_block(const in_t* __restrict__ src, int64_t ld_src, out_t* __restrict__ dst,
                                          int64_t ld_dst, int64_t rows, int64_t cols) {
   constexpr int64_t kTile = 64;
   for (int64_t p0 = 0; p0 < cols; p0 += kTile) {
@@ -139,7 +140,7 @@ class SliceReader {
       }
     }
     buf.resize(HW_ * nb);
-    transpose_block<scalar_t, T>(src_ + (n * C_ + c0) * HW_, HW_, buf.data(), nb, nb, HW_);
+    with_cpu_isa([&] { transpose_block<scalar_t, T>(src_ + (n * C_ + c0) * HW_, HW_, buf.data(), nb, nb, HW_); });
     return {buf.data(), nb};
   }
 
@@ -160,7 +161,7 @@ void write_slice(const T* buf, int64_t nb, at::Tensor& out, bool channels_last, 
     for (int64_t p = 0; p < HW; ++p)
       for (int64_t j = 0; j < nb; ++j) base[p * C + j] = static_cast<scalar_t>(buf[p * nb + j]);
   } else {
-    transpose_block<T, scalar_t>(buf, nb, dst + (n * C + c0) * HW, HW, HW, nb);
+    with_cpu_isa([&] { transpose_block<T, scalar_t>(buf, nb, dst + (n * C + c0) * HW, HW, HW, nb); });
   }
 }
 

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "core/huge_pages.h"
 #include "core/macros.h"
 #include "roi/args.h"
@@ -30,7 +31,7 @@ namespace {
 // channels-last slice (pixel (h, w) at x + (h * W + w) * ld), for NB
 // channels: the running maxima live in registers.
 template <typename T, int64_t NB>
-VO_CPU_MULTIVERSION void max_over_bin(const T* __restrict__ x, int64_t ld, int64_t W, int64_t h0, int64_t h1,
+void max_over_bin(const T* __restrict__ x, int64_t ld, int64_t W, int64_t h0, int64_t h1,
                                       int64_t w0, int64_t w1, T* __restrict__ best_out,
                                       int32_t* __restrict__ arg_out) {
   T best[NB];
@@ -62,7 +63,7 @@ VO_CPU_MULTIVERSION void max_over_bin(const T* __restrict__ x, int64_t ld, int64
 // The same for any number of channels (the last block of a map whose
 // channels are not a multiple of the block).
 template <typename T>
-VO_CPU_MULTIVERSION void max_over_bin_any(const T* __restrict__ x, int64_t ld, int64_t nb, int64_t W, int64_t h0,
+void max_over_bin_any(const T* __restrict__ x, int64_t ld, int64_t nb, int64_t W, int64_t h0,
                                           int64_t h1, int64_t w0, int64_t w1, T* __restrict__ best,
                                           int32_t* __restrict__ arg) {
   for (int64_t c = 0; c < nb; ++c) {
@@ -127,9 +128,9 @@ void roi_pool_forward_map(const at::Tensor& map, const T* rois, const cpu::RoisB
               continue;
             }
             if (nb == kSliceChannels)
-              max_over_bin<T, kSliceChannels>(x.data, x.ld, W, h0, h1, w0, w1, best.data(), arg.data());
+              with_cpu_isa([&] { max_over_bin<T, kSliceChannels>(x.data, x.ld, W, h0, h1, w0, w1, best.data(), arg.data()); });
             else
-              max_over_bin_any<T>(x.data, x.ld, nb, W, h0, h1, w0, w1, best.data(), arg.data());
+              with_cpu_isa([&] { max_over_bin_any<T>(x.data, x.ld, nb, W, h0, h1, w0, w1, best.data(), arg.data()); });
             for (int64_t j = 0; j < nb; ++j) {
               ok[j * bins + bin] = static_cast<scalar_t>(best[j]);
               ak[j * bins + bin] = arg[j];

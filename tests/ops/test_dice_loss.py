@@ -199,12 +199,13 @@ def _dice_results(path):
 
 @pytest.mark.skipif(not _C.has_avx512(), reason="AVX-512 path: this CPU cannot run it (or it is not compiled in), "
                     "so there is nothing to compare the portable loops with")
-def test_portable_sigmoid_loops_match_avx512_bitwise(tmp_path):
+def test_avx2_sigmoid_loops_match_avx512_bitwise(tmp_path):
     # On AVX-512 CPUs the fused sigmoid loops are hand-vectorized
-    # (csrc/losses/dice_sigmoid_avx512.h); VISIONOPS_DISABLE_AVX512 runs the
-    # portable loops instead. Both compute the same roundings: equal bits.
+    # (csrc/losses/dice_sigmoid_avx512.h); VISIONOPS_CPU_ISA=avx2 runs the
+    # loops an AVX2 machine runs instead. Both compute the same roundings
+    # (multiply-adds fused alike): equal bits.
     code = f"from tests.ops.test_dice_loss import _dice_results; _dice_results({str(tmp_path / 'portable.pt')!r})"
-    done = run_python(code, VISIONOPS_DISABLE_AVX512="1")
+    done = run_python(code, VISIONOPS_CPU_ISA="avx2")
     assert done.returncode == 0, done.stderr[-2000:]
     _dice_results(tmp_path / "here.pt")
     here, portable = torch.load(tmp_path / "here.pt"), torch.load(tmp_path / "portable.pt")

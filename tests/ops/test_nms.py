@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import visionops
+from visionops._extension import _C
 
 from ..conftest import require, requires_cuda, run_python
 
@@ -121,11 +122,13 @@ def test_tiny_and_huge_boxes_match_torchvision(scale):
         assert torch.equal(visionops.nms(boxes, scores, threshold), tv_ops.nms(boxes, scores, threshold))
 
 
-def test_portable_scan_matches_torchvision():
-    # The portable loops (those of AVX2 and other CPUs) against torchvision,
-    # on every CPU: VISIONOPS_DISABLE_AVX512 makes an AVX-512 machine take
-    # them, and elsewhere they are the default path anyway. The AVX-512 path
-    # is the default on AVX-512 machines and the other tests check it there.
+@pytest.mark.parametrize("isa", ["avx2", "portable"])
+def test_lower_isa_scans_match_torchvision(isa):
+    # The loops of AVX2 and of baseline x86-64 CPUs against torchvision, on
+    # every CPU that can run them: VISIONOPS_CPU_ISA makes a better machine
+    # take them. The best path is the default and the other tests check it.
+    if _C.cpu_isa_supported() == "portable" and isa != "portable":
+        pytest.skip(f"the {isa} path: this CPU cannot run it")
     code = (
         "import torch, torchvision, visionops\n"
         "from tests.ops.test_nms import random_case, test_borderline_overlaps_match_torchvision, uniform_boxes\n"
@@ -141,7 +144,7 @@ def test_portable_scan_matches_torchvision():
         "test_batched_large_classes(torch.float32)\n"
         "print('ok')\n"
     )
-    done = run_python(code, VISIONOPS_DISABLE_AVX512="1")
+    done = run_python(code, VISIONOPS_CPU_ISA=isa)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 

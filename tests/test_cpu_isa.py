@@ -1,0 +1,102 @@
+"""Every CPU instruction-set path runs the same math: $VISIONOPS_CPU_ISA
+forces a lower path (AVX2 on an AVX-512 machine, the portable x86-64 one on
+an AVX2 machine), and each path this machine can run gives the results of
+the best one, bit for bit (the Dice loops, which allow multiply-adds, to
+rounding on the portable path, which has no FMA). The ops' own tests compare
+the best path with torchvision; equal bits carry that to the others."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import visionops
+from visionops._extension import _C
+
+from .conftest import random_boxes, run_python
+
+ISAS = ["avx512", "avx2", "portable"]
+_RANK = {name: i for i, name in enumerate(reversed(ISAS))}
+
+
+def _supported(isa: str) -> bool:
+    return _RANK[isa] <= _RANK[_C.cpu_isa_supported()]
+
+
+def _results(path: str) -> None:
+    """Every op with a CPU hot loop, on inputs that exercise its paths; saved."""
+    g = torch.Generator().manual_seed(0)
+    a = random_boxes(300, size=400, scale=120, dtype=torch.float32, generator=g)
+    b = random_boxes(200, size=400, scale=120, dtype=torch.float32, generator=g)
+    s = torch.rand(300, generator=g)
+    idx = torch.randint(0, 7, (300,), generator=g)
+    out = {}
+    for name in ("box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou"):
+        out[name] = getattr(visionops, name)(a, b)
+    out["box_area"] = visionops.box_area(a)
+    out["box_convert"] = visionops.box_convert(a, "xyxy", "cxcywh")
+    p = a.clone().requires_grad_()
+    loss = visionops.complete_box_iou_loss(p, a.flip(0), reduction="sum")
+    loss.backward()
+    out["ciou_loss"], out["ciou_loss_grad"] = loss.detach(), p.grad
+    out["nms"] = visionops.nms(a, s, 0.5)
+    out["batched_nms"] = visionops.batched_nms(a, s, idx, 0.5)
+    out["padded_nms"] = visionops.padded_nms(a.view(3, 100, 4), s.view(3, 100), 0.4, 20)[0]
+    out["soft_nms"] = visionops.soft_nms(a, s, 0.3, 0.5, 0.01, "gaussian")[1]
+    x = torch.randn(2, 40, 32, 32, generator=g).requires_grad_()
+    rois = torch.cat([torch.randint(0, 2, (50, 1), generator=g).float(),
+                      random_boxes(50, size=120, scale=60, dtype=torch.float32, generator=g)], dim=1)
+    ra = visionops.roi_align(x, rois, 7, 0.25, 2, True)
+    rp = visionops.roi_pool(x, rois, 5, 0.25)
+    (ga,) = torch.autograd.grad(ra.square().sum() + rp.sum(), x)
+    out["roi_align"], out["roi_pool"], out["roi_grad"] = ra.detach(), rp.detach(), ga
+    codes = torch.randn(300, 8, generator=g)
+    out["decode"] = visionops.BoxCoder((10.0, 10.0, 5.0, 5.0)).decode_single(codes, a)
+    out["encode"] = visionops.BoxCoder((10.0, 10.0, 5.0, 5.0)).encode_single(a, b.repeat(2, 1)[:300])
+    logits = torch.randn(4, 2000, generator=g).requires_grad_()
+    focal = visionops.sigmoid_focal_loss(logits, (torch.rand(4, 2000, generator=g) > 0.8).float(), reduction="sum")
+    (gf,) = torch.autograd.grad(focal, logits)
+    out["focal"], out["focal_grad"] = focal.detach(), gf
+    heads = [torch.randn(2, 3 * 9, 16, 16, generator=g), torch.randn(2, 3 * 9, 8, 8, generator=g)]
+    anchors = torch.tensor([[[10.0, 13], [16, 30], [33, 23]], [[30.0, 61], [62, 45], [59, 119]]])
+    out["yolo"] = visionops.yolo_decode(heads, anchors, [8, 16], max_detections=40)[1]
+    out["masks_to_boxes"] = visionops.masks_to_boxes(torch.rand(6, 50, 70, generator=g) > 0.9)
+    out["lsap"] = visionops.batched_linear_sum_assignment(torch.rand(3, 30, 40, generator=g))
+    for mode, c in (("binary", 1), ("multiclass", 5)):
+        xd = torch.randn(2, c, 40, 40, generator=g).requires_grad_()
+        t = (torch.rand(2, 1, 40, 40, generator=g) > 0.5).float() if mode == "binary" else \
+            torch.randint(0, c, (2, 40, 40), generator=g)
+        loss = visionops.dice_loss(xd, t, mode=mode)
+        (gd,) = torch.autograd.grad(loss, xd)
+        out[f"dice_{mode}"], out[f"dice_{mode}_grad"] = loss.detach(), gd
+    torch.save(out, path)
+
+
+def test_isa_is_reported_and_capped():
+    best = _C.cpu_isa_supported()
+    assert best in ISAS and _C.cpu_isa() in ISAS
+    done = run_python("from visionops._extension import _C; print(_C.cpu_isa())", VISIONOPS_CPU_ISA="portable")
+    assert done.returncode == 0 and done.stdout.strip() == "portable", done.stderr[-2000:]
+    # Asking for more than the CPU has gives what it has.
+    done = run_python("from visionops._extension import _C; print(_C.cpu_isa())", VISIONOPS_CPU_ISA="avx512")
+    assert done.returncode == 0 and done.stdout.strip() == best, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("isa", ["avx2", "portable"])
+def test_lower_paths_give_the_best_paths_results(isa, tmp_path):
+    if not _supported(isa):
+        pytest.skip(f"the {isa} path: this CPU cannot run it (best: {_C.cpu_isa_supported()})")
+    if isa == _C.cpu_isa():
+        pytest.skip(f"the {isa} path is this process's own: nothing lower to compare it with here")
+    lower = tmp_path / f"{isa}.pt"
+    done = run_python(f"from tests.test_cpu_isa import _results; _results({str(lower)!r})", VISIONOPS_CPU_ISA=isa)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _results(str(tmp_path / "best.pt"))
+    best, low = torch.load(tmp_path / "best.pt"), torch.load(lower)
+    assert best.keys() == low.keys()
+    for key in best:
+        if key.startswith("dice") and isa == "portable":
+            # The Dice loops allow multiply-adds; x86-64 without AVX2 has no FMA.
+            torch.testing.assert_close(low[key], best[key], rtol=1e-5, atol=1e-7, msg=key)
+        else:
+            assert torch.equal(low[key], best[key]), key
