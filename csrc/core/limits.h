@@ -4,7 +4,7 @@
 // (roi_align with sampling_ratio=2**20 samples 2**40 points per bin;
 // torchvision crashes on it) or ask for terabytes before failing. Each bound
 // is far above what a real model uses; the ValueError names the op, the
-// argument, the bound and what it counts. visionops/_checks.py's LIMITS
+// argument, the bound and what it counts. visionops/_checks.py's MAX_*
 // holds the same numbers for the fake kernels.
 #pragma once
 
