@@ -34,16 +34,16 @@
 #include "core/macros.h"
 #include "losses/args.h"
 #include "losses/dice_reduction.h"
-#include "losses/dice_sigmoid_avx512.h"
+#include "losses/dice_sigmoid_simd.h"
 #include "losses/math.h"
 
 
 namespace vo {
 namespace {
 
-constexpr int64_t kLanes = 16;    // pixels per vector (one AVX-512 vector of floats)
+constexpr int64_t kLanes = 16;    // pixels per vector (core/simd.h's 16 lanes)
 constexpr int64_t kChunk = 4096;  // pixels per task, a multiple of kLanes
-static_assert(kLanes == 16, "dice_sigmoid_avx512.h's loops take blocks of 16 pixels");
+static_assert(kLanes == 16, "dice_sigmoid_simd.h's loops take blocks of 16 pixels");
 
 // The kernels work on blocks of kLanes pixels, vectorized over the pixels.
 // A block is read from the tensors directly (x with class stride xs, t with
@@ -152,9 +152,12 @@ void block_stats_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t
   const T sq = squared ? T(1) : T(0);
   if constexpr (kPlain) {
     if (from_logits) {  // the sigmoid fused in: no round trip through memory
-#ifdef VO_HAVE_DICE_SIGMOID_AVX512
-      if constexpr (kDiceSigmoidAvx512<in_t, tgt_t> && std::is_same_v<T, float>) {
-        if (cpu_has_avx512f()) return dice_stats_avx512(x, t, blocks, sq, I, P, Tt);
+#ifdef VO_HAVE_DICE_SIGMOID_SIMD
+      if constexpr (kDiceSigmoidSimd<in_t, tgt_t> && std::is_same_v<T, float>) {
+        if (simd_available()) {
+          with_simd([&](auto s) { dice_stats_simd<decltype(s)>(x, t, blocks, sq, I, P, Tt); });
+          return;
+        }
       }
 #endif
       for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
@@ -299,9 +302,12 @@ void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t,
   const T sq = squared ? T(1) : T(0);
   if constexpr (kPlain) {
     if (from_logits) {  // the sigmoid fused in
-#ifdef VO_HAVE_DICE_SIGMOID_AVX512
-      if constexpr (kDiceSigmoidAvx512<in_t, tgt_t> && std::is_same_v<T, float> && std::is_same_v<out_t, float>) {
-        if (cpu_has_avx512f()) return dice_grad_avx512(x, t, blocks, sq, a, bb, out);
+#ifdef VO_HAVE_DICE_SIGMOID_SIMD
+      if constexpr (kDiceSigmoidSimd<in_t, tgt_t> && std::is_same_v<T, float> && std::is_same_v<out_t, float>) {
+        if (simd_available()) {
+          with_simd([&](auto s) { dice_grad_simd<decltype(s)>(x, t, blocks, sq, a, bb, out); });
+          return;
+        }
       }
 #endif
       for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes, out += kLanes) {

@@ -5,8 +5,8 @@
 //   score order          nms/order.h: stable descending, NaN first, ties by index
 //   the pair test        nms/math.h, shared with CUDA; float margins, then exact
 //   greedy pass          GreedyNms below: forward suppression for segments of up
-//                        to 4,096 boxes (nms/forward_avx512.h), then a scan of the
-//                        kept boxes (nms/scan_avx512.h on AVX-512), then an index
+//                        to 4,096 boxes (nms/forward_simd.h), then a scan of the
+//                        kept boxes (nms/scan_simd.h on AVX2 and AVX-512), then an index
 //                        of them by size and centre
 //   batched_nms          one greedy pass per class, classes in parallel, merged
 //                        back into score order (batched_nms_by_class below)
@@ -31,10 +31,10 @@
 #include "core/cpu_isa.h"
 #include "core/dtypes.h"
 #include "nms/args.h"
-#include "nms/forward_avx512.h"
+#include "nms/forward_simd.h"
 #include "nms/math.h"
 #include "nms/order.h"
-#include "nms/scan_avx512.h"
+#include "nms/scan_simd.h"
 
 namespace vo {
 namespace {
@@ -55,7 +55,7 @@ NmsBox<T> input_box(const scalar_t* bp, int64_t i) {
 // Until this many boxes are kept, one list of them, scanned a vector at a
 // time, beats the index.
 constexpr int32_t kScanKeptMax = 1024;
-// Segments of up to this many boxes start by forward suppression (AVX-512;
+// Segments of up to this many boxes start by forward suppression (AVX2 or AVX-512;
 // a sweep costs the segment's length per kept box).
 constexpr int64_t kForwardMax = 4096;
 // A candidate that would visit more cells than this in one level scans that
@@ -144,7 +144,7 @@ bool any_suppresses(const T* __restrict__ f, int64_t cap, int64_t size, NmsBox<T
 //
 // Three ways, all with the same per-pair test and result. Segments of up to
 // kForwardMax boxes (a small nms, a class of a batched_nms) start by
-// forward suppression on AVX-512 machines: each kept box strikes the later
+// forward suppression on AVX2 and AVX-512 machines: each kept box strikes the later
 // candidates it suppresses, the fastest way where most are struck. Then
 // (or where forward suppression does not pay) each candidate scans one list
 // of the kept boxes, and past kScanKeptMax kept boxes an index of them:
@@ -183,9 +183,9 @@ class GreedyNms {
   int64_t greedy(const NmsBox<T>* boxes, const uint32_t* key, int64_t n, const NmsPredicate& p, int64_t max_keep,
                  int64_t* keep) {
     if (n == 0 || max_keep == 0) return 0;
-#ifdef VO_HAVE_NMS_SCAN_AVX512
+#ifdef VO_HAVE_NMS_SCAN_SIMD
     if constexpr (std::is_same_v<T, float>) {
-      if (p.division_free && n <= kForwardMax && cpu_has_avx512f() && has_float_margins(p))
+      if (p.division_free && n <= kForwardMax && simd_available() && has_float_margins(p))
         return forward(boxes, key, n, p, max_keep, keep);
     }
 #endif
@@ -250,7 +250,7 @@ class GreedyNms {
   }
 
   static constexpr int kMinLevel = -64, kMaxLevel = 63;
-  static constexpr int64_t kLanes = 16;  // one AVX-512 vector of floats
+  static constexpr int64_t kLanes = 16;  // one 16-lane vector of floats (core/simd.h)
 
   // Kept boxes of one cell, as a structure of arrays in the arena: field f
   // of box j at arena[offset + f * cap + j]. Capacities are multiples of
@@ -393,8 +393,8 @@ class GreedyNms {
     return false;
   }
 
-#ifdef VO_HAVE_NMS_SCAN_AVX512
-  // forward_nms_avx512 over a copy of the segment as a structure of arrays
+#ifdef VO_HAVE_NMS_SCAN_SIMD
+  // forward_nms_simd over a copy of the segment as a structure of arrays
   // (key: nullptr when the boxes are in score order); where it stops, the
   // live rest goes to run_scan in score order.
   int64_t forward(const NmsBox<float>* boxes, const uint32_t* key, int64_t n, const NmsPredicate& p,
@@ -429,11 +429,15 @@ class GreedyNms {
     }
     int64_t rest;
     const FloatMargins m = float_margins(p);
-    const int64_t kept = forward_nms_avx512(
-        f, key ? fwd_key_.data() : nullptr, fwd_pos_.data(), cap, n, m.maybe, m.above, max_keep, keep, fwd_live_.data(),
-        fwd_undecided_.data(), key ? fwd_bounds_.data() : nullptr, key ? fwd_least_.data() : nullptr,
-        [&](int64_t j, const NmsBox<float>& kept_box) { return nms_suppresses_division_free(kept_box, boxes[j], p); },
-        &rest);
+    int64_t kept = 0;
+    with_simd([&](auto s) {
+      kept = forward_nms_simd<decltype(s)>(
+          f, key ? fwd_key_.data() : nullptr, fwd_pos_.data(), cap, n, m.maybe, m.above, max_keep, keep,
+          fwd_live_.data(), fwd_undecided_.data(), key ? fwd_bounds_.data() : nullptr,
+          key ? fwd_least_.data() : nullptr,
+          [&](int64_t j, const NmsBox<float>& kept_box) { return nms_suppresses_division_free(kept_box, boxes[j], p); },
+          &rest);
+    });
     if (rest == 0) return kept;
     // The live rest (in position order) in score order, against the boxes
     // kept from here on.
@@ -464,18 +468,20 @@ class GreedyNms {
       push(all, boxes[k]);
       return all.size < limit;
     };
-#ifdef VO_HAVE_NMS_SCAN_AVX512
+#ifdef VO_HAVE_NMS_SCAN_SIMD
     if constexpr (std::is_same_v<T, float>) {
-      if (cpu_has_avx512f() && has_float_margins(p)) {
+      if (simd_available() && has_float_margins(p)) {
         const FloatMargins m = float_margins(p);
-        i = greedy_pass_avx512(
-            boxes, i, n, m.maybe, m.above,
-            [&] { return NmsSoaView{all.size ? arena_.data() + all.offset : nullptr, all.cap, all.size}; },
-            [&](int64_t k) { return cell_suppresses(all, boxes[k], p); },
-            [&](const NmsSoaView& v, int64_t j, const NmsBox<float>& b) {
-              return nms_suppresses_division_free(soa_nms_box(v.f, v.cap, j), b, p);
-            },
-            on_keep);
+        with_simd([&](auto s) {
+          i = greedy_pass_simd<decltype(s)>(
+              boxes, i, n, m.maybe, m.above,
+              [&] { return NmsSoaView{all.size ? arena_.data() + all.offset : nullptr, all.cap, all.size}; },
+              [&](int64_t k) { return cell_suppresses(all, boxes[k], p); },
+              [&](const NmsSoaView& v, int64_t j, const NmsBox<float>& b) {
+                return nms_suppresses_division_free(soa_nms_box(v.f, v.cap, j), b, p);
+              },
+              on_keep);
+        });
         return more;
       }
     }
@@ -489,15 +495,16 @@ class GreedyNms {
 
   bool cell_suppresses(const Cell& c, const NmsBox<T>& b, const NmsPredicate& p) const {
     if (c.size == 0) return false;
-#ifdef VO_HAVE_NMS_SCAN_AVX512
+#ifdef VO_HAVE_NMS_SCAN_SIMD
     if constexpr (std::is_same_v<T, float>) {
       // any_suppresses' float margins, under the same conditions.
-      if (cpu_has_avx512f() && has_float_margins(p) && b.area >= 0x1p-80f) {
+      if (simd_available() && has_float_margins(p) && b.area >= 0x1p-80f) {
         const NmsSoaView v{arena_.data() + c.offset, c.cap, c.size};
         const FloatMargins m = float_margins(p);
-        return any_suppresses_avx512(v, b, m.maybe, m.above, [&](int64_t j) {
-          return nms_suppresses_division_free(soa_nms_box(v.f, v.cap, j), b, p);
-        });
+        auto exact = [&](int64_t j) { return nms_suppresses_division_free(soa_nms_box(v.f, v.cap, j), b, p); };
+        bool suppressed = false;
+        with_simd([&](auto s) { suppressed = scan_simd<decltype(s)>(v, b, m.maybe, m.above, exact); });
+        return suppressed;
       }
     }
 #endif
@@ -551,7 +558,7 @@ class GreedyNms {
   std::vector<uint32_t> fwd_key_;   // their keys
   std::vector<int32_t> fwd_pos_;    // their positions
   std::vector<uint16_t> fwd_live_;  // and live bits
-  std::vector<uint32_t> fwd_undecided_;  // forward_nms_avx512's scratch
+  std::vector<uint32_t> fwd_undecided_;  // forward_nms_simd's scratch
   std::vector<float> fwd_bounds_;        // and its words' bounds
   std::vector<uint32_t> fwd_least_;      // and least keys
   std::vector<NmsBox<T>> permuted_;  // greedy(), forward(): the candidates in score order
@@ -693,7 +700,7 @@ std::optional<at::Tensor> batched_nms_by_class(const at::Tensor& b, const at::Te
 }
 
 // nms of up to kForwardMax float, half or bfloat16 boxes where forward
-// suppression runs (AVX-512, t > 0): the boxes stay in input order with
+// suppression runs (AVX2 or AVX-512, t > 0): the boxes stay in input order with
 // their score keys, and forward suppression takes them in score order by
 // itself; no sort and no gather, which are most of the work at this size.
 // Nothing where it does not apply.
@@ -701,10 +708,10 @@ template <typename scalar_t>
 std::optional<at::Tensor> nms_small_unsorted(const at::Tensor& b, const at::Tensor& s, const NmsPredicate& pred,
                                              std::optional<double> score_threshold,
                                              std::optional<int64_t> max_output) {
-#ifdef VO_HAVE_NMS_SCAN_AVX512
+#ifdef VO_HAVE_NMS_SCAN_SIMD
   if constexpr (std::is_same_v<at::opmath_type<scalar_t>, float>) {
     const int64_t n = b.size(0);
-    if (n > kForwardMax || !pred.division_free || !has_float_margins(pred) || !cpu_has_avx512f()) return std::nullopt;
+    if (n > kForwardMax || !pred.division_free || !has_float_margins(pred) || !simd_available()) return std::nullopt;
     const scalar_t* sp = s.data_ptr<scalar_t>();
     const scalar_t* bp = b.data_ptr<scalar_t>();
     std::vector<uint32_t> key(n);

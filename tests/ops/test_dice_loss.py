@@ -198,12 +198,14 @@ def _dice_results(path):
 
 
 @pytest.mark.skipif(not _C.has_avx512(), reason="AVX-512 path: this CPU cannot run it (or it is not compiled in), "
-                    "so there is nothing to compare the portable loops with")
+                    "so there is nothing to compare the AVX2 loops with")
 def test_avx2_sigmoid_loops_match_avx512_bitwise(tmp_path):
-    # On AVX-512 CPUs the fused sigmoid loops are hand-vectorized
-    # (csrc/losses/dice_sigmoid_avx512.h); VISIONOPS_CPU_ISA=avx2 runs the
-    # loops an AVX2 machine runs instead. Both compute the same roundings
-    # (multiply-adds fused alike): equal bits.
+    # The fused sigmoid loops (csrc/losses/dice_sigmoid_simd.h) are one
+    # source over core/simd.h's vectors: one zmm register a vector here,
+    # two ymm registers under VISIONOPS_CPU_ISA=avx2, as an AVX2 machine
+    # runs them. Both compute the same roundings (multiply-adds fused alike;
+    # 2^n applied by vscalefps on one, by an exact exponent change and one
+    # rounding multiply on the other): equal bits.
     code = f"from tests.ops.test_dice_loss import _dice_results; _dice_results({str(tmp_path / 'portable.pt')!r})"
     done = run_python(code, VISIONOPS_CPU_ISA="avx2")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -1,0 +1,333 @@
+// A 16-lane vector type for the CPU kernels that need what the compiler
+// does not find alone: masks as bits (one test answers "any lane?"),
+// compress stores, masked reductions, a blend on a compare.
+//
+// A kernel is written once as a template over S, one of the structs below,
+// and run through with_simd(f), which calls f(S{}) inside core/cpu_isa.h's
+// flatten wrapper for the chosen instruction set; the wrapper inlines the
+// kernel and S's operations into one function compiled for that set.
+//   - Avx512: each vector is one zmm register and each mask a k register.
+//   - Avx2:   each vector is two ymm registers, a mask two movemasks; the
+//             compress store goes through a table of 256 permutations of 8
+//             lanes (not BMI2's pext, which Zen 1 and 2 run in microcode,
+//             hundreds of cycles).
+// Both have 16 lanes, so a kernel's words of 16 candidates or pixels, its
+// 16-bit masks and its data layout are the same on both; on AVX2 each
+// operation is two instructions where AVX-512 has one. Where neither is
+// available (with_simd returns false) the caller runs its portable loop.
+//
+// Why not at::vec::Vectorized: its width follows the file's compile flags
+// (one build per instruction set, PyTorch's way), which core/cpu_isa.h
+// explains we avoid; and it has no bit masks or compress. Why not GCC's
+// vector extensions: no compress, and no mask-to-bits without intrinsics.
+//
+// S's operations are plain inline functions with S's target, not
+// always_inline: GCC refuses to inline an always_inline function with a
+// target into a kernel template that has none, but the flatten wrapper,
+// whose target includes S's, inlines both.
+#pragma once
+
+#include <cstdint>
+
+#include "core/cpu_isa.h"
+
+#if defined(VO_HAVE_X86_ISA_DISPATCH)
+#define VO_HAVE_SIMD16 1
+#endif
+
+namespace vo {
+namespace simd {
+
+#ifdef VO_HAVE_SIMD16
+
+#define VO_SIMD_AVX512 __attribute__((target("arch=x86-64-v4")))
+#define VO_SIMD_AVX2 __attribute__((target("arch=x86-64-v3")))
+
+// (GCC 12 warns of an undefined first operand inside its own intrinsics.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+struct Avx512 {
+  static constexpr CpuIsa isa = CpuIsa::Avx512;
+  using F = __m512;   // 16 floats
+  using U = __m512i;  // 16 uint32
+
+  // f() as a function of its own (not inlined into the caller), compiled
+  // for this set: for a hot loop that the register allocator handles
+  // better alone than inlined into a large caller.
+  template <typename Fn>
+  VO_SIMD_AVX512 __attribute__((flatten, noinline)) static void isolated(Fn& f) {
+    f();
+  }
+
+  VO_SIMD_AVX512 static F load(const float* p) { return _mm512_loadu_ps(p); }
+  VO_SIMD_AVX512 static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  VO_SIMD_AVX512 static F set1(float x) { return _mm512_set1_ps(x); }
+  VO_SIMD_AVX512 static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  VO_SIMD_AVX512 static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  VO_SIMD_AVX512 static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  VO_SIMD_AVX512 static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  // a * b + c and c - a * b, rounded once.
+  VO_SIMD_AVX512 static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  VO_SIMD_AVX512 static F fnmadd(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
+  // a < b ? a : b and a > b ? a : b, as vo::min and vo::max (b where either is NaN).
+  VO_SIMD_AVX512 static F min(F a, F b) { return _mm512_min_ps(a, b); }
+  VO_SIMD_AVX512 static F max(F a, F b) { return _mm512_max_ps(a, b); }
+  VO_SIMD_AVX512 static F neg(F a) {
+    return _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(static_cast<int>(0x80000000u))));
+  }
+  // e * 2^n for integral n, rounded once (n within [-150, 0] here).
+  VO_SIMD_AVX512 static F scale_pow2(F e, F n) { return _mm512_scalef_ps(e, n); }
+  // m's lanes from a, the others from b.
+  VO_SIMD_AVX512 static F blend(unsigned m, F a, F b) {
+    return _mm512_mask_blend_ps(static_cast<__mmask16>(m), b, a);
+  }
+  // Ordered compares (false on NaN), as bits, of the lanes in m only.
+  VO_SIMD_AVX512 static unsigned ge(F a, F b, unsigned m = 0xFFFFu) {
+    return _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(m), a, b, _CMP_GE_OQ);
+  }
+  VO_SIMD_AVX512 static unsigned gt(F a, F b, unsigned m = 0xFFFFu) {
+    return _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(m), a, b, _CMP_GT_OQ);
+  }
+  VO_SIMD_AVX512 static unsigned lt(F a, F b, unsigned m = 0xFFFFu) {
+    return _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(m), a, b, _CMP_LT_OQ);
+  }
+  // The lanes of m that are not NaN.
+  VO_SIMD_AVX512 static unsigned ordered(F a, unsigned m = 0xFFFFu) {
+    return _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(m), a, a, _CMP_ORD_Q);
+  }
+  // Least and greatest of m's lanes (+inf and -inf for none).
+  VO_SIMD_AVX512 static float reduce_min(unsigned m, F v) {
+    return _mm512_mask_reduce_min_ps(static_cast<__mmask16>(m), v);
+  }
+  VO_SIMD_AVX512 static float reduce_max(unsigned m, F v) {
+    return _mm512_mask_reduce_max_ps(static_cast<__mmask16>(m), v);
+  }
+  // Writes m's lanes of v, in order, to p[0, popcount(m)); p[popcount(m), 16)
+  // may be overwritten.
+  VO_SIMD_AVX512 static void compress_store(float* p, unsigned m, F v) {
+    _mm512_storeu_ps(p, _mm512_maskz_compress_ps(static_cast<__mmask16>(m), v));
+  }
+  // Bytes (uint8 or bool, 0 or 1 and up) as floats.
+  VO_SIMD_AVX512 static F load_u8(const uint8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+
+  VO_SIMD_AVX512 static U load(const uint32_t* p) { return _mm512_loadu_si512(p); }
+  VO_SIMD_AVX512 static U load(const int32_t* p) { return _mm512_loadu_si512(p); }
+  VO_SIMD_AVX512 static U set1(uint32_t x) { return _mm512_set1_epi32(static_cast<int>(x)); }
+  VO_SIMD_AVX512 static U min(U a, U b) { return _mm512_min_epu32(a, b); }
+  VO_SIMD_AVX512 static unsigned eq(U a, U b, unsigned m = 0xFFFFu) {
+    return _mm512_mask_cmpeq_epu32_mask(static_cast<__mmask16>(m), a, b);
+  }
+  // Least of m's lanes (~0u for none).
+  VO_SIMD_AVX512 static uint32_t reduce_min(unsigned m, U v) {
+    return _mm512_mask_reduce_min_epu32(static_cast<__mmask16>(m), v);
+  }
+  VO_SIMD_AVX512 static void compress_store(uint32_t* p, unsigned m, U v) {
+    _mm512_storeu_si512(p, _mm512_maskz_compress_epi32(static_cast<__mmask16>(m), v));
+  }
+  VO_SIMD_AVX512 static void compress_store(int32_t* p, unsigned m, U v) {
+    _mm512_storeu_si512(p, _mm512_maskz_compress_epi32(static_cast<__mmask16>(m), v));
+  }
+};
+
+namespace avx2_detail {
+
+// For each 8-bit mask, the positions of its set bits, in order, as 3-bit
+// lane indices in 4-bit fields (the permutation that compresses 8 lanes).
+struct CompressTable {
+  uint32_t perm[256];
+  constexpr CompressTable() : perm() {
+    for (unsigned m = 0; m < 256; ++m) {
+      uint32_t packed = 0;
+      int k = 0;
+      for (unsigned lane = 0; lane < 8; ++lane) {
+        if (m >> lane & 1u) packed |= lane << (4 * k++);
+      }
+      perm[m] = packed;
+    }
+  }
+};
+inline constexpr CompressTable kCompress{};
+
+}  // namespace avx2_detail
+
+struct Avx2 {
+  static constexpr CpuIsa isa = CpuIsa::Avx2;
+  struct F {
+    __m256 lo, hi;  // lanes 0-7 and 8-15
+  };
+  struct U {
+    __m256i lo, hi;
+  };
+
+  template <typename Fn>
+  VO_SIMD_AVX2 __attribute__((flatten, noinline)) static void isolated(Fn& f) {
+    f();
+  }
+
+  VO_SIMD_AVX2 static F load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+  VO_SIMD_AVX2 static void store(float* p, F v) {
+    _mm256_storeu_ps(p, v.lo);
+    _mm256_storeu_ps(p + 8, v.hi);
+  }
+  VO_SIMD_AVX2 static F set1(float x) {
+    const __m256 v = _mm256_set1_ps(x);
+    return {v, v};
+  }
+  VO_SIMD_AVX2 static F add(F a, F b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+  VO_SIMD_AVX2 static F sub(F a, F b) { return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }
+  VO_SIMD_AVX2 static F mul(F a, F b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
+  VO_SIMD_AVX2 static F div(F a, F b) { return {_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)}; }
+  VO_SIMD_AVX2 static F fmadd(F a, F b, F c) {
+    return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+  }
+  VO_SIMD_AVX2 static F fnmadd(F a, F b, F c) {
+    return {_mm256_fnmadd_ps(a.lo, b.lo, c.lo), _mm256_fnmadd_ps(a.hi, b.hi, c.hi)};
+  }
+  VO_SIMD_AVX2 static F min(F a, F b) { return {_mm256_min_ps(a.lo, b.lo), _mm256_min_ps(a.hi, b.hi)}; }
+  VO_SIMD_AVX2 static F max(F a, F b) { return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; }
+  VO_SIMD_AVX2 static F neg(F a) {
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
+    return {_mm256_xor_ps(a.lo, sign), _mm256_xor_ps(a.hi, sign)};
+  }
+  // e * 2^(n + 64) is exact for the n in range (a change of exponent), so
+  // the one rounding is the final * 2^-64's, where scalef rounds: the same
+  // result as Avx512's.
+  VO_SIMD_AVX2 static F scale_pow2(F e, F n) {
+    const auto half = [](__m256 e8, __m256 n8) {
+      const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n8), _mm256_set1_epi32(127 + 64)), 23);
+      return _mm256_mul_ps(_mm256_mul_ps(e8, _mm256_castsi256_ps(bits)), _mm256_set1_ps(0x1p-64f));
+    };
+    return {half(e.lo, n.lo), half(e.hi, n.hi)};
+  }
+  VO_SIMD_AVX2 static __m256 lanes8(unsigned m8) {  // 8 mask bits as all-ones lanes
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_castsi256_ps(
+        _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m8)), bit), bit));
+  }
+  VO_SIMD_AVX2 static F blend(unsigned m, F a, F b) {
+    return {_mm256_blendv_ps(b.lo, a.lo, lanes8(m & 0xFFu)), _mm256_blendv_ps(b.hi, a.hi, lanes8(m >> 8 & 0xFFu))};
+  }
+  template <int kCmp>
+  VO_SIMD_AVX2 static unsigned cmp(F a, F b) {
+    return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(a.lo, b.lo, kCmp))) |
+           static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(a.hi, b.hi, kCmp))) << 8;
+  }
+  VO_SIMD_AVX2 static unsigned ge(F a, F b, unsigned m = 0xFFFFu) { return m & cmp<_CMP_GE_OQ>(a, b); }
+  VO_SIMD_AVX2 static unsigned gt(F a, F b, unsigned m = 0xFFFFu) { return m & cmp<_CMP_GT_OQ>(a, b); }
+  VO_SIMD_AVX2 static unsigned lt(F a, F b, unsigned m = 0xFFFFu) { return m & cmp<_CMP_LT_OQ>(a, b); }
+  VO_SIMD_AVX2 static unsigned ordered(F a, unsigned m = 0xFFFFu) { return m & cmp<_CMP_ORD_Q>(a, a); }
+  VO_SIMD_AVX2 static float reduce_min(unsigned m, F v) {
+    const __m256 inf = _mm256_set1_ps(__builtin_inff());
+    __m256 r = _mm256_min_ps(_mm256_blendv_ps(inf, v.lo, lanes8(m & 0xFFu)),
+                             _mm256_blendv_ps(inf, v.hi, lanes8(m >> 8 & 0xFFu)));
+    __m128 q = _mm_min_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+    q = _mm_min_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_min_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+  }
+  VO_SIMD_AVX2 static float reduce_max(unsigned m, F v) {
+    const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+    __m256 r = _mm256_max_ps(_mm256_blendv_ps(ninf, v.lo, lanes8(m & 0xFFu)),
+                             _mm256_blendv_ps(ninf, v.hi, lanes8(m >> 8 & 0xFFu)));
+    __m128 q = _mm_max_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+    q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_max_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+  }
+  VO_SIMD_AVX2 static __m256i compress_perm(unsigned m8) {
+    const __m256i shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    return _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(avx2_detail::kCompress.perm[m8])), shift),
+        _mm256_set1_epi32(7));
+  }
+  VO_SIMD_AVX2 static void compress_store(float* p, unsigned m, F v) {
+    const unsigned lo = m & 0xFFu, hi = m >> 8 & 0xFFu;
+    _mm256_storeu_ps(p, _mm256_permutevar8x32_ps(v.lo, compress_perm(lo)));
+    _mm256_storeu_ps(p + __builtin_popcount(lo), _mm256_permutevar8x32_ps(v.hi, compress_perm(hi)));
+  }
+  VO_SIMD_AVX2 static F load_u8(const uint8_t* p) {
+    return {_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))),
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8))))};
+  }
+
+  VO_SIMD_AVX2 static U load(const uint32_t* p) {
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 8))};
+  }
+  VO_SIMD_AVX2 static U load(const int32_t* p) { return load(reinterpret_cast<const uint32_t*>(p)); }
+  VO_SIMD_AVX2 static U set1(uint32_t x) {
+    const __m256i v = _mm256_set1_epi32(static_cast<int>(x));
+    return {v, v};
+  }
+  VO_SIMD_AVX2 static U min(U a, U b) { return {_mm256_min_epu32(a.lo, b.lo), _mm256_min_epu32(a.hi, b.hi)}; }
+  VO_SIMD_AVX2 static unsigned eq(U a, U b, unsigned m = 0xFFFFu) {
+    const unsigned lo = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(a.lo, b.lo))));
+    const unsigned hi = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(a.hi, b.hi))));
+    return m & (lo | hi << 8);
+  }
+  VO_SIMD_AVX2 static uint32_t reduce_min(unsigned m, U v) {
+    const __m256i ones = _mm256_set1_epi32(-1);
+    __m256i r = _mm256_min_epu32(
+        _mm256_blendv_epi8(ones, v.lo, _mm256_castps_si256(lanes8(m & 0xFFu))),
+        _mm256_blendv_epi8(ones, v.hi, _mm256_castps_si256(lanes8(m >> 8 & 0xFFu))));
+    __m128i q = _mm_min_epu32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    q = _mm_min_epu32(q, _mm_shuffle_epi32(q, 0x4E));
+    q = _mm_min_epu32(q, _mm_shuffle_epi32(q, 0xB1));
+    return static_cast<uint32_t>(_mm_cvtsi128_si32(q));
+  }
+  VO_SIMD_AVX2 static void compress_store(uint32_t* p, unsigned m, U v) {
+    const unsigned lo = m & 0xFFu, hi = m >> 8 & 0xFFu;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permutevar8x32_epi32(v.lo, compress_perm(lo)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + __builtin_popcount(lo)),
+                        _mm256_permutevar8x32_epi32(v.hi, compress_perm(hi)));
+  }
+  VO_SIMD_AVX2 static void compress_store(int32_t* p, unsigned m, U v) {
+    compress_store(reinterpret_cast<uint32_t*>(p), m, v);
+  }
+};
+
+#pragma GCC diagnostic pop
+
+// Kernels templated on S take and return vectors by value; GCC warns that
+// such calls from code without AVX change the ABI. No such call is made:
+// every one is inlined into its instruction set's wrapper.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#endif  // VO_HAVE_SIMD16
+
+}  // namespace simd
+
+// Whether with_simd has a vector type to run with (the chosen instruction
+// set is AVX2 or AVX-512).
+inline bool simd_available() {
+#ifdef VO_HAVE_SIMD16
+  return cpu_isa() != CpuIsa::Portable;
+#else
+  return false;
+#endif
+}
+
+// Calls f(S{}) for the chosen instruction set's vector type S, compiled for
+// that set (core/cpu_isa.h's wrappers). Only where simd_available().
+template <typename Fn>
+inline void with_simd(Fn&& f) {
+#ifdef VO_HAVE_SIMD16
+  if (cpu_isa() == CpuIsa::Avx512) {
+    auto g = [&] { f(simd::Avx512{}); };
+    isa_detail::run_avx512(g);
+  } else {
+    auto g = [&] { f(simd::Avx2{}); };
+    isa_detail::run_avx2(g);
+  }
+#else
+  (void)f;
+#endif
+}
+
+}  // namespace vo

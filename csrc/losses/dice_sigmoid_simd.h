@@ -1,0 +1,131 @@
+// The fused sigmoid loops of dice_loss_cpu.cpp (binary and multilabel from
+// logits, every pixel live, no ignore_index) over core/simd.h's 16-lane
+// vectors, one source for AVX-512 and AVX2, for float logits and float or
+// byte targets.
+//
+// The arithmetic is core/fast_math.h's stable_sigmoid and exp_nonpositive_
+// step for step, as the portable loop computes it with multiply-adds fused
+// (the Dice file allows that): the same reduction, polynomial and rounding.
+// What the compiler does not find alone: 2^n * e as S::scale_pow2 (one
+// vscalefps on AVX-512; on AVX2 an exact change of exponent and one
+// rounding multiply, where the portable code builds 2^n from integer bits
+// in more steps), and a blend on the sign compare for the final select.
+// Both round as the portable loop does, so every path gives the same bits.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "core/simd.h"
+
+#ifdef VO_HAVE_SIMD16
+#define VO_HAVE_DICE_SIGMOID_SIMD 1
+#endif
+
+namespace vo {
+
+#ifdef VO_HAVE_DICE_SIGMOID_SIMD
+
+// stable_sigmoid of 16 floats.
+template <typename S>
+inline typename S::F dice_sigmoid16(typename S::F x) {
+  using F = typename S::F;
+  // exp(-|x|): x < 0 ? x : -x (min(x, -x), NaN kept as -x)
+  const F xn = S::min(x, S::neg(x));
+  // exp_nonpositive_: clamp at -104 (max(c, v) keeps a NaN v), reduce, polynomial
+  const F xc = S::max(S::set1(-104.0f), xn);
+  const F magic = S::set1(12582912.0f);
+  const F n = S::sub(S::fmadd(xc, S::set1(1.44269504088896341f), magic), magic);
+  F r = S::fnmadd(n, S::set1(0.693359375f), xc);
+  r = S::fnmadd(n, S::set1(-2.12194440e-4f), r);
+  const F r2 = S::mul(r, r);
+  F p = S::set1(1.9875691500e-4f);
+  p = S::fmadd(p, r, S::set1(1.3981999507e-3f));
+  p = S::fmadd(p, r, S::set1(8.3334519073e-3f));
+  p = S::fmadd(p, r, S::set1(4.1665795894e-2f));
+  p = S::fmadd(p, r, S::set1(1.6666665459e-1f));
+  p = S::fmadd(p, r, S::set1(5.0000001201e-1f));
+  const F er = S::add(S::fmadd(p, r2, r), S::set1(1.0f));
+  const F e = S::scale_pow2(er, n);  // er * 2^n, rounded once
+  // 1 / (1 + e) for x >= 0, e / (1 + e) below (and for NaN)
+  const F inv = S::div(S::set1(1.0f), S::add(S::set1(1.0f), e));
+  return S::blend(S::ge(x, S::set1(0.0f)), inv, S::mul(e, inv));
+}
+
+template <typename S, typename tgt_t>
+inline typename S::F dice_load_targets16(const tgt_t* t) {
+  if constexpr (std::is_same_v<tgt_t, float>) {
+    return S::load(t);
+  } else {
+    return S::load_u8(t);
+  }
+}
+
+// The targets these loops read: float, and bytes (uint8, bool).
+template <typename in_t, typename tgt_t>
+constexpr bool kDiceSigmoidSimd = std::is_same_v<in_t, float> &&
+                                  (std::is_same_v<tgt_t, float> || std::is_same_v<tgt_t, uint8_t>);
+
+// block_stats_sigmoid's fused loop: I, P, T [16] += each pixel's share
+// (add_plain_stats). Not squared, its factors are 0 and 1 and the shares
+// are plain sums: p * (p * 0 + 1) + P rounds as p + P does.
+template <typename S, bool kSquared, typename tgt_t>
+inline void dice_stats_loop(const float* x, const tgt_t* t, int64_t blocks, float* I, float* P, float* Tt) {
+  using F = typename S::F;
+  F vi = S::load(I), vp = S::load(P), vt = S::load(Tt);
+  for (int64_t k = 0; k < blocks; ++k, x += 16, t += 16) {
+    const F p = dice_sigmoid16<S>(S::load(x));
+    const F tv = dice_load_targets16<S>(t);
+    vi = S::fmadd(p, tv, vi);
+    if constexpr (kSquared) {  // p * (p * 1 + 0): p p
+      vp = S::fmadd(p, p, vp);
+      vt = S::fmadd(tv, tv, vt);
+    } else {
+      vp = S::add(vp, p);
+      vt = S::add(vt, tv);
+    }
+  }
+  S::store(I, vi);
+  S::store(P, vp);
+  S::store(Tt, vt);
+}
+
+template <typename S, typename tgt_t>
+inline void dice_stats_simd(const float* x, const tgt_t* t, int64_t blocks, float sq, float* I, float* P,
+                            float* Tt) {
+  if (sq != 0.0f) {
+    dice_stats_loop<S, true>(x, t, blocks, I, P, Tt);
+  } else {
+    dice_stats_loop<S, false>(x, t, blocks, I, P, Tt);
+  }
+}
+
+// block_grad_sigmoid's fused loop: out = dice_pixel_grad_factor(a, b, t, p,
+// sq) * p (1 - p), where that factor is a t + b (2 p sq + (1 - sq)): a t + b
+// when not squared (the same rounding: b * 1 is exact).
+template <typename S, bool kSquared, typename tgt_t>
+inline void dice_grad_loop(const float* x, const tgt_t* t, int64_t blocks, float a, float b, float* out) {
+  using F = typename S::F;
+  const F va = S::set1(a), vb = S::set1(b), one = S::set1(1.0f);
+  for (int64_t k = 0; k < blocks; ++k, x += 16, t += 16, out += 16) {
+    const F p = dice_sigmoid16<S>(S::load(x));
+    const F tv = dice_load_targets16<S>(t);
+    // 2 p sq + (1 - sq): 2 p squared, 1 not
+    const F bdp = kSquared ? S::mul(vb, S::add(p, p)) : vb;
+    const F g = S::fmadd(va, tv, bdp);
+    S::store(out, S::mul(g, S::mul(p, S::sub(one, p))));
+  }
+}
+
+template <typename S, typename tgt_t>
+inline void dice_grad_simd(const float* x, const tgt_t* t, int64_t blocks, float sq, float a, float b, float* out) {
+  if (sq != 0.0f) {
+    dice_grad_loop<S, true>(x, t, blocks, a, b, out);
+  } else {
+    dice_grad_loop<S, false>(x, t, blocks, a, b, out);
+  }
+}
+
+#endif  // VO_HAVE_DICE_SIGMOID_SIMD
+
+}  // namespace vo
