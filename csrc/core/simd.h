@@ -81,10 +81,6 @@ struct Avx512 {
   }
   // e * 2^n for integral n, rounded once (n within [-150, 0] here).
   VO_SIMD_AVX512 static F scale_pow2(F e, F n) { return _mm512_scalef_ps(e, n); }
-  // m's lanes from a, the others from b.
-  VO_SIMD_AVX512 static F blend(unsigned m, F a, F b) {
-    return _mm512_mask_blend_ps(static_cast<__mmask16>(m), b, a);
-  }
   // Ordered compares (false on NaN), as bits, of the lanes in m only.
   VO_SIMD_AVX512 static unsigned ge(F a, F b, unsigned m = 0xFFFFu) {
     return _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(m), a, b, _CMP_GE_OQ);
@@ -110,6 +106,55 @@ struct Avx512 {
   // may be overwritten.
   VO_SIMD_AVX512 static void compress_store(float* p, unsigned m, F v) {
     _mm512_storeu_ps(p, _mm512_maskz_compress_ps(static_cast<__mmask16>(m), v));
+  }
+  // 16 records of 4 fields (x1, y1, x2, y2 of 16 boxes), loaded as 4
+  // vectors a, b, c, d, into 4 vectors of one field each (to_fields), and
+  // back (to_records). The fields hold the records in an order of S's
+  // choosing, the same for every field, so lane-wise math is unaffected.
+  // Here a 4x4 transpose within each group of 4 lanes (lane 4g + i of
+  // vector j to lane 4g + j of vector i), its own inverse: records 0, 4, 8,
+  // 12, 1, 5, ... in the fields.
+  VO_SIMD_AVX512 static void to_fields(F& a, F& b, F& c, F& d) {
+    const F t0 = _mm512_unpacklo_ps(a, b), t1 = _mm512_unpackhi_ps(a, b);
+    const F t2 = _mm512_unpacklo_ps(c, d), t3 = _mm512_unpackhi_ps(c, d);
+    a = _mm512_shuffle_ps(t0, t2, 0x44);
+    b = _mm512_shuffle_ps(t0, t2, 0xEE);
+    c = _mm512_shuffle_ps(t1, t3, 0x44);
+    d = _mm512_shuffle_ps(t1, t3, 0xEE);
+  }
+  VO_SIMD_AVX512 static void to_records(F& a, F& b, F& c, F& d) { to_fields(a, b, c, d); }
+  // Selects on a compare, in one step: (a OP b) ? x : y, the compare
+  // ordered (false on NaN), or, for unordered, isnan(a) ? x : y. Prefer these
+  // to blend(ge(...)) where the mask is not needed as bits: on AVX2 the
+  // compare then stays a vector and never goes through a general register.
+  template <int kCmp>
+  VO_SIMD_AVX512 static F select(F a, F b, F x, F y) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, kCmp), y, x);
+  }
+  VO_SIMD_AVX512 static F select_lt(F a, F b, F x, F y) { return select<_CMP_LT_OQ>(a, b, x, y); }
+  VO_SIMD_AVX512 static F select_gt(F a, F b, F x, F y) { return select<_CMP_GT_OQ>(a, b, x, y); }
+  VO_SIMD_AVX512 static F select_ge(F a, F b, F x, F y) { return select<_CMP_GE_OQ>(a, b, x, y); }
+  VO_SIMD_AVX512 static F select_eq(F a, F b, F x, F y) { return select<_CMP_EQ_OQ>(a, b, x, y); }
+  VO_SIMD_AVX512 static F select_unordered(F a, F x, F y) { return select<_CMP_UNORD_Q>(a, a, x, y); }
+  // Toward zero, to an integral float.
+  VO_SIMD_AVX512 static F trunc(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+  // The float and integer views of the same bits, and conversions
+  // (to_int truncates; NaN and out of range give INT_MIN).
+  VO_SIMD_AVX512 static U bits(F a) { return _mm512_castps_si512(a); }
+  VO_SIMD_AVX512 static F from_bits(U a) { return _mm512_castsi512_ps(a); }
+  VO_SIMD_AVX512 static U to_int(F a) { return _mm512_cvttps_epi32(a); }
+  VO_SIMD_AVX512 static F to_float(U a) { return _mm512_cvtepi32_ps(a); }
+  VO_SIMD_AVX512 static U add(U a, U b) { return _mm512_add_epi32(a, b); }
+  VO_SIMD_AVX512 static U sub(U a, U b) { return _mm512_sub_epi32(a, b); }
+  VO_SIMD_AVX512 static U bit_and(U a, U b) { return _mm512_and_si512(a, b); }
+  VO_SIMD_AVX512 static U bit_or(U a, U b) { return _mm512_or_si512(a, b); }
+  template <int kBits>
+  VO_SIMD_AVX512 static U shift_left(U a) {
+    return _mm512_slli_epi32(a, kBits);
+  }
+  template <int kBits>
+  VO_SIMD_AVX512 static U shift_right(U a) {  // logical
+    return _mm512_srli_epi32(a, kBits);
   }
   // Bytes (uint8 or bool, 0 or 1 and up) as floats.
   VO_SIMD_AVX512 static F load_u8(const uint8_t* p) {
@@ -210,9 +255,6 @@ struct Avx2 {
     return _mm256_castsi256_ps(
         _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m8)), bit), bit));
   }
-  VO_SIMD_AVX2 static F blend(unsigned m, F a, F b) {
-    return {_mm256_blendv_ps(b.lo, a.lo, lanes8(m & 0xFFu)), _mm256_blendv_ps(b.hi, a.hi, lanes8(m >> 8 & 0xFFu))};
-  }
   template <int kCmp>
   VO_SIMD_AVX2 static unsigned cmp(F a, F b) {
     return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(a.lo, b.lo, kCmp))) |
@@ -250,6 +292,67 @@ struct Avx2 {
     const unsigned lo = m & 0xFFu, hi = m >> 8 & 0xFFu;
     _mm256_storeu_ps(p, _mm256_permutevar8x32_ps(v.lo, compress_perm(lo)));
     _mm256_storeu_ps(p + __builtin_popcount(lo), _mm256_permutevar8x32_ps(v.hi, compress_perm(hi)));
+  }
+  // As Avx512's, with the 4x4 transposes within each 4 lanes of a ymm
+  // register: records 0-7 (a and b) make the fields' low halves, 8-15 the
+  // high ones.
+  VO_SIMD_AVX2 static void transpose4x4(__m256& w, __m256& x, __m256& y, __m256& z) {
+    const __m256 t0 = _mm256_unpacklo_ps(w, x), t1 = _mm256_unpackhi_ps(w, x);
+    const __m256 t2 = _mm256_unpacklo_ps(y, z), t3 = _mm256_unpackhi_ps(y, z);
+    w = _mm256_shuffle_ps(t0, t2, 0x44);
+    x = _mm256_shuffle_ps(t0, t2, 0xEE);
+    y = _mm256_shuffle_ps(t1, t3, 0x44);
+    z = _mm256_shuffle_ps(t1, t3, 0xEE);
+  }
+  VO_SIMD_AVX2 static void to_fields(F& a, F& b, F& c, F& d) {
+    __m256 w0 = a.lo, x0 = a.hi, y0 = b.lo, z0 = b.hi;
+    __m256 w1 = c.lo, x1 = c.hi, y1 = d.lo, z1 = d.hi;
+    transpose4x4(w0, x0, y0, z0);
+    transpose4x4(w1, x1, y1, z1);
+    a = {w0, w1};
+    b = {x0, x1};
+    c = {y0, y1};
+    d = {z0, z1};
+  }
+  VO_SIMD_AVX2 static void to_records(F& a, F& b, F& c, F& d) {
+    __m256 w0 = a.lo, x0 = b.lo, y0 = c.lo, z0 = d.lo;
+    __m256 w1 = a.hi, x1 = b.hi, y1 = c.hi, z1 = d.hi;
+    transpose4x4(w0, x0, y0, z0);
+    transpose4x4(w1, x1, y1, z1);
+    a = {w0, x0};
+    b = {y0, z0};
+    c = {w1, x1};
+    d = {y1, z1};
+  }
+  template <int kCmp>
+  VO_SIMD_AVX2 static F select(F a, F b, F x, F y) {
+    return {_mm256_blendv_ps(y.lo, x.lo, _mm256_cmp_ps(a.lo, b.lo, kCmp)),
+            _mm256_blendv_ps(y.hi, x.hi, _mm256_cmp_ps(a.hi, b.hi, kCmp))};
+  }
+  VO_SIMD_AVX2 static F select_lt(F a, F b, F x, F y) { return select<_CMP_LT_OQ>(a, b, x, y); }
+  VO_SIMD_AVX2 static F select_gt(F a, F b, F x, F y) { return select<_CMP_GT_OQ>(a, b, x, y); }
+  VO_SIMD_AVX2 static F select_ge(F a, F b, F x, F y) { return select<_CMP_GE_OQ>(a, b, x, y); }
+  VO_SIMD_AVX2 static F select_eq(F a, F b, F x, F y) { return select<_CMP_EQ_OQ>(a, b, x, y); }
+  VO_SIMD_AVX2 static F select_unordered(F a, F x, F y) { return select<_CMP_UNORD_Q>(a, a, x, y); }
+  VO_SIMD_AVX2 static F trunc(F a) {
+    return {_mm256_round_ps(a.lo, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC),
+            _mm256_round_ps(a.hi, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)};
+  }
+  VO_SIMD_AVX2 static U bits(F a) { return {_mm256_castps_si256(a.lo), _mm256_castps_si256(a.hi)}; }
+  VO_SIMD_AVX2 static F from_bits(U a) { return {_mm256_castsi256_ps(a.lo), _mm256_castsi256_ps(a.hi)}; }
+  VO_SIMD_AVX2 static U to_int(F a) { return {_mm256_cvttps_epi32(a.lo), _mm256_cvttps_epi32(a.hi)}; }
+  VO_SIMD_AVX2 static F to_float(U a) { return {_mm256_cvtepi32_ps(a.lo), _mm256_cvtepi32_ps(a.hi)}; }
+  VO_SIMD_AVX2 static U add(U a, U b) { return {_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)}; }
+  VO_SIMD_AVX2 static U sub(U a, U b) { return {_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)}; }
+  VO_SIMD_AVX2 static U bit_and(U a, U b) { return {_mm256_and_si256(a.lo, b.lo), _mm256_and_si256(a.hi, b.hi)}; }
+  VO_SIMD_AVX2 static U bit_or(U a, U b) { return {_mm256_or_si256(a.lo, b.lo), _mm256_or_si256(a.hi, b.hi)}; }
+  template <int kBits>
+  VO_SIMD_AVX2 static U shift_left(U a) {
+    return {_mm256_slli_epi32(a.lo, kBits), _mm256_slli_epi32(a.hi, kBits)};
+  }
+  template <int kBits>
+  VO_SIMD_AVX2 static U shift_right(U a) {
+    return {_mm256_srli_epi32(a.lo, kBits), _mm256_srli_epi32(a.hi, kBits)};
   }
   VO_SIMD_AVX2 static F load_u8(const uint8_t* p) {
     return {_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))),

@@ -49,7 +49,7 @@ inline typename S::F dice_sigmoid16(typename S::F x) {
   const F e = S::scale_pow2(er, n);  // er * 2^n, rounded once
   // 1 / (1 + e) for x >= 0, e / (1 + e) below (and for NaN)
   const F inv = S::div(S::set1(1.0f), S::add(S::set1(1.0f), e));
-  return S::blend(S::ge(x, S::set1(0.0f)), inv, S::mul(e, inv));
+  return S::select_ge(x, S::set1(0.0f), inv, S::mul(e, inv));
 }
 
 template <typename S, typename tgt_t>

@@ -1,0 +1,90 @@
+// core/fast_math.h's exp_ and log_ over core/simd.h's 16-lane vectors, for
+// kernels written over S (the box coder). Step for step the scalar
+// functions' operations, in their order and with their roundings (no
+// multiply-add is fused: the files that use these keep -ffp-contract=off),
+// so each lane's result is the scalar function's, bit for bit; the tests
+// compare the vector paths with the portable one, which calls the scalar
+// functions. Where the scalar code branches on a lane (clamps, special
+// values) these select, with S::min and S::max in the operand order that
+// gives the scalar comparison's answer for NaN.
+#pragma once
+
+#include "core/simd.h"
+
+namespace vo {
+
+#ifdef VO_HAVE_SIMD16
+
+template <typename S>
+inline typename S::F exp_simd(typename S::F x) {
+  using F = typename S::F;
+  using U = typename S::U;
+  // x > 88.8 ? 88.8 : (x < -104 ? -104 : x); NaN stays NaN.
+  const F xc = S::max(S::set1(-104.0f), S::min(S::set1(88.8f), x));
+  // exp_reduced_
+  const F magic = S::set1(12582912.0f);
+  const F n = S::sub(S::add(S::mul(xc, S::set1(1.44269504088896341f)), magic), magic);
+  F r = S::sub(xc, S::mul(n, S::set1(0.693359375f)));
+  r = S::sub(r, S::mul(n, S::set1(-2.12194440e-4f)));
+  const F r2 = S::mul(r, r);
+  F p = S::set1(1.9875691500e-4f);
+  p = S::add(S::mul(p, r), S::set1(1.3981999507e-3f));
+  p = S::add(S::mul(p, r), S::set1(8.3334519073e-3f));
+  p = S::add(S::mul(p, r), S::set1(4.1665795894e-2f));
+  p = S::add(S::mul(p, r), S::set1(1.6666665459e-1f));
+  p = S::add(S::mul(p, r), S::set1(5.0000001201e-1f));
+  const F e = S::add(S::add(S::mul(p, r2), r), S::set1(1.0f));
+  // 2^n as 2^(n / 2, toward zero) times 2^(the rest). A NaN lane's factors
+  // are junk, its product NaN all the same (e is NaN).
+  const F n1 = S::trunc(S::mul(n, S::set1(0.5f)));
+  const F n2 = S::sub(n, n1);
+  const U bias = S::set1(127u);
+  const F s1 = S::from_bits(S::template shift_left<23>(S::add(S::to_int(n1), bias)));
+  const F s2 = S::from_bits(S::template shift_left<23>(S::add(S::to_int(n2), bias)));
+  const F y = S::mul(S::mul(e, s1), s2);
+  return S::select_gt(x, S::set1(88.8f), S::set1(__builtin_inff()), y);
+}
+
+template <typename S>
+inline typename S::F log_simd(typename S::F x) {
+  using F = typename S::F;
+  using U = typename S::U;
+  const F one = S::set1(1.0f);
+  const F tiny = S::set1(1.17549435e-38f);  // x < tiny: a denormal (or below)
+  const F xs = S::select_lt(x, tiny, S::mul(x, S::set1(16777216.0f)), x);
+  const U u = S::bits(xs);
+  const U k = S::sub(S::bit_and(S::template shift_right<23>(u), S::set1(0xFFu)), S::set1(126u));
+  const F m0 = S::from_bits(S::bit_or(S::bit_and(u, S::set1(0x007FFFFFu)), S::set1(0x3F000000u)));
+  // k and its adjustments as floats: small integers, every step exact, so
+  // fk is the scalar code's float(k) - (denormal ? 24 : 0).
+  const F sqrt_half = S::set1(0.707106781186547524f);
+  const F k0 = S::to_float(k);
+  F fk = S::select_lt(m0, sqrt_half, S::sub(k0, one), k0);
+  const F m = S::select_lt(m0, sqrt_half, S::sub(S::add(m0, m0), one), S::sub(m0, one));
+  fk = S::sub(fk, S::select_lt(x, tiny, S::set1(24.0f), S::set1(0.0f)));
+  const F z = S::mul(m, m);
+  F p = S::set1(7.0376836292e-2f);
+  p = S::add(S::mul(p, m), S::set1(-1.1514610310e-1f));
+  p = S::add(S::mul(p, m), S::set1(1.1676998740e-1f));
+  p = S::add(S::mul(p, m), S::set1(-1.2420140846e-1f));
+  p = S::add(S::mul(p, m), S::set1(1.4249322787e-1f));
+  p = S::add(S::mul(p, m), S::set1(-1.6668057665e-1f));
+  p = S::add(S::mul(p, m), S::set1(2.0000714765e-1f));
+  p = S::add(S::mul(p, m), S::set1(-2.4999993993e-1f));
+  p = S::add(S::mul(p, m), S::set1(3.3333331174e-1f));
+  F y = S::mul(S::mul(p, m), z);
+  y = S::add(y, S::mul(fk, S::set1(-2.12194440e-4f)));
+  y = S::sub(y, S::mul(S::set1(0.5f), z));
+  y = S::add(S::add(m, y), S::mul(fk, S::set1(0.693359375f)));
+  // log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN stays NaN.
+  const float inf = __builtin_inff();
+  const F zero = S::set1(0.0f);
+  y = S::select_eq(x, zero, S::set1(-inf), y);
+  y = S::select_lt(x, zero, S::set1(__builtin_nanf("")), y);
+  y = S::select_eq(x, S::set1(inf), S::set1(inf), y);
+  return S::select_unordered(x, x, y);
+}
+
+#endif  // VO_HAVE_SIMD16
+
+}  // namespace vo
