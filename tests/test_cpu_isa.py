@@ -83,6 +83,16 @@ def _results(path: str) -> None:
     focal = visionops.sigmoid_focal_loss(logits, (torch.rand(4, 2000, generator=g) > 0.8).float(), reduction="sum")
     (gf,) = torch.autograd.grad(focal, logits)
     out["focal"], out["focal_grad"] = focal.detach(), gf
+    # The vector focal loop (losses/focal_simd.h) with gamma other than 2
+    # (exp and log of 1 - p_t), on logits across the float range, NaN and
+    # +-inf, soft targets, 'none' (the per-element values and gradients).
+    wide = torch.cat([torch.linspace(-120.0, 120.0, 3000), torch.tensor([float("nan"), float("inf"), -float("inf")])])
+    xw = wide.repeat(2).requires_grad_()
+    tw = torch.rand(xw.numel(), generator=g).round() * 0.9
+    for gamma in (0.5, 1.5):
+        focal = visionops.sigmoid_focal_loss(xw, tw, alpha=0.3, gamma=gamma, reduction="none")
+        (gf,) = torch.autograd.grad(focal, xw, torch.rand(xw.numel(), generator=g))
+        out[f"focal_gamma{gamma}"], out[f"focal_gamma{gamma}_grad"] = focal.detach(), gf
     heads = [torch.randn(2, 3 * 9, 16, 16, generator=g), torch.randn(2, 3 * 9, 8, 8, generator=g)]
     anchors = torch.tensor([[[10.0, 13], [16, 30], [33, 23]], [[30.0, 61], [62, 45], [59, 119]]])
     out["yolo"] = visionops.yolo_decode(heads, anchors, [8, 16], max_detections=40)[1]

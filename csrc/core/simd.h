@@ -134,6 +134,7 @@ struct Avx512 {
   VO_SIMD_AVX512 static F select_lt(F a, F b, F x, F y) { return select<_CMP_LT_OQ>(a, b, x, y); }
   VO_SIMD_AVX512 static F select_gt(F a, F b, F x, F y) { return select<_CMP_GT_OQ>(a, b, x, y); }
   VO_SIMD_AVX512 static F select_ge(F a, F b, F x, F y) { return select<_CMP_GE_OQ>(a, b, x, y); }
+  VO_SIMD_AVX512 static F select_le(F a, F b, F x, F y) { return select<_CMP_LE_OQ>(a, b, x, y); }
   VO_SIMD_AVX512 static F select_eq(F a, F b, F x, F y) { return select<_CMP_EQ_OQ>(a, b, x, y); }
   VO_SIMD_AVX512 static F select_unordered(F a, F x, F y) { return select<_CMP_UNORD_Q>(a, a, x, y); }
   // Toward zero, to an integral float.
@@ -332,6 +333,7 @@ struct Avx2 {
   VO_SIMD_AVX2 static F select_lt(F a, F b, F x, F y) { return select<_CMP_LT_OQ>(a, b, x, y); }
   VO_SIMD_AVX2 static F select_gt(F a, F b, F x, F y) { return select<_CMP_GT_OQ>(a, b, x, y); }
   VO_SIMD_AVX2 static F select_ge(F a, F b, F x, F y) { return select<_CMP_GE_OQ>(a, b, x, y); }
+  VO_SIMD_AVX2 static F select_le(F a, F b, F x, F y) { return select<_CMP_LE_OQ>(a, b, x, y); }
   VO_SIMD_AVX2 static F select_eq(F a, F b, F x, F y) { return select<_CMP_EQ_OQ>(a, b, x, y); }
   VO_SIMD_AVX2 static F select_unordered(F a, F x, F y) { return select<_CMP_UNORD_Q>(a, a, x, y); }
   VO_SIMD_AVX2 static F trunc(F a) {
