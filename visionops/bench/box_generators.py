@@ -45,11 +45,13 @@ def detector_boxes(n: int, dtype: torch.dtype, device: str | torch.device,
 
 
 def clustered_boxes(n: int, dtype: torch.dtype, device: str | torch.device,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """A detector's raw output: 20 copies of each object (detector_boxes),
-    each corner jittered by up to 7.5% of the object's side."""
-    objects = detector_boxes((n + COPIES_PER_OBJECT - 1) // COPIES_PER_OBJECT, torch.float64, "cpu", generator)
-    copies = objects.repeat_interleave(COPIES_PER_OBJECT, dim=0)[:n]
+                    generator: torch.Generator | None = None, copies_per_object: int = COPIES_PER_OBJECT
+                    ) -> torch.Tensor:
+    """A detector's raw output: 20 copies (or ``copies_per_object``) of each
+    object (detector_boxes), each corner jittered by up to 7.5% of the
+    object's side."""
+    objects = detector_boxes((n + copies_per_object - 1) // copies_per_object, torch.float64, "cpu", generator)
+    copies = objects.repeat_interleave(copies_per_object, dim=0)[:n]
     side = (copies[:, 2:] - copies[:, :2]).repeat(1, 2)
     jitter = (torch.rand(copies.shape, dtype=torch.float64, generator=generator) - 0.5) * 0.15 * side
     return (copies + jitter).to(dtype=dtype, device=device)

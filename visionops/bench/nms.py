@@ -9,19 +9,23 @@ the same algorithm (torchvision has none).
 Class ids for batched_nms: uniform boxes draw one per box; the copies of a
 clustered object share their object's class, as a detector's duplicates do
 (a class per copy would spread each object over the classes and leave
-little to suppress within a class: the uniform case again)."""
+little to suppress within a class: the uniform case again). One more
+batched_nms case is that spread, as multi-label heads give it: 100,000
+clustered boxes, 25 copies per object, a class drawn at random per box
+(the AVX2 issue's case)."""
 
 from __future__ import annotations
 
 import torch
 
 import visionops
-from visionops.bench.box_generators import layout_boxes, layout_classes
+from visionops.bench.box_generators import clustered_boxes, layout_boxes, layout_classes
 from visionops.bench.boxes import Case
 
 ALL = ["nms", "batched_nms", "padded_nms", "soft_nms"]
 DEFAULT_SIZES = [1000, 20000]
 LAYOUTS = ["uniform", "clustered"]
+MULTILABEL_BOXES = 100_000
 
 
 def _torchvision_ops():
@@ -59,6 +63,14 @@ def cases(ops: list[str], sizes: list[int], elements: int, dtype: torch.dtype, d
                     out.append(Case(op, f"{layout} {n} {classes}cls",
                                     lambda b=b, s=s, c=c: visionops.batched_nms(b, s, c, iou_threshold),
                                     tv and (lambda b=b, s=s, c=c: tv.batched_nms(b, s, c, iou_threshold))))
+        if op == "batched_nms":
+            n = MULTILABEL_BOXES
+            b = clustered_boxes(n, dtype, device, g, copies_per_object=25)
+            s = torch.rand(n, generator=g).to(dtype=dtype, device=device)
+            c = torch.randint(0, classes, (n,), generator=g).to(device)
+            out.append(Case(op, f"clustered {n} {classes}cls per box",
+                            lambda b=b, s=s, c=c: visionops.batched_nms(b, s, c, iou_threshold),
+                            tv and (lambda b=b, s=s, c=c: tv.batched_nms(b, s, c, iou_threshold))))
     return out
 
 
