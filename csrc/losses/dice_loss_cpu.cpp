@@ -82,7 +82,9 @@ void block_softmax(const in_t* __restrict__ x, int64_t xs, int64_t C, bool from_
   for (int64_t c = 0; c < C; ++c) {
     VO_SIMD
     for (int64_t j = 0; j < kLanes; ++j) {
-      const T e = exp_(static_cast<T>(x[c * xs + j]) - mx[j]);
+      // x - max <= 0 (or NaN): exp_nonpositive_, exp_'s bits without its
+      // overflow guard.
+      const T e = exp_nonpositive_(static_cast<T>(x[c * xs + j]) - mx[j]);
       prob[c * kLanes + j] = e;
       sum[j] += e;
     }
@@ -257,12 +259,14 @@ void accumulate(const in_t* x, const tgt_t* t, const DiceShape& sh, int64_t b, i
   }
 }
 
-// Backward of one multiclass block: gx [C][xs-strided] from prob and targets.
-template <typename in_t, typename tgt_t, typename T>
+// Backward of one multiclass block: out [C][os-strided] from prob and
+// targets (the gradient tensor itself for a whole block, with os its class
+// stride: no copy through a buffer).
+template <typename in_t, typename tgt_t, typename T, typename out_t>
 void block_grad_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
                                                int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
                                                const T* __restrict__ a, const T* __restrict__ bb, T* __restrict__ prob,
-                                               T* __restrict__ g, T* __restrict__ out) {
+                                               T* __restrict__ g, out_t* __restrict__ out, int64_t os) {
   block_softmax<in_t, T>(x, xs, C, from_logits, prob);
   // Labels as T and flags as factors, as in block_stats_multiclass.
   T valid[kLanes], dot[kLanes], label[kLanes];
@@ -286,10 +290,11 @@ void block_grad_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* 
   // through the softmax: p_c (g_c - sum_k g_k p_k)
   if (from_logits) {
     for (int64_t c = 0; c < C; ++c)
-      for (int64_t j = 0; j < kLanes; ++j) out[c * kLanes + j] = prob[c * kLanes + j] * (g[c * kLanes + j] - dot[j]);
+      for (int64_t j = 0; j < kLanes; ++j)
+        out[c * os + j] = static_cast<out_t>(prob[c * kLanes + j] * (g[c * kLanes + j] - dot[j]));
   } else {
     for (int64_t c = 0; c < C; ++c)
-      for (int64_t j = 0; j < kLanes; ++j) out[c * kLanes + j] = g[c * kLanes + j];
+      for (int64_t j = 0; j < kLanes; ++j) out[c * os + j] = static_cast<out_t>(g[c * kLanes + j]);
   }
 }
 
@@ -459,17 +464,22 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
               const in_t* xs = xp + b * C * S + s;
               const tgt_t* ts = tp + b * S + s;
               if (m == kLanes) {
-                with_cpu_isa([&] { block_grad_multiclass<in_t, tgt_t, T>(xs, S, ts, C, from_logits, squared, pb, a.data(), bb.data(),
-                                                      prob.data(), g.data(), out.data()); });
+                with_cpu_isa([&] {
+                  block_grad_multiclass<in_t, tgt_t, T, in_t>(xs, S, ts, C, from_logits, squared, pb, a.data(),
+                                                              bb.data(), prob.data(), g.data(), gp + b * C * S + s, S);
+                });
               } else {
                 const TailBlock<in_t, tgt_t, T> tail(xs, S, ts, S, C, 1, m);
                 PixelBlock<T> tpb = pb;
                 tpb.live = tail.live;
-                with_cpu_isa([&] { block_grad_multiclass<in_t, tgt_t, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared,
-                                                      tpb, a.data(), bb.data(), prob.data(), g.data(), out.data()); });
+                with_cpu_isa([&] {
+                  block_grad_multiclass<in_t, tgt_t, T, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared, tpb,
+                                                           a.data(), bb.data(), prob.data(), g.data(), out.data(),
+                                                           kLanes);
+                });
+                for (int64_t c = 0; c < C; ++c)
+                  for (int64_t j = 0; j < m; ++j) gp[(b * C + c) * S + s + j] = static_cast<in_t>(out[c * kLanes + j]);
               }
-              for (int64_t c = 0; c < C; ++c)
-                for (int64_t j = 0; j < m; ++j) gp[(b * C + c) * S + s + j] = static_cast<in_t>(out[c * kLanes + j]);
             } else {
               break;  // whole chunks below
             }
