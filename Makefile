@@ -30,7 +30,7 @@ export PYTORCH_NVCC := ccache $(NVCC)
 endif
 endif
 
-.PHONY: bench test build cmake lint clean sanitize cross-aarch64
+.PHONY: bench test test-lower-isas build cmake lint clean sanitize cross-aarch64
 
 bench: build
 	$(PY) -m visionops.bench --json results/bench.json $(BENCH_ARGS)
@@ -38,7 +38,22 @@ bench: build
 test: build cmake
 	ctest --test-dir $(CMAKE_DIR) --output-on-failure
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-lower-isas
 	$(MAKE) --no-print-directory lint
+
+# The op tests again on each CPU instruction-set path below this CPU's best
+# (VISIONOPS_CPU_ISA: AVX2 and baseline x86-64 on an AVX-512 machine), each
+# against torchvision and the float64 references, as a CPU without the
+# higher set runs them (about 30 s a path).
+ISA_ORDER := avx512 avx2 portable
+test-lower-isas: build
+	@best=$$($(PY) -c "from visionops._extension import _C; print(_C.cpu_isa_supported())" 2>/dev/null); \
+	lower=$$(echo $(ISA_ORDER) | tr ' ' '\n' | sed -n "/^$$best$$/,\$$p" | tail -n +2); \
+	[ -n "$$lower" ] || echo "test-lower-isas: this CPU's best path is $$best; no lower path to run"; \
+	for isa in $$lower; do \
+		echo "tests/ops on the $$isa path (VISIONOPS_CPU_ISA=$$isa)"; \
+		VISIONOPS_CPU_ISA=$$isa $(PY) -m pytest tests/ops -q -p no:cacheprovider $(PYTEST_ARGS) || exit 1; \
+	done
 
 $(DEPS_STAMP): requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -197,8 +197,9 @@ def _dice_results(path):
     torch.save(out, path)
 
 
-@pytest.mark.skipif(not _C.has_avx512(), reason="AVX-512 path: this CPU cannot run it (or it is not compiled in), "
-                    "so there is nothing to compare the AVX2 loops with")
+@pytest.mark.skipif(_C.cpu_isa() != "avx512", reason=f"AVX-512 path: this process runs the {_C.cpu_isa()} path "
+                    "(the CPU lacks AVX-512, or VISIONOPS_CPU_ISA asks for less), so there is nothing to compare the "
+                    "AVX2 loops with")
 def test_avx2_sigmoid_loops_match_avx512_bitwise(tmp_path):
     # The fused sigmoid loops (csrc/losses/dice_sigmoid_simd.h) are one
     # source over core/simd.h's vectors: one zmm register a vector here,
