@@ -1,5 +1,5 @@
 // core/fast_math.h's exp_ and log_ over core/simd.h's 16-lane vectors, for
-// kernels written over S (the box coder). Step for step the scalar
+// kernels written over S (the box coder, the focal loss). Step for step the scalar
 // functions' operations, in their order and with their roundings (no
 // multiply-add is fused: the files that use these keep -ffp-contract=off),
 // so each lane's result is the scalar function's, bit for bit; the tests
