@@ -98,6 +98,11 @@ def _results(path: str) -> None:
     out["yolo"] = visionops.yolo_decode(heads, anchors, [8, 16], max_detections=40)[1]
     out["masks_to_boxes"] = visionops.masks_to_boxes(torch.rand(6, 50, 70, generator=g) > 0.9)
     out["lsap"] = visionops.batched_linear_sum_assignment(torch.rand(3, 30, 40, generator=g))
+    # More rows than columns in float64 (DETR's shape): the transposed copy
+    # in 4 x 4 register blocks, with row and column tails.
+    tall = torch.rand(4, 43, 11, generator=g, dtype=torch.float64)
+    out["lsap_tall"] = visionops.batched_linear_sum_assignment(tall, None, torch.tensor([11, 7, 4, 1]))
+    out["lsap_tall_max"] = visionops.batched_linear_sum_assignment(tall, maximize=True)
     for mode, c in (("binary", 1), ("multiclass", 5)):
         xd = torch.randn(2, c, 40, 40, generator=g).requires_grad_()
         t = (torch.rand(2, 1, 40, 40, generator=g) > 0.5).float() if mode == "binary" else \
