@@ -69,7 +69,6 @@ __attribute__((target("avx2"), always_inline)) inline void transpose4x4_f64(cons
 }  // namespace avx2_detail
 
 struct Avx512 {
-  static constexpr CpuIsa isa = CpuIsa::Avx512;
   using F = __m512;   // 16 floats
   using U = __m512i;  // 16 uint32
 
@@ -228,7 +227,6 @@ inline constexpr CompressTable kCompress{};
 }  // namespace avx2_detail
 
 struct Avx2 {
-  static constexpr CpuIsa isa = CpuIsa::Avx2;
   struct F {
     __m256 lo, hi;  // lanes 0-7 and 8-15
   };
