@@ -114,6 +114,14 @@ TORCH_LIBRARY(visionops, m) {
   // ---- masks [N, H, W] -> the boxes [N, 4] (float32) of their nonzero pixels.
   m.def("masks_to_boxes(Tensor masks) -> Tensor");
 
+  // ---- Mask R-CNN's paste step: masks [N, 1, M, M] of probabilities resized
+  // into their boxes [N, 4] (x1, y1, x2, y2) of an image of height x width
+  // zeros -> [N, 1, height, width], torchvision's paste_masks_in_image; with
+  // a threshold, the bool masks (pasted > threshold) instead.
+  m.def(
+      "paste_masks(Tensor masks, Tensor boxes, int height, int width, int padding=1, float? threshold=None) "
+      "-> Tensor");
+
   // ---- soft Dice loss over a batch: mode 'binary' (inputs [B, 1, ...]),
   // 'multiclass' (inputs [B, C, ...], targets a class map [B, ...]) or
   // 'multilabel' (targets like inputs). Returns the loss and the per-class

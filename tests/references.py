@@ -290,3 +290,58 @@ def detr_matching_cost(logits: Tensor, boxes: Tensor, labels: Tensor, targets: T
     """The same from the queries' logits [N, K]."""
     return detr_matching_cost_from_probs(logits.double().softmax(-1), boxes, labels, targets, class_weight,
                                          bbox_weight, giou_weight)
+
+
+def paste_boxes(boxes: Tensor, mask_width: int, padding: int = 1) -> list[tuple[int, int, int, int] | None]:
+    """torchvision's expand_boxes then .to(int64), step by step in the boxes'
+    own dtype; None for a box with a NaN coordinate (it pastes nothing)."""
+    scale = float(mask_width + 2 * padding) / mask_width
+    w_half = (boxes[:, 2] - boxes[:, 0]) * 0.5 * scale
+    h_half = (boxes[:, 3] - boxes[:, 1]) * 0.5 * scale
+    x_c = (boxes[:, 2] + boxes[:, 0]) * 0.5
+    y_c = (boxes[:, 3] + boxes[:, 1]) * 0.5
+    expanded = torch.stack([x_c - w_half, y_c - h_half, x_c + w_half, y_c + h_half], 1).double()
+    limit = 2.0**61
+    out: list[tuple[int, int, int, int] | None] = []
+    for row in expanded.tolist():
+        if any(math.isnan(v) for v in row):
+            out.append(None)
+        else:
+            out.append(tuple(int(max(-limit, min(limit, v))) for v in row))
+    return out
+
+
+def _linear_taps(in_size: int, out_size: int, dst: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Bilinear align_corners=False source pixels and weights, in float64."""
+    src = (dst.double() + 0.5) * (in_size / out_size) - 0.5
+    src = src.clamp(min=0)
+    i0 = src.floor().long().clamp(max=in_size - 1)
+    l1 = (src - i0).clamp(0, 1)
+    i1 = torch.where(i0 < in_size - 1, i0 + 1, i0)
+    return i0, i1, 1 - l1, l1
+
+
+def paste_masks_in_image(masks: Tensor, boxes: Tensor, img_shape: tuple[int, int], padding: int = 1) -> Tensor:
+    """Mask R-CNN's paste step in float64: each [M, M] mask padded with zeros,
+    resized bilinearly to its expanded integer box and written into zeros
+    [H, W]; only the part of the box inside the image (none for a NaN box)."""
+    h_img, w_img = img_shape
+    n = masks.shape[0]
+    out = torch.zeros(n, 1, h_img, w_img, dtype=torch.float64)
+    padded = torch.nn.functional.pad(masks.double().reshape(n, masks.shape[-2], masks.shape[-1]), (padding,) * 4)
+    for i, box in enumerate(paste_boxes(boxes, masks.shape[-1], padding)):
+        if box is None:
+            continue
+        x1, y1, x2, y2 = box
+        w, h = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
+        xs, xe = max(x1, 0), min(x2 + 1, w_img)
+        ys, ye = max(y1, 0), min(y2 + 1, h_img)
+        if xe <= xs or ye <= ys:
+            continue
+        cx0, cx1, wx0, wx1 = _linear_taps(padded.shape[2], w, torch.arange(xs, xe) - x1)
+        ry0, ry1, wy0, wy1 = _linear_taps(padded.shape[1], h, torch.arange(ys, ye) - y1)
+        p = padded[i]
+        rows0 = p[ry0][:, cx0] * wx0 + p[ry0][:, cx1] * wx1
+        rows1 = p[ry1][:, cx0] * wx0 + p[ry1][:, cx1] * wx1
+        out[i, 0, ys:ye, xs:xe] = rows0 * wy0[:, None] + rows1 * wy1[:, None]
+    return out

@@ -328,6 +328,26 @@ def test_masks_ops(error_device):
         torch.ops.visionops.pack_masks(torch.zeros(4, 4, device=d))
 
 
+def test_paste_masks(error_device):
+    d = error_device
+    masks, boxes = torch.rand(3, 1, 28, 28, device=d), torch.rand(3, 4, device=d)
+    paste = visionops.paste_masks_in_image
+    with raises(RuntimeError, "visionops.paste_masks: masks must have shape [N, 1, M, M], got [3, 2, 28, 28]"):
+        paste(torch.rand(3, 2, 28, 28, device=d), boxes, (10, 10))
+    with raises(RuntimeError, "visionops.paste_masks: boxes must have shape [3, 4] (one box per mask), got [2, 4]"):
+        paste(masks, boxes[:2], (10, 10))
+    with raises(RuntimeError, "visionops.paste_masks: masks must be a floating point tensor, got Long"):
+        paste(masks.long(), boxes, (10, 10))
+    with raises(RuntimeError, "visionops.paste_masks: boxes must be a floating point tensor, got Int"):
+        paste(masks, boxes.int(), (10, 10))
+    with raises(ValueError, "visionops.paste_masks: the image size must not be negative, got (-1, 10)"):
+        paste(masks, boxes, (-1, 10))
+    with raises(ValueError, "visionops.paste_masks: padding must be in [0, 1048576], got -1"):
+        paste(masks, boxes, (10, 10), padding=-1)
+    with raises(ValueError, "visionops.paste_masks: masks must not be empty, got [3, 1, 0, 28]"):
+        paste(masks[:, :, :0], boxes, (10, 10))
+
+
 def test_coco_ops():
     # CPU only: the COCO decoders and the evaluation core.
     with raises(ValueError, "visionops.coco_rle_decode: heights and widths must have one entry per object (1), got 2 "

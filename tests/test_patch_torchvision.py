@@ -144,6 +144,7 @@ def test_rebinds_and_restores():
         assert tv_ops.MultiScaleRoIAlign is visionops.MultiScaleRoIAlign
         assert detection._utils.BoxCoder is visionops.BoxCoder
         assert detection.anchor_utils.AnchorGenerator is visionops.AnchorGenerator
+        assert detection.transform.paste_masks_in_image is visionops.paste_masks_in_image
         assert "torchvision.ops.poolers.roi_align" in patch.names
         # torchvision's ops we do not provide stay theirs.
         assert tv_ops.clip_boxes_to_image.__module__.startswith("torchvision")

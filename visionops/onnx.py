@@ -32,7 +32,7 @@ outside [0, N). On ordinary inputs onnxruntime gives our eager results
 (tests/test_onnx.py: NMS and RoI pooling exactly, RoI Align within 1e-5).
 
 The other ops (the IoU family, box area and conversion, box coding,
-anchors, YOLO decoding, the losses, matching) have no translation yet: a
+anchors, YOLO decoding, the losses, matching, paste_masks) have no translation yet: a
 graph that calls them stops the exporter with a ConversionError naming the
 op. Export a model's inference tail through the four ops above, or register
 a translation of your own in the same way.

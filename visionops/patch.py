@@ -11,8 +11,9 @@ What is rebound: every name below, in ``torchvision.ops`` and in every
 loaded ``torchvision`` module that holds the same object under any name (for
 example ``torchvision.ops.poolers.roi_align``,
 ``torchvision.models.detection.roi_heads.roi_align``,
-``torchvision.models.detection.retinanet.sigmoid_focal_loss``), and
-torchvision's detection ``BoxCoder`` and ``AnchorGenerator``. Only names
+``torchvision.models.detection.retinanet.sigmoid_focal_loss``), Mask R-CNN's
+``paste_masks_in_image`` (which ``torchvision.models.detection.transform``
+imports), and torchvision's detection ``BoxCoder`` and ``AnchorGenerator``. Only names
 with the same signature and semantics are rebound (``batched_nms`` lists
 tied scores in torchvision's order when patched: see
 :func:`batched_nms_in_torchvision_order`); torchvision's other ops
@@ -76,6 +77,7 @@ _TARGETS = [
         "sigmoid_focal_loss", "masks_to_boxes", "roi_align", "roi_pool", "RoIAlign", "RoIPool",
         "MultiScaleRoIAlign",
     )),
+    ("torchvision.models.detection.roi_heads", "paste_masks_in_image", "paste_masks_in_image"),
     ("torchvision.models.detection._utils", "BoxCoder", "BoxCoder"),
     ("torchvision.models.detection.anchor_utils", "AnchorGenerator", "AnchorGenerator"),
 ]

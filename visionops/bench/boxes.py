@@ -1,6 +1,10 @@
 """Benchmark cases of the box family: the pairwise IoU ops, area and
-conversion, the IoU losses forward and forward+backward, and masks_to_boxes
-(64 instance masks of 512 x 512, each a filled ellipse)."""
+conversion, the IoU losses forward and forward+backward, masks_to_boxes
+(64 instance masks of 512 x 512, each a filled ellipse), and Mask R-CNN's
+paste_masks_in_image (100 detections' 28 x 28 masks into 800 x 800 images,
+against torchvision.models.detection.roi_heads.paste_masks_in_image): the
+float masks, and the bool masks above 0.5 that users keep (torchvision's
+paste then a comparison, against ours fused and ours unfused)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from visionops.bench.box_generators import detector_boxes
 PAIRWISE = ["box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou"]
 ELEMENTWISE = ["box_area", "box_convert"]
 LOSSES = ["generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"]
-MASKS = ["masks_to_boxes"]
+MASKS = ["masks_to_boxes", "paste_masks_in_image"]
 ALL = PAIRWISE + ELEMENTWISE + LOSSES + MASKS
 DEFAULT_SIZES = [1000, 4000]
 
@@ -41,6 +45,24 @@ def _torchvision_ops():
     return tv_ops
 
 
+def _torchvision_paste():
+    try:
+        from torchvision.models.detection.roi_heads import paste_masks_in_image
+    except ImportError:
+        return None
+    return paste_masks_in_image
+
+
+def mask_rcnn_detections(n: int, side: int, g: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """n detections of Mask R-CNN on a side x side image: 28 x 28 mask
+    probabilities and boxes 16 to 320 pixels a side inside the image."""
+    xy = torch.rand(n, 2, generator=g) * (side * 0.6)
+    wh = 16 + torch.rand(n, 2, generator=g) * 304
+    boxes = torch.cat([xy, (xy + wh).clamp(max=side - 1)], 1)
+    masks = torch.rand(n, 1, 28, 28, generator=g)
+    return masks.to(device), boxes.to(device)
+
+
 def _fwd_bwd(fn, p: torch.Tensor, t: torch.Tensor) -> Callable[[], None]:
     def run():
         x = p.detach().requires_grad_()
@@ -58,7 +80,7 @@ def cases(ops: list[str], sizes: list[int], elements: int, dtype: torch.dtype, d
         raise ValueError(f"unknown box op {unknown[0]!r}; choose from {', '.join(ALL)}")
     for op in ops:
         ours = getattr(visionops, op)
-        theirs = getattr(tv, op) if tv is not None else None
+        theirs = getattr(tv, op, None) if tv is not None else None
         if op in PAIRWISE:
             for n in sizes:
                 a, b = detector_boxes(n, dtype, device, g), detector_boxes(n, dtype, device, g)
@@ -81,7 +103,24 @@ def cases(ops: list[str], sizes: list[int], elements: int, dtype: torch.dtype, d
         elif op == "masks_to_boxes":
             m = _ellipse_masks(64, 512, g).to(device)
             out.append(Case(op, "64x512x512", lambda f=ours, m=m: f(m), theirs and (lambda f=theirs, m=m: f(m))))
+        elif op == "paste_masks_in_image":
+            out.extend(_paste_cases(ours, dtype, device, g))
     return out
+
+
+def _paste_cases(ours, dtype: torch.dtype, device: str, g: torch.Generator) -> list[Case]:
+    tv_paste = _torchvision_paste()
+    m, b = mask_rcnn_detections(100, 800, g, device)
+    m = m.to(dtype)
+    size = (800, 800)
+    name = "paste_masks_in_image"
+    return [
+        Case(name, "100 dets 800x800", lambda: ours(m, b, size), tv_paste and (lambda: tv_paste(m, b, size))),
+        Case(name, "100 dets 800x800 >0.5 fused", lambda: ours(m, b, size, threshold=0.5),
+             tv_paste and (lambda: tv_paste(m, b, size) > 0.5)),
+        Case(name, "100 dets 800x800 >0.5 unfused", lambda: ours(m, b, size) > 0.5,
+             tv_paste and (lambda: tv_paste(m, b, size) > 0.5)),
+    ]
 
 
 def _ellipse_masks(n: int, side: int, g: torch.Generator) -> torch.Tensor:
