@@ -170,15 +170,7 @@ def test_padded_path_equals_eager_and_exports(build):
             torch.testing.assert_close(padded["masks"][i, :n], e["masks"][:, 0], rtol=0, atol=1e-6)
             assert padded["masks"][i, n:].abs().sum() == 0
 
-    class Padded(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m.forward_padded(x)
-
-    program = torch.export.export(Padded(model), (images,))
+    program = torch.export.export(vm.PaddedInference(model), (images,))
     exported = program.module()(images)
     for key, value in padded.items():
         torch.testing.assert_close(exported[key], value, rtol=0, atol=0)

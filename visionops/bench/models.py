@@ -3,6 +3,7 @@
 
     python -m visionops.bench models                          # the five models, 800x800, batch 2, 1 and 2 threads
     python -m visionops.bench models --models fasterrcnn,retinanet --threads 2 --json results/models.json
+    python -m visionops.bench models --models '' --rcnn faster,mask   # only visionops.models against torchvision
 
 Builds each model with random weights (no download) in eval mode, runs
 inference on a batch of random images, and prints the end-to-end median time
@@ -11,6 +12,10 @@ speedup, and the share of each run spent in the detection ops (the ops and
 classes the patch rebinds: NMS, RoI Align and pooling, box coding, anchors,
 IoU), timed around each outermost call. The backbone's convolutions are the
 same in both and dominate, so the end-to-end speedup is bounded by that share.
+
+Then visionops.models' own Faster R-CNN and Mask R-CNN against torchvision's
+with the same weights, split into backbone, heads and detection work, and a
+training step (bench/rcnn.py).
 """
 
 from __future__ import annotations
@@ -147,9 +152,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--size", type=int, default=800, help="image side (the models resize to it)")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, after one warm-up")
+    p.add_argument("--rcnn", default="faster,mask",
+                   help="visionops.models against torchvision with the same weights: faster, mask ('' for none)")
+    p.add_argument("--no-train-step", action="store_true", help="skip the training-step comparison")
     p.add_argument("--json", default="", help="also write the rows to this JSON file")
     args = p.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
+    rcnn_names = [m for m in args.rcnn.split(",") if m]
+    from visionops.bench import rcnn
+
+    if any(m not in rcnn.RCNN for m in rcnn_names):
+        p.error(f"--rcnn: choose from {', '.join(rcnn.RCNN)}")
     unknown = [m for m in names if m not in MODELS]
     if unknown:
         p.error(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
@@ -160,11 +173,15 @@ def main(argv: list[str]) -> int:
         return 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        rows = run(names, [int(t) for t in args.threads.split(",") if t], args.size, args.batch, args.repeats)
+        threads = [int(t) for t in args.threads.split(",") if t]
+        rows = run(names, threads, args.size, args.batch, args.repeats) if names else []
+        rcnn_rows = rcnn.run(rcnn_names, threads, args.size, args.batch, args.repeats,
+                             not args.no_train_step) if rcnn_names else []
     if args.json:
         import json
 
         with open(args.json, "w") as f:
-            json.dump({"environment": environment("cpu"), "argv": argv, "rows": [asdict(r) for r in rows]}, f, indent=2)
+            json.dump({"environment": environment("cpu"), "argv": argv, "rows": [asdict(r) for r in rows],
+                       "rcnn_rows": [asdict(r) for r in rcnn_rows]}, f, indent=2)
         print(f"\nwrote {args.json}")
     return 0

@@ -120,3 +120,15 @@ def forward_padded(model, images: Tensor) -> dict[str, Tensor]:
     features = model.features(x)
     proposals, valid = rpn_padded(model.rpn, image_list, features)
     return roi_heads_padded(model.roi_heads, features, proposals, valid, size, t.mask_threshold)
+
+
+class PaddedInference(torch.nn.Module):
+    """A model whose forward is the R-CNN model's forward_padded: what
+    ``torch.export.export(PaddedInference(model), (images,))`` takes."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        return self.model.forward_padded(images)
