@@ -1,5 +1,5 @@
-"""``python -m visionops.predict``: a trained model's detections (and masks)
-drawn on images, one PNG each.
+"""``python -m visionops.predict``: a trained model's detections (and masks,
+or U-Net's class map) drawn on images, one PNG each.
 
     python -m visionops.predict runs/mask_rcnn/last.pt image1.png image2.jpg --out predictions/
     python -m visionops.predict runs/faster_rcnn/last.pt --synthetic 8 --score 0.5
@@ -22,6 +22,39 @@ from visionops.train.registry import MODELS
 
 _PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
             (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)]
+
+
+def predict(name: str, model: torch.nn.Module, image: Tensor, size: int) -> dict[str, Tensor]:
+    """One image's predictions at its own size. R-CNN models resize inside;
+    the others see the image resized to the training size, and their boxes
+    (or class map) are scaled back."""
+    import torch.nn.functional as F
+
+    spec = MODELS[name]
+    if name in ("faster_rcnn", "mask_rcnn"):
+        return spec.detect(model, [image])[0]
+    h, w = image.shape[-2:]
+    small = F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+    if spec.task == "segmentation":
+        logits = model(small[None])
+        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)[0]
+        classes = (logits[0] > 0).long() if logits.shape[0] == 1 else logits.argmax(0)
+        return {"semantic": classes}
+    pred = spec.detect(model, [small])[0]
+    pred["boxes"] = pred["boxes"] * torch.tensor([w / size, h / size, w / size, h / size])
+    return pred
+
+
+def draw_semantic(image: Tensor, classes: Tensor, categories: list[str]) -> Tensor:
+    """uint8 [3, H, W]: `image` with each non-background class of `classes` [H, W] tinted."""
+    from torchvision.utils import draw_segmentation_masks
+
+    out = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    present = [int(c) for c in classes.unique() if int(c) > 0]
+    if not present:
+        return out
+    masks = torch.stack([classes == c for c in present])
+    return draw_segmentation_masks(out, masks, alpha=0.5, colors=[_PALETTE[c % len(_PALETTE)] for c in present])
 
 
 def load_model(path: str, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
@@ -90,11 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     with torch.no_grad():
         for name, image in items:
-            pred = model([image.to(args.device)])[0]
+            pred = predict(state["model_name"], model, image.to(args.device), state["image_size"])
             pred = {k: v.cpu() for k, v in pred.items()}
             path = os.path.join(args.out, f"{name}.png")
-            _write(path, draw(image, pred, categories, args.score))
-            print(f"{path}: {int((pred['scores'] >= args.score).sum())} detections")
+            if "semantic" in pred:
+                _write(path, draw_semantic(image, pred["semantic"], categories))
+                print(f"{path}: classes {sorted(set(pred['semantic'].unique().tolist()) - {0})}")
+            else:
+                _write(path, draw(image, pred, categories, args.score))
+                print(f"{path}: {int((pred['scores'] >= args.score).sum())} detections")
     return 0
 
 

@@ -67,31 +67,49 @@ def test_train_on_a_coco_folder(tmp_path):
     assert "segm_map" in _results(out)["final"]
 
 
-def test_distributed_two_cpu_processes(tmp_path):
+@pytest.mark.parametrize("model", ["faster_rcnn", "yolo", "detr", "unet"])
+def test_distributed_two_cpu_processes(model, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with socket.socket() as sock:  # a free port for the rendezvous (torchrun does not take 0)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
-           "-m", "visionops.train", "faster_rcnn", *TINY, "--out", str(out), "--device", "cpu"]
+           "-m", "visionops.train", model, *TINY, "--out", str(out), "--device", "cpu"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     r = _results(out)
     assert r["environment"]["processes"] == 2 and r["steps"] == 4
-    assert "bbox_map_50" in r["final"]
+    assert ("dice" if model == "unet" else "bbox_map_50") in r["final"]
 
 
-def test_predict_draws_pngs(tmp_path):
+@pytest.mark.parametrize("model", ["mask_rcnn", "yolo", "detr", "unet"])
+def test_predict_draws_pngs(model, tmp_path):
+    from PIL import Image
+
+    from visionops.data import SyntheticShapes
+    from visionops.predict import _write
     from visionops.predict import main as predict_main
 
     out = tmp_path / "run"
-    train_main(["mask_rcnn", *TINY, "--out", str(out)])
+    train_main([model, *TINY, "--out", str(out)])
+    image = SyntheticShapes(1, (80, 120), seed=9)[0][0]
+    _write(str(tmp_path / "own.png"), (image * 255).round().to(torch.uint8))
     pngs = tmp_path / "png"
-    assert predict_main([str(out / "last.pt"), "--synthetic", "2", "--score", "0.0", "--out", str(pngs)]) == 0
+    args = [str(out / "last.pt"), str(tmp_path / "own.png"), "--synthetic", "2", "--score", "0.0", "--out", str(pngs)]
+    assert predict_main(args) == 0
     files = sorted(os.listdir(pngs))
-    assert files == ["synthetic_0000.png", "synthetic_0001.png"]
-    from PIL import Image
-
-    with Image.open(pngs / files[0]) as im:
+    assert files == ["own.png", "synthetic_0000.png", "synthetic_0001.png"]
+    with Image.open(pngs / files[1]) as im:
         assert im.size == (96, 96) and im.mode == "RGB"
+    with Image.open(pngs / "own.png") as im:  # drawn at the image's own size
+        assert im.size == (120, 80)
+
+
+@pytest.mark.parametrize("model", ["yolo", "detr", "unet"])
+def test_train_the_other_models(model, tmp_path):
+    out = tmp_path / model
+    assert train_main([model, *TINY, "--out", str(out)]) == 0
+    final = _results(out)["final"]
+    keys = {"dice", "miou"} if model == "unet" else {"bbox_map", "bbox_map_50"}
+    assert keys <= set(final) and all(0 <= final[k] <= 1 for k in keys)

@@ -7,9 +7,10 @@ resize them to --size), medians:
 - total: the whole forward, images to detections (and pasted masks);
 - backbone+FPN: the same torchvision modules on both sides;
 - after backbone: RPN, RoI heads and postprocessing, from the same features;
-- detection work: "after backbone" less the time inside convolutions and
-  linear layers (torch.profiler's aten::conv2d and aten::linear), which are
-  the same code on both sides: anchors, box coding, top-k, NMS, RoI Align,
+- detection work: "after backbone" less the time inside convolutions,
+  linear layers and their activations in the same run (timed around each
+  nn.Conv2d, nn.ConvTranspose2d, nn.Linear and nn.ReLU call), which are the
+  same code on both sides: anchors, box coding, top-k, NMS, RoI Align,
   post-processing, mask pasting and the Python glue between them;
 
 and a training step (forward and backward of the losses, same seed).
@@ -79,17 +80,37 @@ def _heads(model, images: list[torch.Tensor]) -> Callable[[], object]:
     return run
 
 
-def _dense_ms(fn: Callable[[], object]) -> float:
-    """Milliseconds of one run of fn spent in convolutions and linear layers."""
-    from torch.profiler import ProfilerActivity, profile
+def _detection_ms(model: torch.nn.Module, fn: Callable[[], object], repeats: int) -> float:
+    """Median over runs of fn of its wall time less the time spent, in that
+    same run, in the model's convolutions, linear layers and their
+    activations (timed around each nn.Conv2d, nn.ConvTranspose2d, nn.Linear
+    and nn.ReLU call)."""
+    spent = [0.0]
+    starts: list[float] = []
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    def before(module, args):
+        starts.append(time.perf_counter())
+
+    def after(module, args, output):
+        spent[0] += time.perf_counter() - starts.pop()
+
+    dense_types = (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear, torch.nn.ReLU)
+    handles = []
+    for m in model.modules():
+        if isinstance(m, dense_types):
+            handles += [m.register_forward_pre_hook(before), m.register_forward_hook(after)]
+    rest = []
+    try:
         fn()
-    total = 0.0
-    for e in prof.key_averages():
-        if e.key in ("aten::conv2d", "aten::linear"):
-            total += e.cpu_time_total / 1e3
-    return total
+        for _ in range(repeats):
+            spent[0] = 0.0
+            start = time.perf_counter()
+            fn()
+            rest.append((time.perf_counter() - start - spent[0]) * 1e3)
+    finally:
+        for h in handles:
+            h.remove()
+    return statistics.median(rest)
 
 
 def _train_step(model, images, targets) -> Callable[[], object]:
@@ -144,7 +165,7 @@ def run(names: list[str], threads: list[int], side: int, batch: int, repeats: in
                                                                   repeats)
                     heads = _heads(model, images)
                     parts[label, "after backbone"] = _median_ms(heads, repeats)
-                    parts[label, "detection work"] = max(parts[label, "after backbone"] - _dense_ms(heads), 1e-3)
+                    parts[label, "detection work"] = _detection_ms(model, heads, max(repeats, 3))
                     if train_step:
                         parts[label, "training step"] = _median_ms(_train_step(model, images, targets),
                                                                    max(1, repeats - 1))

@@ -23,7 +23,9 @@ from visionops.train.registry import MODELS
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m visionops.train", description=__doc__)
     p.add_argument("model", choices=sorted(MODELS), help="the model to train")
-    p.add_argument("--config", default="small", help="model configuration: small (default) or resnet50_fpn")
+    p.add_argument("--config", default="",
+                   help="model configuration (default the first): faster_rcnn and mask_rcnn: small or "
+                   "resnet50_fpn; unet: multiclass or binary (foreground against background)")
     p.add_argument("--data", default="synthetic",
                    help="'synthetic' (the built-in shapes) or a COCO-format folder (images/ + annotations.json); "
                    "a folder's held-out split is --val-data, or its last --val-images images")
@@ -50,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", default="", help="a checkpoint (last.pt) to continue from")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     args = p.parse_args(argv)
+    args.config = args.config or MODELS[args.model].configs[0]
     if args.config not in MODELS[args.model].configs:
         p.error(f"--config {args.config!r}: {args.model} has {', '.join(MODELS[args.model].configs)}")
     if args.lr <= 0:
@@ -64,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset, list[str]]:
     from visionops.data import CLASSES, CocoDetectionFolder, Compose, RandomHorizontalFlip, ScaleJitter, SyntheticShapes
 
-    augment = Compose([ScaleJitter(tuple(args.scale_jitter)), RandomHorizontalFlip(args.flip)])
+    flip = RandomHorizontalFlip(args.flip)
+    augment = Compose([ScaleJitter(tuple(args.scale_jitter)), flip] if MODELS[args.model].scale_jitter else [flip])
     if args.data == "synthetic":
         train = SyntheticShapes(args.train_images, args.image_size, split="train", seed=args.seed,
                                 transforms=augment)
@@ -103,29 +107,71 @@ def lr_at(fraction: float, step: int, args: argparse.Namespace) -> float:
     return args.lr * 0.5 * (1 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, data: Dataset, args: argparse.Namespace, masks: bool,
-             device: torch.device) -> dict[str, float]:
-    """bbox (and segm) mAP of `model` on `data`; under torchrun each process
-    takes a share and MeanAveragePrecision gathers them."""
+def _shard(data: Dataset, batch_size: int) -> DataLoader:
+    """This process's share of `data` (every world-th image)."""
     from visionops.data import detection_collate
-    from visionops.metrics import MeanAveragePrecision
 
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    return DataLoader(torch.utils.data.Subset(data, list(range(rank, len(data), world))), batch_size=batch_size,
+                      collate_fn=detection_collate)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
+    """Held-out metrics of `model`: bbox (and segm) mAP for detectors, Dice
+    and mean IoU for segmentation. Under torchrun each process takes a share
+    and the results are gathered."""
+    spec = MODELS[args.model]
     net = model.module if hasattr(model, "module") else model
     was_training = net.training
     net.eval()
-    old_threshold = getattr(net.transform, "mask_threshold", None)
+    try:
+        if spec.task == "segmentation":
+            return evaluate_segmentation(net, data, args, device)
+        return evaluate_detection(net, data, args, device)
+    finally:
+        net.train(was_training)
+
+
+def evaluate_segmentation(net: nn.Module, data: Dataset, args: argparse.Namespace,
+                          device: torch.device) -> dict[str, float]:
+    """Dice (mean over the foreground classes) and mean IoU (over every
+    class, background included), from the confusion counts of the whole
+    held-out set (so each class's Dice pools all its pixels)."""
+    from visionops.train.registry import _unet_targets
+
+    classes = max(net.num_classes, 2)
+    confusion = torch.zeros(classes, classes, dtype=torch.float64)
+    for images, targets in _shard(data, args.batch_size):
+        logits = net(torch.stack(images).to(device)).cpu()
+        pred = (logits[:, 0] > 0).long() if net.num_classes == 1 else logits.argmax(1)
+        truth = _unet_targets(net, targets)
+        confusion += torch.bincount(truth.flatten() * classes + pred.flatten(),
+                                    minlength=classes * classes).view(classes, classes).double()
+    if dist.is_initialized():
+        dist.all_reduce(confusion)
+    tp = confusion.diag()
+    fp, fn = confusion.sum(0) - tp, confusion.sum(1) - tp
+    dice = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
+    iou = tp / (tp + fp + fn).clamp(min=1)
+    present = (tp + fn) > 0
+    return {"dice": float(dice[1:][present[1:]].mean()), "miou": float(iou[present].mean())}
+
+
+def evaluate_detection(net: nn.Module, data: Dataset, args: argparse.Namespace,
+                       device: torch.device) -> dict[str, float]:
+    from visionops.metrics import MeanAveragePrecision
+
+    spec = MODELS[args.model]
+    masks = spec.masks
+    old_threshold = getattr(getattr(net, "transform", None), "mask_threshold", None)
     if masks:
         net.transform.mask_threshold = 0.5
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    indices = list(range(rank, len(data), world))
-    loader = DataLoader(torch.utils.data.Subset(data, indices), batch_size=args.batch_size,
-                        collate_fn=detection_collate)
     metrics = {"bbox": MeanAveragePrecision(iou_type="bbox")}
     if masks:
         metrics["segm"] = MeanAveragePrecision(iou_type="segm")
-    for images, targets in loader:
-        out = net([im.to(device) for im in images])
+    for images, targets in _shard(data, args.batch_size):
+        out = spec.detect(net, [im.to(device) for im in images])
         preds = [{k: v.cpu() for k, v in o.items()} for o in out]
         for p in preds:
             if "masks" in p:
@@ -140,7 +186,6 @@ def evaluate(model: nn.Module, data: Dataset, args: argparse.Namespace, masks: b
         result[f"{kind}_map_50"] = float(r["map_50"])
     if masks:
         net.transform.mask_threshold = old_threshold
-    net.train(was_training)
     return result
 
 
@@ -161,10 +206,10 @@ def write_curves(path: str, history: dict[str, list]) -> bool:
     ax_loss.set_ylabel("loss")
     ax_loss.set_yscale("log")
     ax_loss.legend(fontsize=7)
-    for key in sorted({k for h in history["eval"] for k in h if "map" in k}):
+    for key in sorted({k for h in history["eval"] for k in h if k != "step"}):
         ax_map.plot([h["step"] for h in history["eval"]], [h[key] for h in history["eval"]], marker="o", label=key)
     ax_map.set_xlabel("step")
-    ax_map.set_ylabel("mAP (held-out)")
+    ax_map.set_ylabel("held-out metric")
     ax_map.set_ylim(0, 1)
     ax_map.legend(fontsize=7)
     fig.tight_layout()
@@ -245,7 +290,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     def run_eval() -> None:
         t = time.perf_counter()
-        metrics = evaluate(model, val_set, args, spec.masks, device)
+        metrics = evaluate(model, val_set, args, device)
         history["eval"].append({"step": step, **metrics})
         progress.message(f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
                          + f" ({clock(time.perf_counter() - t)})")
@@ -259,7 +304,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         lr = lr_at(fraction(), step, args)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        losses = model(images, targets)
+        losses = spec.losses(model, images, targets)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"visionops.train: the loss is {loss.item()} at step {step}: "
