@@ -81,3 +81,24 @@ def test_png_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(SystemExit, match=r"pip install 'visionops\[plot\]'"):
         main(["nms-profile", "--sizes", "10", "--png", str(tmp_path / "nms.png")])
+
+
+def test_bench_models_runs_every_part(tmp_path, capsys):
+    """python -m visionops.bench models on tiny images: the R-CNN parts and
+    the YOLO, DETR and U-Net swaps each give a row and land in the JSON."""
+    require("torchvision")
+    require("scipy")
+    out = tmp_path / "models.json"
+    code = main(["models", "--models", "", "--rcnn", "faster", "--zoo", "yolo,detr,unet", "--threads", "1",
+                 "--size", "64", "--batch", "1", "--repeats", "1", "--zoo-size", "64", "--zoo-batch", "2",
+                 "--json", str(out)])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "detection work" in table and "training step" in table
+    data = json.loads(out.read_text())
+    parts = {r["part"] for r in data["rcnn_rows"]}
+    assert parts == {"total", "backbone+FPN", "after backbone", "detection work", "training step"}
+    zoo = {(r["model"], r["part"]) for r in data["zoo_rows"]}
+    assert zoo == {(m, p) for m in ("yolo", "detr", "unet") for p in ("inference", "training step")}
+    for r in data["rcnn_rows"] + data["zoo_rows"]:
+        assert r["speedup"] > 0

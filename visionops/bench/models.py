@@ -15,7 +15,9 @@ same in both and dominate, so the end-to-end speedup is bounded by that share.
 
 Then visionops.models' own Faster R-CNN and Mask R-CNN against torchvision's
 with the same weights, split into backbone, heads and detection work, and a
-training step (bench/rcnn.py).
+training step (bench/rcnn.py); then YOLO, DETR and U-Net with our ops against
+the same pipelines with plain PyTorch, torchvision and scipy swapped in,
+inference and training (bench/zoo.py).
 """
 
 from __future__ import annotations
@@ -154,7 +156,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, after one warm-up")
     p.add_argument("--rcnn", default="faster,mask",
                    help="visionops.models against torchvision with the same weights: faster, mask ('' for none)")
-    p.add_argument("--no-train-step", action="store_true", help="skip the training-step comparison")
+    p.add_argument("--no-train-step", action="store_true", help="skip the R-CNN training-step comparison")
+    p.add_argument("--zoo", default="yolo,detr,unet",
+                   help="YOLO, DETR and U-Net against plain PyTorch and torchvision ops swapped in ('' for none)")
+    p.add_argument("--zoo-size", type=int, default=256, help="image side of the YOLO, DETR and U-Net runs")
+    p.add_argument("--zoo-batch", type=int, default=8, help="batch of the YOLO, DETR and U-Net runs")
     p.add_argument("--json", default="", help="also write the rows to this JSON file")
     args = p.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
@@ -163,6 +169,11 @@ def main(argv: list[str]) -> int:
 
     if any(m not in rcnn.RCNN for m in rcnn_names):
         p.error(f"--rcnn: choose from {', '.join(rcnn.RCNN)}")
+    from visionops.bench import zoo
+
+    zoo_names = [m for m in args.zoo.split(",") if m]
+    if any(m not in zoo.ZOO for m in zoo_names):
+        p.error(f"--zoo: choose from {', '.join(zoo.ZOO)}")
     unknown = [m for m in names if m not in MODELS]
     if unknown:
         p.error(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
@@ -177,11 +188,13 @@ def main(argv: list[str]) -> int:
         rows = run(names, threads, args.size, args.batch, args.repeats) if names else []
         rcnn_rows = rcnn.run(rcnn_names, threads, args.size, args.batch, args.repeats,
                              not args.no_train_step) if rcnn_names else []
+        zoo_rows = zoo.run(zoo_names, threads, max(args.repeats, 3), args.zoo_size, args.zoo_batch) if zoo_names else []
     if args.json:
         import json
 
         with open(args.json, "w") as f:
             json.dump({"environment": environment("cpu"), "argv": argv, "rows": [asdict(r) for r in rows],
-                       "rcnn_rows": [asdict(r) for r in rcnn_rows]}, f, indent=2)
+                       "rcnn_rows": [asdict(r) for r in rcnn_rows], "zoo_rows": [asdict(r) for r in zoo_rows]},
+                      f, indent=2)
         print(f"\nwrote {args.json}")
     return 0
