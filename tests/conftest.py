@@ -115,3 +115,30 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     # cwd outside the checkout: `python -c` puts its cwd first on the path.
     return subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=path, **env),
                           cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=600, check=False)
+
+
+def detection_images_and_targets(kind: str, side: int, seed: int = 11) -> tuple[list, list]:
+    """Two images near side x side (one shorter, one narrower) with three
+    boxes each, labels 1, 2, 3 (all 1 for keypointrcnn), and box-shaped masks
+    for maskrcnn or 17 keypoints for keypointrcnn: the training input of
+    torchvision's detection models and ours."""
+    g = torch.Generator().manual_seed(seed)
+    images = [torch.rand(3, side - 16, side, generator=g), torch.rand(3, side, side - 40, generator=g)]
+    targets = []
+    for image in images:
+        h, w = image.shape[1:]
+        xy = torch.rand(3, 2, generator=g) * torch.tensor([w / 2, h / 2])
+        wh = 20 + torch.rand(3, 2, generator=g) * torch.tensor([w / 2 - 20, h / 2 - 20])
+        boxes = torch.cat([xy, xy + wh], dim=1)
+        target = {"boxes": boxes, "labels": torch.tensor([1, 1, 1] if kind == "keypointrcnn" else [1, 2, 3])}
+        if kind == "maskrcnn":
+            masks = torch.zeros(3, h, w, dtype=torch.uint8)
+            for i, (x1, y1, x2, y2) in enumerate(boxes.round().int().tolist()):
+                masks[i, y1:y2, x1:x2] = 1
+            target["masks"] = masks
+        if kind == "keypointrcnn":
+            kx = boxes[:, None, 0] + torch.rand(3, 17, generator=g) * (boxes[:, None, 2] - boxes[:, None, 0])
+            ky = boxes[:, None, 1] + torch.rand(3, 17, generator=g) * (boxes[:, None, 3] - boxes[:, None, 1])
+            target["keypoints"] = torch.stack([kx, ky, torch.ones_like(kx)], dim=2)
+        targets.append(target)
+    return images, targets

@@ -14,7 +14,7 @@ import torch
 import visionops
 from visionops.patch import batched_nms_in_torchvision_order
 
-from .conftest import require
+from .conftest import detection_images_and_targets, require
 
 tv_ops = require("torchvision.ops")
 detection = require("torchvision.models.detection")
@@ -39,26 +39,7 @@ MODELS = ["fasterrcnn", "maskrcnn", "retinanet", "fcos", "keypointrcnn"]
 
 
 def _images_and_targets(name: str):
-    g = torch.Generator().manual_seed(11)
-    images = [torch.rand(3, SIDE - 16, SIDE, generator=g), torch.rand(3, SIDE, SIDE - 40, generator=g)]
-    targets = []
-    for image in images:
-        h, w = image.shape[1:]
-        xy = torch.rand(3, 2, generator=g) * torch.tensor([w / 2, h / 2])
-        wh = 20 + torch.rand(3, 2, generator=g) * torch.tensor([w / 2 - 20, h / 2 - 20])
-        boxes = torch.cat([xy, xy + wh], dim=1)
-        target = {"boxes": boxes, "labels": torch.tensor([1, 1, 1] if name == "keypointrcnn" else [1, 2, 3])}
-        if name == "maskrcnn":
-            masks = torch.zeros(3, h, w, dtype=torch.uint8)
-            for i, (x1, y1, x2, y2) in enumerate(boxes.round().int().tolist()):
-                masks[i, y1:y2, x1:x2] = 1
-            target["masks"] = masks
-        if name == "keypointrcnn":
-            kx = boxes[:, None, 0] + torch.rand(3, 17, generator=g) * (boxes[:, None, 2] - boxes[:, None, 0])
-            ky = boxes[:, None, 1] + torch.rand(3, 17, generator=g) * (boxes[:, None, 3] - boxes[:, None, 1])
-            target["keypoints"] = torch.stack([kx, ky, torch.ones_like(kx)], dim=2)
-        targets.append(target)
-    return images, targets
+    return detection_images_and_targets(name, SIDE)
 
 
 def _model(name: str, patched: bool) -> torch.nn.Module:

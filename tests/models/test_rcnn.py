@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ..conftest import require
+from ..conftest import detection_images_and_targets, require
 
 detection = require("torchvision.models.detection")
 vm = require("visionops.models")
@@ -16,22 +16,7 @@ SIDE = 224
 
 
 def _images_and_targets(masks: bool, side: int = SIDE, seed: int = 11):
-    g = torch.Generator().manual_seed(seed)
-    images = [torch.rand(3, side - 16, side, generator=g), torch.rand(3, side, side - 40, generator=g)]
-    targets = []
-    for image in images:
-        h, w = image.shape[1:]
-        xy = torch.rand(3, 2, generator=g) * torch.tensor([w / 2, h / 2])
-        wh = 20 + torch.rand(3, 2, generator=g) * torch.tensor([w / 2 - 20, h / 2 - 20])
-        boxes = torch.cat([xy, xy + wh], dim=1)
-        target = {"boxes": boxes, "labels": torch.tensor([1, 2, 3])}
-        if masks:
-            m = torch.zeros(3, h, w, dtype=torch.uint8)
-            for i, (x1, y1, x2, y2) in enumerate(boxes.round().int().tolist()):
-                m[i, y1:y2, x1:x2] = 1
-            target["masks"] = m
-        targets.append(target)
-    return images, targets
+    return detection_images_and_targets("maskrcnn" if masks else "fasterrcnn", side, seed)
 
 
 def _pair(name: str):
