@@ -142,3 +142,10 @@ def detection_images_and_targets(kind: str, side: int, seed: int = 11) -> tuple[
             target["keypoints"] = torch.stack([kx, ky, torch.ones_like(kx)], dim=2)
         targets.append(target)
     return images, targets
+
+
+def assert_same_losses(ours: dict, theirs: dict) -> None:
+    """The same loss names, each within float32 rounding of the other."""
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        torch.testing.assert_close(ours[key], value, rtol=1e-4, atol=1e-6, msg=lambda m, key=key: f"{key}: {m}")

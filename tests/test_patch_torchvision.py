@@ -14,7 +14,7 @@ import torch
 import visionops
 from visionops.patch import batched_nms_in_torchvision_order
 
-from .conftest import detection_images_and_targets, require
+from .conftest import assert_same_losses, detection_images_and_targets, require
 
 tv_ops = require("torchvision.ops")
 detection = require("torchvision.models.detection")
@@ -77,9 +77,7 @@ def test_models_eval_and_train(name):
         losses_ours = ours.train()(images, targets)
     torch.manual_seed(5)
     losses_theirs = theirs.train()(images, targets)
-    assert losses_ours.keys() == losses_theirs.keys()
-    for key, value in losses_theirs.items():
-        torch.testing.assert_close(losses_ours[key], value, rtol=1e-4, atol=1e-6, msg=lambda m, key=key: f"{key}: {m}")
+    assert_same_losses(losses_ours, losses_theirs)
 
 
 def _script(model: torch.nn.Module) -> torch.jit.ScriptModule:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ..conftest import detection_images_and_targets, require
+from ..conftest import assert_same_losses, detection_images_and_targets, require
 
 detection = require("torchvision.models.detection")
 vm = require("visionops.models")
@@ -66,9 +66,7 @@ def test_torchvision_weights_give_torchvision_results(name):
     losses_ours = ours.train()(images, targets)
     torch.manual_seed(5)
     losses_theirs = theirs.train()(images, targets)
-    assert losses_ours.keys() == losses_theirs.keys()
-    for key, value in losses_theirs.items():
-        torch.testing.assert_close(losses_ours[key], value, rtol=1e-4, atol=1e-6, msg=lambda m, k=key: f"{k}: {m}")
+    assert_same_losses(losses_ours, losses_theirs)
 
 
 @pytest.mark.parametrize("build", ["faster_rcnn_small", "mask_rcnn_small"])

@@ -53,7 +53,8 @@ def test_resume_continues_the_run(tmp_path):
     assert r["steps"] == 6
     assert [e["step"] for e in r["history"]["eval"]] == [2, 4, 6]
     second = torch.load(out / "last.pt", weights_only=False)
-    assert second["elapsed"] > first["elapsed"]
+    assert (first["step"], second["step"]) == (4, 6)
+    assert second["history"]["eval"][:2] == first["history"]["eval"]  # the first run's history carried on
     with pytest.raises(SystemExit, match="is a faster_rcnn checkpoint, not mask_rcnn"):
         train_main(["mask_rcnn", *args, "--out", str(tmp_path / "x"), "--resume", str(out / "last.pt")])
 
