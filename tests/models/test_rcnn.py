@@ -85,12 +85,9 @@ def test_tiny_forward_backward_and_a_step_lowers_the_loss(build):
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.0)
-    model.eval()  # batch norm statistics fixed, so the loss is a function of the weights alone
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.eval()
 
     def loss_now() -> torch.Tensor:
+        # Training mode with batch-norm statistics fixed: the loss is a function of the weights alone.
         model.train()
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -116,6 +113,7 @@ def test_eval_outputs_documented_shapes(build):
         out = model(images)
     for o, img in zip(out, images):
         d = o["boxes"].shape[0]
+        assert d > 0  # a score threshold of 0: random heads give detections to check
         assert o["boxes"].shape == (d, 4) and o["boxes"].dtype == torch.float32
         assert o["labels"].shape == (d,) and o["labels"].dtype == torch.int64 and (o["labels"] >= 1).all()
         assert o["scores"].shape == (d,) and (o["scores"][:-1] >= o["scores"][1:]).all()

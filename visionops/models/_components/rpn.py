@@ -80,9 +80,9 @@ class RegionProposalNetwork(nn.Module):
         wh = boxes[..., 2:] - boxes[..., :2]
         valid = (wh >= self.min_size).all(-1) & (scores >= self.score_thresh)
         image_of, slot = torch.where(valid)
-        kept = nms_per_image(boxes[image_of, slot], scores[image_of, slot], levels[image_of, slot], image_of, b,
-                             self.nms_thresh, len(per_level))
         flat_boxes, flat_scores = boxes[image_of, slot], scores[image_of, slot]
+        kept = nms_per_image(flat_boxes, flat_scores, levels[image_of, slot], image_of, b, self.nms_thresh,
+                             len(per_level))
         n = self.post_nms_top_n()
         return [flat_boxes[k[:n]] for k in kept], [flat_scores[k[:n]] for k in kept]
 

@@ -6,6 +6,7 @@ it by the native paste_masks op (optionally thresholded in the same pass)."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 import visionops
@@ -20,8 +21,6 @@ def _transform_base():
 def resize_boxes(boxes: Tensor, size: tuple[int, int], original: tuple[int, int]) -> Tensor:
     """Boxes of an image resized to `size` back to its `original` (h, w), in
     torchvision's arithmetic (float32 ratios)."""
-    import torch
-
     ry = torch.tensor(original[0], dtype=torch.float32, device=boxes.device) / torch.tensor(
         size[0], dtype=torch.float32, device=boxes.device)
     rx = torch.tensor(original[1], dtype=torch.float32, device=boxes.device) / torch.tensor(
