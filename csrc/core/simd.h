@@ -66,6 +66,28 @@ __attribute__((target("avx2"), always_inline)) inline void transpose4x4_f64(cons
   _mm256_storeu_pd(dst + 3 * ds, _mm256_mul_pd(k, _mm256_permute2f128_pd(t1, t3, 0x31)));
 }
 
+// dst[j * ds + i] = src[i * ss + j] for i, j < 8: an 8 x 8 block of floats
+// transposed in registers (unpack, shuffle, then swap 128-bit halves).
+__attribute__((target("avx2"), always_inline)) inline void transpose8x8_f32(const float* src, int64_t ss,
+                                                                             float* dst, int64_t ds) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ss);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+
 }  // namespace avx2_detail
 
 struct Avx512 {
@@ -180,6 +202,10 @@ struct Avx512 {
   VO_SIMD_AVX512 static void transpose4x4_f64(const double* src, int64_t ss, double* dst, int64_t ds,
                                               double scale) {
     avx2_detail::transpose4x4_f64(src, ss, dst, ds, scale);
+  }
+  // dst[j * ds + i] = src[i * ss + j] for i, j < 8 (floats).
+  VO_SIMD_AVX512 static void transpose8x8_f32(const float* src, int64_t ss, float* dst, int64_t ds) {
+    avx2_detail::transpose8x8_f32(src, ss, dst, ds);
   }
   // Bytes (uint8 or bool, 0 or 1 and up) as floats.
   VO_SIMD_AVX512 static F load_u8(const uint8_t* p) {
@@ -381,6 +407,10 @@ struct Avx2 {
   }
   VO_SIMD_AVX2 static void transpose4x4_f64(const double* src, int64_t ss, double* dst, int64_t ds, double scale) {
     avx2_detail::transpose4x4_f64(src, ss, dst, ds, scale);
+  }
+  // dst[j * ds + i] = src[i * ss + j] for i, j < 8 (floats).
+  VO_SIMD_AVX2 static void transpose8x8_f32(const float* src, int64_t ss, float* dst, int64_t ds) {
+    avx2_detail::transpose8x8_f32(src, ss, dst, ds);
   }
   VO_SIMD_AVX2 static F load_u8(const uint8_t* p) {
     return {_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))),

@@ -16,11 +16,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/cpu_isa.h"
 #include "core/huge_pages.h"
 #include "core/macros.h"
+#include "core/simd.h"
 #include "roi/math.h"
 
 namespace vo::cpu {
@@ -93,18 +95,44 @@ struct RoisByImage {
 };
 
 // dst[p * ld_dst + j] = src[j * ld_src + p] for j < rows, p < cols, in tiles
-// that keep both sides in L1.
+// that keep both sides in L1. Float to float goes through 8 x 8 blocks
+// transposed in registers (core/simd.h): the scalar loop, one strided store
+// per value, cost more than all the RoI arithmetic on the maps it
+// transposed. Runs its own instruction-set dispatch.
 template <typename in_t, typename out_t>
-void transpose_block(const in_t* __restrict__ src, int64_t ld_src, out_t* __restrict__ dst,
-                                         int64_t ld_dst, int64_t rows, int64_t cols) {
+void transpose_block(const in_t* __restrict__ src, int64_t ld_src, out_t* __restrict__ dst, int64_t ld_dst,
+                     int64_t rows, int64_t cols) {
   constexpr int64_t kTile = 64;
-  for (int64_t p0 = 0; p0 < cols; p0 += kTile) {
-    const int64_t p1 = std::min(p0 + kTile, cols);
-    for (int64_t j = 0; j < rows; ++j) {
-      const in_t* s = src + j * ld_src;
-      for (int64_t p = p0; p < p1; ++p) dst[p * ld_dst + j] = static_cast<out_t>(s[p]);
+  int64_t rows8 = 0, cols8 = 0;  // the part done in 8 x 8 blocks: [0, rows8) x [0, cols8)
+  if constexpr (std::is_same_v<in_t, float> && std::is_same_v<out_t, float>) {
+    if (simd_available()) {
+      rows8 = rows / 8 * 8;
+      cols8 = cols / 8 * 8;
+      with_simd([&](auto s) {
+        using S = decltype(s);
+        for (int64_t p0 = 0; p0 < cols8; p0 += kTile) {
+          const int64_t p1 = std::min(p0 + kTile, cols8);
+          for (int64_t j = 0; j < rows8; j += 8)
+            for (int64_t p = p0; p < p1; p += 8) S::transpose8x8_f32(src + j * ld_src + p, ld_src, dst + p * ld_dst + j, ld_dst);
+        }
+      });
     }
   }
+  // The rest: rows below rows8 in every column, and columns from cols8 in
+  // the first rows8 rows.
+  const auto scalar = [&](int64_t j_begin, int64_t j_end, int64_t p_begin) {
+    for (int64_t p0 = p_begin; p0 < cols; p0 += kTile) {
+      const int64_t p1 = std::min(p0 + kTile, cols);
+      for (int64_t j = j_begin; j < j_end; ++j) {
+        const in_t* s = src + j * ld_src;
+        for (int64_t p = p0; p < p1; ++p) dst[p * ld_dst + j] = static_cast<out_t>(s[p]);
+      }
+    }
+  };
+  with_cpu_isa([&] {
+    scalar(rows8, rows, 0);
+    if (cols8 < cols) scalar(0, rows8, cols8);
+  });
 }
 
 // A read-only channel slice of one image: pixel (y, x), channel c0 + j is
@@ -126,6 +154,12 @@ class SliceReader {
         HW_(map.size(2) * map.size(3)),
         channels_last_(map.dim() == 4 && map.size(1) > 1 && map.is_contiguous(at::MemoryFormat::ChannelsLast)) {}
 
+  // Whether read() returns views into the map itself (a channels-last map
+  // of the accumulation type): then image n's pixel (y, x), channel c is at
+  // image(n)[(y * W + x) * C + c].
+  bool in_place() const { return channels_last_ && std::is_same_v<scalar_t, T>; }
+  const scalar_t* image(int64_t n) const { return src_ + n * HW_ * C_; }
+
   // Channels [c0, c0 + nb) of image n; buf is the thread's scratch.
   MapSlice<T> read(int64_t n, int64_t c0, int64_t nb, std::vector<T>& buf) const {
     if (channels_last_) {
@@ -140,7 +174,7 @@ class SliceReader {
       }
     }
     buf.resize(HW_ * nb);
-    with_cpu_isa([&] { transpose_block<scalar_t, T>(src_ + (n * C_ + c0) * HW_, HW_, buf.data(), nb, nb, HW_); });
+    transpose_block<scalar_t, T>(src_ + (n * C_ + c0) * HW_, HW_, buf.data(), nb, nb, HW_);
     return {buf.data(), nb};
   }
 
@@ -161,7 +195,7 @@ void write_slice(const T* buf, int64_t nb, at::Tensor& out, bool channels_last, 
     for (int64_t p = 0; p < HW; ++p)
       for (int64_t j = 0; j < nb; ++j) base[p * C + j] = static_cast<scalar_t>(buf[p * nb + j]);
   } else {
-    with_cpu_isa([&] { transpose_block<T, scalar_t>(buf, nb, dst + (n * C + c0) * HW, HW, HW, nb); });
+    transpose_block<T, scalar_t>(buf, nb, dst + (n * C + c0) * HW, HW, HW, nb);
   }
 }
 

@@ -19,16 +19,16 @@ def _images_and_targets(masks: bool, side: int = SIDE, seed: int = 11):
     return detection_images_and_targets("maskrcnn" if masks else "fasterrcnn", side, seed)
 
 
-def _pair(name: str):
+def _pair(name: str, channels_last: bool = True):
     common = {"num_classes": 4, "box_score_thresh": 0.0, "box_detections_per_img": 50, "min_size": SIDE,
               "max_size": SIDE}
     torch.manual_seed(1)
     if name == "faster":
         theirs = detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, **common)
-        ours = vm.fasterrcnn_resnet50_fpn(**common)
+        ours = vm.fasterrcnn_resnet50_fpn(channels_last=channels_last, **common)
     else:
         theirs = detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, **common)
-        ours = vm.maskrcnn_resnet50_fpn(**common)
+        ours = vm.maskrcnn_resnet50_fpn(channels_last=channels_last, **common)
         # Random mask logits sit near 0, probabilities near 0.5, where the
         # last bit of a box (our decode's exp is not torch's) flips pixels at
         # the 0.5 threshold; sharper logits, as a trained head gives, make the
@@ -47,18 +47,24 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["channels-first", "channels-last"])
 @pytest.mark.parametrize("name", ["faster", "mask"])
-def test_torchvision_weights_give_torchvision_results(name):
-    ours, theirs = _pair(name)
+def test_torchvision_weights_give_torchvision_results(name, channels_last):
+    """Channels-first, torchvision's layout, isolates our ops: boxes within
+    1e-3 pixels. Channels-last (the CPU default) also changes the
+    convolutions' rounding (oneDNN sums in another order): boxes then agree
+    to 1e-4 relative, about 0.01 pixels at these coordinates."""
+    ours, theirs = _pair(name, channels_last)
     images, targets = _images_and_targets(name == "mask")
     with torch.no_grad():
         out_ours = ours.eval()(images)
         out_theirs = theirs.eval()(images)
+    rtol = 1e-4 if channels_last else 0.0
     for a, b in zip(out_ours, out_theirs, strict=True):
         assert a.keys() == b.keys() and a["boxes"].shape[0] > 0
         assert torch.equal(a["labels"], b["labels"])  # the same classes in the same order
-        torch.testing.assert_close(a["boxes"], b["boxes"], rtol=0, atol=1e-3)
-        torch.testing.assert_close(a["scores"], b["scores"], rtol=0, atol=1e-5)
+        torch.testing.assert_close(a["boxes"], b["boxes"], rtol=rtol, atol=1e-3)
+        torch.testing.assert_close(a["scores"], b["scores"], rtol=rtol, atol=1e-5)
         if name == "mask":
             assert a["masks"].shape == b["masks"].shape
             assert mask_iou(a["masks"], b["masks"]).min() >= 0.99
@@ -66,7 +72,14 @@ def test_torchvision_weights_give_torchvision_results(name):
     losses_ours = ours.train()(images, targets)
     torch.manual_seed(5)
     losses_theirs = theirs.train()(images, targets)
-    assert_same_losses(losses_ours, losses_theirs)
+    if not channels_last:
+        assert_same_losses(losses_ours, losses_theirs)
+    else:
+        # Rounding moves a few proposals across the 0.5 IoU threshold, and
+        # the sampled RoIs differ by those: the losses agree to 1%, not 1e-4.
+        assert losses_ours.keys() == losses_theirs.keys()
+        for key, value in losses_theirs.items():
+            torch.testing.assert_close(losses_ours[key], value, rtol=1e-2, atol=1e-4)
 
 
 @pytest.mark.parametrize("build", ["faster_rcnn_small", "mask_rcnn_small"])

@@ -93,6 +93,30 @@ def test_low_precision(dtype, device):
     assert ((ours.double() - expected).abs() <= eps * expected.abs() + 1e-6).all()
 
 
+@pytest.mark.parametrize("sampling_ratio", [2, 3, 0])
+def test_cpu_vector_paths_are_bitwise_torchvision(sampling_ratio):
+    """The CPU forward's paths: a channels-last float map read in place (RoIs
+    split over threads, all channels at once) and channels-first slices; the
+    [bin][channel] results stored in 8 x 8 blocks transposed in registers
+    plus a scalar rest (20 channels, 7 x 7 bins); the average over a
+    power-of-two point count as a multiplication (2 x 2 points), over other
+    counts as a division. Each is torchvision bit for bit in float32, at one
+    thread and at two."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 20, 30, 34, generator=g)
+    rois = make_rois(60, 2, 30, 34, 0.5, g=g)
+    expected = tv_ops.roi_align(x, rois, 7, 0.5, sampling_ratio)
+    old = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for layout in (torch.contiguous_format, torch.channels_last):
+                out = visionops.roi_align(x.contiguous(memory_format=layout), rois, 7, 0.5, sampling_ratio)
+                assert torch.equal(out, expected), (threads, layout)
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_layouts_and_empty_inputs(device):
     g = torch.Generator().manual_seed(7)
     x = torch.randn(2, 6, 10, 12, generator=g, device="cpu").to(device)

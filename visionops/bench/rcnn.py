@@ -64,12 +64,18 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def _features(model) -> Callable[[torch.Tensor], object]:
+    """The model's backbone as its forward runs it: ours through
+    ``features`` (channels-last on CPUs by default), torchvision's as is."""
+    return getattr(model, "features", model.backbone)
+
+
 def _heads(model, images: list[torch.Tensor]) -> Callable[[], object]:
     """Everything after the backbone, from fixed features."""
     original = [tuple(im.shape[-2:]) for im in images]
     with torch.no_grad():
         image_list, _ = model.transform(images)
-        features = model.backbone(image_list.tensors)
+        features = _features(model)(image_list.tensors)
 
     def run():
         with torch.no_grad():
@@ -161,7 +167,7 @@ def run(names: list[str], threads: list[int], side: int, batch: int, repeats: in
                     with torch.no_grad():
                         parts[label, "total"] = _median_ms(lambda m=model: m(images), repeats)
                         image_list, _ = model.transform(images)
-                        parts[label, "backbone+FPN"] = _median_ms(lambda m=model, x=image_list.tensors: m.backbone(x),
+                        parts[label, "backbone+FPN"] = _median_ms(lambda f=_features(model), x=image_list.tensors: f(x),
                                                                   repeats)
                     heads = _heads(model, images)
                     parts[label, "after backbone"] = _median_ms(heads, repeats)
