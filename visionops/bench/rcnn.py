@@ -167,7 +167,8 @@ def run(names: list[str], threads: list[int], side: int, batch: int, repeats: in
                     with torch.no_grad():
                         parts[label, "total"] = _median_ms(lambda m=model: m(images), repeats)
                         image_list, _ = model.transform(images)
-                        parts[label, "backbone+FPN"] = _median_ms(lambda f=_features(model), x=image_list.tensors: f(x),
+                        features = _features(model)
+                        parts[label, "backbone+FPN"] = _median_ms(lambda f=features, x=image_list.tensors: f(x),
                                                                   repeats)
                     heads = _heads(model, images)
                     parts[label, "after backbone"] = _median_ms(heads, repeats)
