@@ -115,13 +115,39 @@ def test_detr_forward_loss_and_a_step():
     model = vm.detr_small(5, num_queries=10)
     x = torch.rand(2, 3, 128, 128)
     out = model(x)
-    assert out["pred_logits"].shape == (2, 10, 6) and out["pred_boxes"].shape == (2, 10, 4)
-    assert out["aux_logits"].shape == (2, 2, 10, 6)
+    # Training: 4 query groups, each image's predictions as 4 rows of 10.
+    assert out["groups"] == 4
+    assert out["pred_logits"].shape == (8, 10, 6) and out["pred_boxes"].shape == (8, 10, 4)
+    assert out["aux_logits"].shape == (2, 8, 10, 6)
     targets = _boxes_targets(2, 128, torch.Generator().manual_seed(2), 5)
     crit = vm.DETRLoss(5)
     losses = crit(out, targets, image_size=(128, 128))
     assert set(losses) == {"loss_ce", "loss_bbox", "loss_giou"} and all(torch.isfinite(v) for v in losses.values())
     _step_lowers(model, lambda: sum(crit(model(x), targets, image_size=(128, 128)).values()), lr=1e-4)
+
+
+@pytest.mark.parametrize("refine_boxes", [False, True])
+def test_detr_query_groups_are_independent(refine_boxes):
+    """Group 0 in training is the inference model (the groups' self-attention
+    is masked apart), and a loss over identical groups is one group's loss."""
+    torch.manual_seed(0)
+    model = vm.detr_small(3, num_queries=6, groups=3, refine_boxes=refine_boxes)
+    x = torch.rand(2, 3, 96, 96)
+    model.train()
+    model.backbone.eval()  # batch statistics aside, training and inference compute alike (no dropout)
+    with torch.no_grad():
+        train = model(x)
+        infer = model.eval()(x)
+    assert "groups" not in infer and infer["pred_boxes"].shape == (2, 6, 4)
+    torch.testing.assert_close(train["pred_boxes"][::3], infer["pred_boxes"])
+    torch.testing.assert_close(train["pred_logits"][::3], infer["pred_logits"])
+    targets = _boxes_targets(2, 96, torch.Generator().manual_seed(4), 3)
+    crit = vm.DETRLoss(3)
+    one = crit(infer, targets, image_size=(96, 96))
+    same = {k: v.repeat_interleave(3, dim=-3) for k, v in infer.items()}
+    three = crit({**same, "groups": 3}, targets, image_size=(96, 96))
+    for key in one:
+        torch.testing.assert_close(three[key], one[key])
 
 
 def test_detr_matching_feeds_the_loss_hand_case():

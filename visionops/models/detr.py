@@ -47,6 +47,45 @@ def sine_positions(h: int, w: int, dim: int, device, dtype=torch.float32) -> Ten
     return F.pad(pos, (0, dim - 4 * quarter))
 
 
+def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
+    x = x.clamp(eps, 1 - eps)
+    return torch.log(x / (1 - x))
+
+
+def sine_box_embedding(boxes: Tensor, dim: int) -> Tensor:
+    """[..., 4] boxes (cx, cy, w, h in [0, 1]) to [..., dim]: each coordinate
+    as dim / 4 sines and cosines (DETR's encoding, applied to a box)."""
+    quarter = dim // 4
+    eighth = max(quarter // 2, 1)
+    freq = 1.0 / (10000 ** (torch.arange(eighth, device=boxes.device, dtype=boxes.dtype) / eighth))
+    angles = boxes[..., None] * (2 * math.pi) * freq  # [..., 4, eighth]
+    emb = torch.cat([angles.sin(), angles.cos()], -1).flatten(-2)  # [..., 8 * eighth]
+    return F.pad(emb, (0, dim - emb.shape[-1]))
+
+
+class RefinementDecoderLayer(nn.Module):
+    """A DETR decoder layer whose queries carry a positional embedding (of
+    their current reference box) into both attentions, as DETR adds the
+    query embedding; the memory's positions go into the keys only."""
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float) -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.ffn = nn.Sequential(nn.Linear(d_model, dim_feedforward), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                 nn.Linear(dim_feedforward, d_model))
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(3))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, query_pos: Tensor, memory: Tensor, memory_pos: Tensor,
+                self_mask: Tensor | None = None) -> Tensor:
+        q = x + query_pos
+        x = self.norms[0](x + self.dropout(self.self_attn(q, q, x, attn_mask=self_mask, need_weights=False)[0]))
+        attended = self.cross_attn(x + query_pos, memory + memory_pos, memory, need_weights=False)[0]
+        x = self.norms[1](x + self.dropout(attended))
+        return self.norms[2](x + self.dropout(self.ffn(x)))
+
+
 class DETR(nn.Module):
     """Args:
         num_classes: classes (label values 0..num_classes - 1); index
@@ -56,26 +95,53 @@ class DETR(nn.Module):
         d_model, nhead, encoder_layers, decoder_layers, dim_feedforward,
         dropout: the transformer.
         num_queries: predictions per image.
+        refine_boxes: each query starts from a learned reference box (on a
+            grid over the image) whose sine embedding is its positional
+            query, and every decoder layer predicts a correction of the
+            previous layer's box in logit space (iterative refinement, as in
+            Deformable DETR and DAB-DETR). Off: the paper's DETR, boxes
+            predicted from scratch by one shared head.
+        groups: query groups in training (Group DETR, Chen et al., 2022):
+            ``groups`` independent sets of num_queries queries, attending
+            only within their group, each matched one to one to the targets
+            and their losses averaged; more matched queries per image make
+            training converge faster. Inference uses the first group only.
     """
 
     def __init__(self, num_classes: int, *, backbone: nn.Module | None = None, d_model: int = 256, nhead: int = 8,
                  encoder_layers: int = 6, decoder_layers: int = 6, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 num_queries: int = 100) -> None:
+                 num_queries: int = 100, refine_boxes: bool = False, groups: int = 1) -> None:
         super().__init__()
+        if groups < 1:
+            raise ValueError(f"visionops.models.DETR: groups must be at least 1, got {groups}")
         self.num_classes, self.num_queries = num_classes, num_queries
+        self.refine_boxes, self.groups = refine_boxes, groups
         self.backbone = backbone if backbone is not None else small_detr_backbone()
         self.input_proj = nn.Conv2d(self.backbone.out_channels, d_model, 1)
         self.encoder = nn.ModuleList(
             nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, batch_first=True)
             for _ in range(encoder_layers))
-        self.decoder = nn.ModuleList(
-            nn.TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout, batch_first=True)
-            for _ in range(decoder_layers))
         self.decoder_norm = nn.LayerNorm(d_model)
-        self.query_embed = nn.Embedding(num_queries, d_model)
         self.class_embed = nn.Linear(d_model, num_classes + 1)
-        self.bbox_embed = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(inplace=True),
-                                        nn.Linear(d_model, d_model), nn.ReLU(inplace=True), nn.Linear(d_model, 4))
+        if not refine_boxes:
+            self.decoder = nn.ModuleList(
+                nn.TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout, batch_first=True)
+                for _ in range(decoder_layers))
+            self.query_embed = nn.Embedding(num_queries * groups, d_model)
+            self.bbox_embed = _box_mlp(d_model)
+            return
+        self.decoder = nn.ModuleList(RefinementDecoderLayer(d_model, nhead, dim_feedforward, dropout)
+                                     for _ in range(decoder_layers))
+        self.query_content = nn.Embedding(num_queries * groups, d_model)
+        self.reference_boxes = nn.Embedding(num_queries * groups, 4)
+        with torch.no_grad():
+            self.reference_boxes.weight.copy_(inverse_sigmoid(grid_reference_boxes(num_queries).repeat(groups, 1)))
+        self.query_pos_head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(inplace=True),
+                                            nn.Linear(d_model, d_model))
+        self.bbox_embed = nn.ModuleList(_box_mlp(d_model) for _ in range(decoder_layers))
+        for head in self.bbox_embed:  # start at the reference boxes
+            nn.init.zeros_(head[-1].weight)
+            nn.init.zeros_(head[-1].bias)
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """images [B, 3, H, W] in [0, 1] to ``pred_logits`` [B, Q, K + 1],
@@ -87,17 +153,45 @@ class DETR(nn.Module):
         memory = feats.flatten(2).transpose(1, 2)
         for layer in self.encoder:
             memory = layer(memory + pos)
-        x = self.query_embed.weight.unsqueeze(0).expand(b, -1, -1)
-        mem = memory + pos
-        outs = []
-        for layer in self.decoder:
-            x = layer(x, mem)
-            outs.append(self.decoder_norm(x))
-        hs = torch.stack(outs)  # [L, B, Q, D]
+        groups = self.groups if self.training else 1
+        q = self.num_queries * groups
+        if self.refine_boxes:
+            hs, boxes = self._refine(memory, pos, b, q, groups)
+        else:
+            x = self.query_embed.weight[:q].unsqueeze(0).expand(b, -1, -1)
+            mem = memory + pos
+            mask = _group_mask(self.num_queries, groups, x.device)
+            outs = []
+            for layer in self.decoder:
+                x = layer(x, mem, tgt_mask=mask)
+                outs.append(self.decoder_norm(x))
+            hs = torch.stack(outs)  # [L, B, Q, D]
+            boxes = self.bbox_embed(hs).sigmoid()
         logits = self.class_embed(hs)
-        boxes = self.bbox_embed(hs).sigmoid()
-        return {"pred_logits": logits[-1], "pred_boxes": boxes[-1], "aux_logits": logits[:-1],
-                "aux_boxes": boxes[:-1]}
+        if groups > 1:  # [L, B, G * Q, ...] to [L, B * G, Q, ...]: the loss matches each group alone
+            logits = logits.reshape(logits.shape[0], b * groups, self.num_queries, -1)
+            boxes = boxes.reshape(boxes.shape[0], b * groups, self.num_queries, 4)
+        out = {"pred_logits": logits[-1], "pred_boxes": boxes[-1], "aux_logits": logits[:-1], "aux_boxes": boxes[:-1]}
+        if groups > 1:
+            out["groups"] = groups
+        return out
+
+    def _refine(self, memory: Tensor, pos: Tensor, b: int, q: int, groups: int) -> tuple[Tensor, Tensor]:
+        """The decoder with reference boxes: [L, B, Q, D] outputs and [L, B, Q, 4] boxes."""
+        x = self.query_content.weight[:q].unsqueeze(0).expand(b, -1, -1)
+        ref = self.reference_boxes.weight[:q].sigmoid().unsqueeze(0).expand(b, -1, -1)
+        mask = _group_mask(self.num_queries, groups, x.device)
+        mem_pos = pos.unsqueeze(0)
+        outs, boxes = [], []
+        for layer, head in zip(self.decoder, self.bbox_embed, strict=True):
+            query_pos = self.query_pos_head(sine_box_embedding(ref, x.shape[-1]))
+            x = layer(x, query_pos, memory, mem_pos, mask)
+            out = self.decoder_norm(x)
+            box = (head(out) + inverse_sigmoid(ref)).sigmoid()
+            outs.append(out)
+            boxes.append(box)
+            ref = box.detach()  # each layer refines the last one's box; gradients stay per layer
+        return torch.stack(outs), torch.stack(boxes)
 
     def forward_padded(self, images: Tensor) -> dict[str, Tensor]:
         """Inference with no NMS: every query's best class (not "no object"),
@@ -169,6 +263,9 @@ class DETRLoss(nn.Module):
     def forward(self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]],
                 image_size: tuple[int, int] | None = None) -> dict[str, Tensor]:
         device = outputs["pred_logits"].device
+        groups = int(outputs.get("groups", 1))
+        if groups > 1:  # each image's targets once per query group (rows b * groups + g)
+            targets = [t for t in targets for _ in range(groups)]
         counts = [int(t["labels"].shape[0]) for t in targets]
         labels = torch.cat([t["labels"] for t in targets]).to(device)
         normalized = []
@@ -188,6 +285,29 @@ class DETRLoss(nn.Module):
         return {"loss_ce": wc * total[0], "loss_bbox": wb * total[1], "loss_giou": wg * total[2]}
 
 
+def _box_mlp(d_model: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(inplace=True), nn.Linear(d_model, d_model),
+                         nn.ReLU(inplace=True), nn.Linear(d_model, 4))
+
+
+def grid_reference_boxes(n: int) -> Tensor:
+    """n boxes (cx, cy, w, h) whose centres cover the image on a grid of about
+    sqrt(n) x sqrt(n) cells, each a cell wide and high."""
+    side = math.ceil(math.sqrt(n))
+    cells = (torch.arange(side, dtype=torch.float32) + 0.5) / side
+    cy, cx = torch.meshgrid(cells, cells, indexing="ij")
+    centres = torch.stack([cx.flatten(), cy.flatten()], 1)[:n]
+    return torch.cat([centres, torch.full((n, 2), 1.0 / side)], 1)
+
+
+def _group_mask(queries: int, groups: int, device) -> Tensor | None:
+    """Self-attention mask keeping each group of queries to itself."""
+    if groups == 1:
+        return None
+    g = torch.arange(queries * groups, device=device) // queries
+    return g[:, None] != g[None, :]
+
+
 def small_detr_backbone(widths: tuple[int, ...] = (32, 64, 128, 192, 256)) -> nn.Module:
     """Five stride-2 stages of 3x3 convolutions with batch norm: stride 32."""
     layers, cin = [], 3
@@ -203,7 +323,10 @@ def small_detr_backbone(widths: tuple[int, ...] = (32, 64, 128, 192, 256)) -> nn
 def detr_small(num_classes: int, **kwargs) -> DETR:
     """DETR for CPU training: the small backbone, d_model 128, 4 heads, 3
     encoder and 3 decoder layers, feed-forward 512, no dropout, 25 queries
-    (the synthetic images hold at most 6 objects)."""
+    (the synthetic images hold at most 6 objects), reference boxes refined
+    layer by layer and 4 query groups in training (see DETR's arguments):
+    the paper's DETR needs hundreds of epochs, more than a CPU gives in
+    minutes."""
     options = {"d_model": 128, "nhead": 4, "encoder_layers": 3, "decoder_layers": 3, "dim_feedforward": 512,
-               "dropout": 0.0, "num_queries": 25, **kwargs}
+               "dropout": 0.0, "num_queries": 25, "refine_boxes": True, "groups": 4, **kwargs}
     return DETR(num_classes, **options)
