@@ -228,8 +228,12 @@ void accumulate(const in_t* x, const tgt_t* t, const DiceShape& sh, int64_t b, i
   if (sh.mode == DiceMode::Multiclass) {
     const in_t* xb = x + b * C * S;
     const tgt_t* tb = t + b * S;
-    for (int64_t j0 = 0; j0 < full; j0 += kLanes)
-      with_cpu_isa([&] { block_stats_multiclass<in_t, tgt_t, T>(xb + s0 + j0, S, tb + s0 + j0, C, from_logits, squared, pb, acc, prob); });
+    // One instruction-set dispatch for the whole run of blocks: its wrapper
+    // inlines the block kernel into the loop.
+    with_cpu_isa([&] {
+      for (int64_t j0 = 0; j0 < full; j0 += kLanes)
+        block_stats_multiclass<in_t, tgt_t, T>(xb + s0 + j0, S, tb + s0 + j0, C, from_logits, squared, pb, acc, prob);
+    });
     if (full < n) {
       const TailBlock<in_t, tgt_t, T> tail(xb + s0 + full, S, tb + s0 + full, S, C, 1, n - full);
       PixelBlock<T> tp = pb;
@@ -458,31 +462,27 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
             }
             continue;
           }
-          for (int64_t s = s_begin; s < s_end; s += kLanes) {
-            const int64_t m = std::min(kLanes, s_end - s);
-            if (sh.mode == DiceMode::Multiclass) {
-              const in_t* xs = xp + b * C * S + s;
-              const tgt_t* ts = tp + b * S + s;
-              if (m == kLanes) {
-                with_cpu_isa([&] {
-                  block_grad_multiclass<in_t, tgt_t, T, in_t>(xs, S, ts, C, from_logits, squared, pb, a.data(),
-                                                              bb.data(), prob.data(), g.data(), gp + b * C * S + s, S);
-                });
-              } else {
-                const TailBlock<in_t, tgt_t, T> tail(xs, S, ts, S, C, 1, m);
-                PixelBlock<T> tpb = pb;
-                tpb.live = tail.live;
-                with_cpu_isa([&] {
-                  block_grad_multiclass<in_t, tgt_t, T, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared, tpb,
-                                                           a.data(), bb.data(), prob.data(), g.data(), out.data(),
-                                                           kLanes);
-                });
-                for (int64_t c = 0; c < C; ++c)
-                  for (int64_t j = 0; j < m; ++j) gp[(b * C + c) * S + s + j] = static_cast<in_t>(out[c * kLanes + j]);
-              }
-            } else {
-              break;  // whole chunks below
-            }
+          // Multiclass: whole blocks straight into the gradient, under one
+          // instruction-set dispatch; a last partial block through a buffer.
+          const in_t* xs = xp + b * C * S;
+          const tgt_t* ts = tp + b * S;
+          const int64_t full_end = s_begin + (s_end - s_begin) / kLanes * kLanes;
+          with_cpu_isa([&] {
+            for (int64_t s = s_begin; s < full_end; s += kLanes)
+              block_grad_multiclass<in_t, tgt_t, T, in_t>(xs + s, S, ts + s, C, from_logits, squared, pb, a.data(),
+                                                          bb.data(), prob.data(), g.data(), gp + b * C * S + s, S);
+          });
+          if (full_end < s_end) {
+            const int64_t m = s_end - full_end;
+            const TailBlock<in_t, tgt_t, T> tail(xs + full_end, S, ts + full_end, S, C, 1, m);
+            PixelBlock<T> tpb = pb;
+            tpb.live = tail.live;
+            with_cpu_isa([&] {
+              block_grad_multiclass<in_t, tgt_t, T, T>(tail.x(), kLanes, tail.t(), C, from_logits, squared, tpb,
+                                                       a.data(), bb.data(), prob.data(), g.data(), out.data(), kLanes);
+            });
+            for (int64_t c = 0; c < C; ++c)
+              for (int64_t j = 0; j < m; ++j) gp[(b * C + c) * S + full_end + j] = static_cast<in_t>(out[c * kLanes + j]);
           }
         }
       });
