@@ -3,12 +3,15 @@
 // Layout: the kernels read and accumulate channel slices of the maps stored
 // channels-last (map_slices.h). A sampling point's four pixels are then four
 // contiguous runs of channels, and one point's weights, computed once, serve
-// every channel of the slice in a vector loop.
+// every channel of the slice in a vector loop. A channels-last float map
+// needs no slices: the forward reads it in place, all channels of a RoI at
+// once, with RoIs split over threads (roi_align_forward_in_place).
 //
 // Exactness: per channel, the sums run in torchvision's order (points in
 // row-major order within a bin, corners 1 to 4, then the division by the
-// count), so float32 results are bitwise torchvision's on finite inputs.
-// Points off the map are skipped instead of adding 0 * pixel 0.
+// count, done as a multiplication by the exact inverse when the count is a
+// power of two), so float32 results are bitwise torchvision's on finite
+// inputs. Points off the map are skipped instead of adding 0 * pixel 0.
 //
 // Backward: the gradient map is split by (image, channel block), one per
 // task, and each task visits the image's RoIs in order. No two tasks write the same
