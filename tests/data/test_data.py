@@ -61,6 +61,27 @@ def test_deterministic_and_consistent():
     assert not torch.equal(a[0][0], SyntheticShapes(12, (96, 128), seed=7, split="val")[0][0])
 
 
+def test_cache_gives_the_same_items_and_keeps_them_intact():
+    plain = SyntheticShapes(4, 48, seed=3)
+    cached = SyntheticShapes(4, 48, seed=3, cache=True)
+    for _ in range(2):  # the first pass draws, the second reads the cache
+        for i in range(4):
+            ip, tp = plain[i]
+            ic, tc = cached[i]
+            assert torch.equal(ip, ic)
+            assert tp.keys() == tc.keys()
+            for key in tp:
+                assert torch.equal(tp[key], tc[key]) if isinstance(tp[key], torch.Tensor) else tp[key] == tc[key]
+            # What a caller does to an item never reaches the next epoch's.
+            ic.zero_()
+            tc["semantic"].fill_(-1)
+            tc["boxes"] = None
+    flipped = SyntheticShapes(4, 48, seed=3, cache=True, transforms=RandomHorizontalFlip(1.0))
+    for i in range(4):
+        assert torch.equal(flipped[i][0], plain[i][0].flip(-1))
+        assert torch.equal(flipped[i][0], plain[i][0].flip(-1))  # flipped once, not twice
+
+
 def test_every_class_appears_and_visible_enough():
     ds = SyntheticShapes(40, 128, seed=1, min_visible=0.5)
     seen = set()

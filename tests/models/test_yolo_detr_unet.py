@@ -200,3 +200,20 @@ def test_unet_any_size_and_a_step(classes):
     losses = loss(logits, target)
     assert set(losses) == {"loss_dice", "loss_ce"}
     _step_lowers(model, lambda: sum(loss(model(x), target).values()), lr=1e-2)
+
+
+def test_unet_channels_last_only_changes_rounding():
+    torch.manual_seed(0)
+    fast = vm.UNet(num_classes=5, depth=2, width=8)  # channels-last on CPUs, the default
+    exact = vm.UNet(num_classes=5, depth=2, width=8, channels_last=False)
+    exact.load_state_dict(fast.state_dict())
+    x = torch.rand(2, 3, 36, 44)
+    a, b = fast(x), exact(x)
+    assert a.is_contiguous(memory_format=torch.channels_last) and b.is_contiguous()
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    target = torch.randint(0, 5, (2, 36, 44))
+    loss = vm.UNetLoss(5)
+    sum(loss(a, target).values()).backward()
+    sum(loss(b, target).values()).backward()
+    for p, q in zip(fast.parameters(), exact.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-5)

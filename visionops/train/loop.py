@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--image-size", type=int, default=256, help="training and evaluation image side")
     p.add_argument("--train-images", type=int, default=4000, help="synthetic training images")
     p.add_argument("--val-images", type=int, default=200, help="held-out images evaluated")
+    p.add_argument("--cache-mb", type=float, default=2048,
+                   help="keep the synthetic training (and held-out) images in memory after their first draw when they take "
+                   "at most this many MiB (about 26 bytes a pixel); 0: draw every time")
     p.add_argument("--batch-size", type=int, default=8, help="images per step (per process under torchrun)")
     p.add_argument("--steps", type=int, default=2000, help="training steps (the schedule's length)")
     p.add_argument("--minutes", type=float, default=0.0,
@@ -64,15 +67,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ------------------------------------------------------------------ data
 
 
+# A drawn synthetic image in memory: the float32 image (12 bytes a pixel),
+# the int64 class map (8) and up to six uint8 instance masks.
+_CACHED_BYTES_PER_PIXEL = 26
+
+
 def datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset, list[str]]:
     from visionops.data import CLASSES, CocoDetectionFolder, Compose, RandomHorizontalFlip, ScaleJitter, SyntheticShapes
 
     flip = RandomHorizontalFlip(args.flip)
     augment = Compose([ScaleJitter(tuple(args.scale_jitter)), flip] if MODELS[args.model].scale_jitter else [flip])
     if args.data == "synthetic":
+        cache = args.train_images * args.image_size**2 * _CACHED_BYTES_PER_PIXEL <= args.cache_mb * 2**20
         train = SyntheticShapes(args.train_images, args.image_size, split="train", seed=args.seed,
-                                transforms=augment)
-        val = SyntheticShapes(args.val_images, args.image_size, split="val", seed=args.seed)
+                                transforms=augment, cache=cache)
+        val_cache = args.val_images * args.image_size**2 * _CACHED_BYTES_PER_PIXEL <= args.cache_mb * 2**20
+        val = SyntheticShapes(args.val_images, args.image_size, split="val", seed=args.seed, cache=val_cache)
         return train, val, list(CLASSES)
     train = CocoDetectionFolder(args.data, transforms=augment)
     if args.val_data:

