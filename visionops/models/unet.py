@@ -37,8 +37,9 @@ class UNet(nn.Module):
         width: channels of the first level (level i has width * 2^i).
         channels_last: on CPUs, run the convolutions channels-last (NHWC),
             which oneDNN computes faster than NCHW (about an eighth off a
-            training step of ``unet_small`` at 64 x 64). The logits keep the layout; values
-            differ from NCHW's only by the summation order's rounding.
+            training step of ``unet_small`` at 64 x 64). The logits keep
+            that layout; their values differ from NCHW's only by the
+            summation order's rounding.
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 1, depth: int = 4, width: int = 32,

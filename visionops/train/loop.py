@@ -34,8 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-images", type=int, default=4000, help="synthetic training images")
     p.add_argument("--val-images", type=int, default=200, help="held-out images evaluated")
     p.add_argument("--cache-mb", type=float, default=2048,
-                   help="keep the synthetic training (and held-out) images in memory after their first draw when they take "
-                   "at most this many MiB (about 26 bytes a pixel); 0: draw every time")
+                   help="keep the synthetic training (and held-out) images in memory after their first draw when "
+                   "they take at most this many MiB (about 26 bytes a pixel); 0: draw every time")
     p.add_argument("--batch-size", type=int, default=8, help="images per step (per process under torchrun)")
     p.add_argument("--steps", type=int, default=2000, help="training steps (the schedule's length)")
     p.add_argument("--minutes", type=float, default=0.0,
@@ -78,11 +78,13 @@ def datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset, list[str]]:
     flip = RandomHorizontalFlip(args.flip)
     augment = Compose([ScaleJitter(tuple(args.scale_jitter)), flip] if MODELS[args.model].scale_jitter else [flip])
     if args.data == "synthetic":
-        cache = args.train_images * args.image_size**2 * _CACHED_BYTES_PER_PIXEL <= args.cache_mb * 2**20
+        def fits(images: int) -> bool:
+            return images * args.image_size**2 * _CACHED_BYTES_PER_PIXEL <= args.cache_mb * 2**20
+
         train = SyntheticShapes(args.train_images, args.image_size, split="train", seed=args.seed,
-                                transforms=augment, cache=cache)
-        val_cache = args.val_images * args.image_size**2 * _CACHED_BYTES_PER_PIXEL <= args.cache_mb * 2**20
-        val = SyntheticShapes(args.val_images, args.image_size, split="val", seed=args.seed, cache=val_cache)
+                                transforms=augment, cache=fits(args.train_images))
+        val = SyntheticShapes(args.val_images, args.image_size, split="val", seed=args.seed,
+                              cache=fits(args.val_images))
         return train, val, list(CLASSES)
     train = CocoDetectionFolder(args.data, transforms=augment)
     if args.val_data:
