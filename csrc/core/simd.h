@@ -112,6 +112,7 @@ struct Avx512 {
   // a * b + c and c - a * b, rounded once.
   VO_SIMD_AVX512 static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   VO_SIMD_AVX512 static F fnmadd(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
+  VO_SIMD_AVX512 static F fnmsub(F a, F b, F c) { return _mm512_fnmsub_ps(a, b, c); }  // -(a b) - c
   // a < b ? a : b and a > b ? a : b, as vo::min and vo::max (b where either is NaN).
   VO_SIMD_AVX512 static F min(F a, F b) { return _mm512_min_ps(a, b); }
   VO_SIMD_AVX512 static F max(F a, F b) { return _mm512_max_ps(a, b); }
@@ -283,6 +284,9 @@ struct Avx2 {
   }
   VO_SIMD_AVX2 static F fnmadd(F a, F b, F c) {
     return {_mm256_fnmadd_ps(a.lo, b.lo, c.lo), _mm256_fnmadd_ps(a.hi, b.hi, c.hi)};
+  }
+  VO_SIMD_AVX2 static F fnmsub(F a, F b, F c) {  // -(a b) - c
+    return {_mm256_fnmsub_ps(a.lo, b.lo, c.lo), _mm256_fnmsub_ps(a.hi, b.hi, c.hi)};
   }
   VO_SIMD_AVX2 static F min(F a, F b) { return {_mm256_min_ps(a.lo, b.lo), _mm256_min_ps(a.hi, b.hi)}; }
   VO_SIMD_AVX2 static F max(F a, F b) { return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; }

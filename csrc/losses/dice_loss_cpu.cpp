@@ -129,7 +129,7 @@ void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t*
 template <typename in_t, typename T>
 inline void block_probabilities(const in_t* __restrict__ x, bool from_logits, T* __restrict__ prob) {
   if (from_logits) {
-    for (int64_t j = 0; j < kLanes; ++j) prob[j] = stable_sigmoid(static_cast<T>(x[j]));
+    for (int64_t j = 0; j < kLanes; ++j) prob[j] = dice_sigmoid(static_cast<T>(x[j]));
   } else {
     for (int64_t j = 0; j < kLanes; ++j) prob[j] = static_cast<T>(x[j]);
   }
@@ -165,7 +165,7 @@ void block_stats_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t
       for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
         VO_SIMD
         for (int64_t j = 0; j < kLanes; ++j)
-          add_plain_stats(stable_sigmoid(static_cast<T>(x[j])), static_cast<T>(t[j]), sq, I[j], P[j], Tt[j]);
+          add_plain_stats(dice_sigmoid(static_cast<T>(x[j])), static_cast<T>(t[j]), sq, I[j], P[j], Tt[j]);
       }
       return;
     }
@@ -322,7 +322,7 @@ void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t,
       for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes, out += kLanes) {
         VO_SIMD
         for (int64_t j = 0; j < kLanes; ++j) {
-          const T tv = static_cast<T>(t[j]), p = stable_sigmoid(static_cast<T>(x[j]));
+          const T tv = static_cast<T>(t[j]), p = dice_sigmoid(static_cast<T>(x[j]));
           out[j] = static_cast<out_t>(dice_pixel_grad_factor(a, bb, tv, p, sq) * (p * (T(1) - p)));
         }
       }

@@ -45,7 +45,7 @@ __device__ T class_prob(const in_t* x, const DiceShape& sh, int64_t b, int64_t c
   const int64_t C = sh.C, S = sh.S;
   const T v = static_cast<T>(x[(b * C + c) * S + s]);
   if (!from_logits) return v;
-  if (sh.mode != DiceMode::Multiclass) return stable_sigmoid(v);
+  if (sh.mode != DiceMode::Multiclass) return dice_sigmoid(v);
   T mx, sum;
   pixel_softmax<in_t, T>(x, sh, b, s, mx, sum);
   return exp_(v - mx) / sum;

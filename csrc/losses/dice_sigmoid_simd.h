@@ -3,14 +3,11 @@
 // vectors, one source for AVX-512 and AVX2, for float logits and float or
 // byte targets.
 //
-// The arithmetic is core/fast_math.h's stable_sigmoid and exp_nonpositive_
-// step for step, as the portable loop computes it with multiply-adds fused
-// (the Dice file allows that): the same reduction, polynomial and rounding.
-// What the compiler does not find alone: 2^n * e as S::scale_pow2 (one
-// vscalefps on AVX-512; on AVX2 an exact change of exponent and one
-// rounding multiply, where the portable code builds 2^n from integer bits
-// in more steps), and a blend on the sign compare for the final select.
-// Both round as the portable loop does, so every path gives the same bits.
+// The arithmetic is losses/math.h's dice_sigmoid step for step, as the
+// portable loop computes it with multiply-adds fused (the Dice file allows
+// that): the same clamp, reduction, polynomial and exponent arithmetic, so
+// the AVX-512 and AVX2 paths give the same bits (and the portable path
+// without FMA, on x86-64 before AVX2, rounds within an ulp of them).
 #pragma once
 
 #include <cstdint>
@@ -26,17 +23,17 @@ namespace vo {
 
 #ifdef VO_HAVE_DICE_SIGMOID_SIMD
 
-// stable_sigmoid of 16 floats.
+// losses/math.h's dice_sigmoid of 16 floats.
 template <typename S>
 inline typename S::F dice_sigmoid16(typename S::F x) {
   using F = typename S::F;
-  // exp(-|x|): x < 0 ? x : -x (min(x, -x), NaN kept as -x)
-  const F xn = S::min(x, S::neg(x));
-  // exp_nonpositive_: clamp at -104 (max(c, v) keeps a NaN v), reduce, polynomial
-  const F xc = S::max(S::set1(-104.0f), xn);
+  const F one = S::set1(1.0f);
+  // clamp to [-88, 86] (min(c, v) and max(c, v) keep a NaN v)
+  const F xc = S::max(S::set1(-88.0f), S::min(S::set1(86.0f), x));
+  // exp_reduced_(-xc), the negation folded into the constants (exact)
   const F magic = S::set1(12582912.0f);
-  const F n = S::sub(S::fmadd(xc, S::set1(1.44269504088896341f), magic), magic);
-  F r = S::fnmadd(n, S::set1(0.693359375f), xc);
+  const F n = S::sub(S::fmadd(xc, S::set1(-1.44269504088896341f), magic), magic);
+  F r = S::fnmsub(n, S::set1(0.693359375f), xc);  // -xc - n ln2_hi
   r = S::fnmadd(n, S::set1(-2.12194440e-4f), r);
   const F r2 = S::mul(r, r);
   F p = S::set1(1.9875691500e-4f);
@@ -45,11 +42,11 @@ inline typename S::F dice_sigmoid16(typename S::F x) {
   p = S::fmadd(p, r, S::set1(4.1665795894e-2f));
   p = S::fmadd(p, r, S::set1(1.6666665459e-1f));
   p = S::fmadd(p, r, S::set1(5.0000001201e-1f));
-  const F er = S::add(S::fmadd(p, r2, r), S::set1(1.0f));
-  const F e = S::scale_pow2(er, n);  // er * 2^n, rounded once
-  // 1 / (1 + e) for x >= 0, e / (1 + e) below (and for NaN)
-  const F inv = S::div(S::set1(1.0f), S::add(S::set1(1.0f), e));
-  return S::select_ge(x, S::set1(0.0f), inv, S::mul(e, inv));
+  const F er = S::add(S::fmadd(p, r2, r), one);
+  // 2^n into the exponent bits: n in [-124, 127], the result normal. For NaN
+  // the conversion gives 0x80000000, shifted out: NaN + 0 stays NaN.
+  const F e = S::from_bits(S::add(S::bits(er), S::template shift_left<23>(S::to_int(n))));
+  return S::div(one, S::add(one, e));
 }
 
 template <typename S, typename tgt_t>

@@ -1,7 +1,9 @@
 // C++ tests of core/fast_math.h and coding/math.h: exp_ and log_ within 2
 // ulp of the correctly rounded value over the float range, special values
 // as libm, and box decoding against a hand example, its inverse (encoding)
-// and finite differences of its backward. No torch needed; ctest.
+// and finite differences of its backward; and losses/math.h's dice_sigmoid,
+// built on exp_'s reduction, against the exact sigmoid. No torch needed;
+// ctest.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -10,6 +12,7 @@
 
 #include "coding/math.h"
 #include "core/fast_math.h"
+#include "losses/math.h"
 #include "tests/check.h"
 
 namespace {
@@ -60,6 +63,40 @@ void test_exp_nonpositive_is_exp() {
   check(same, "exp_nonpositive_ equals exp_ for x <= 0");
   check(std::isnan(vo::exp_nonpositive_(std::numeric_limits<float>::quiet_NaN())), "exp_nonpositive_(NaN) is NaN");
   check(vo::exp_nonpositive_(-std::numeric_limits<float>::infinity()) == 0.0f, "exp_nonpositive_(-inf) = 0");
+}
+
+void test_dice_sigmoid() {
+  // Every 31st float of either sign up to 88: within 3 ulp of the exact
+  // sigmoid (exp_'s 2, then the sum and the division round) while the
+  // result is a normal float, and within 6.2e-39 of it below that, where the
+  // clamp at -88 holds the result at 1 / (1 + e^88).
+  double worst = 0, worst_abs_below = 0;
+  for (uint32_t u = 0; u < 0x42B00000u; u += 31) {  // 0x42B00000 = 88.0f
+    float x;
+    std::memcpy(&x, &u, sizeof(x));
+    for (const float v : {x, -x}) {
+      const double exact = 1.0 / (1.0 + std::exp(-static_cast<double>(v)));
+      const float got = vo::dice_sigmoid(v);
+      if (exact >= 1.17549435e-38) {
+        worst = std::fmax(worst, ulps(got, exact));
+      } else {
+        worst_abs_below = std::fmax(worst_abs_below, std::fabs(got - exact));
+      }
+    }
+  }
+  check(worst <= 3.0, "dice_sigmoid within 3 ulp", worst, 3);
+  check(worst_abs_below <= 6.2e-39, "dice_sigmoid within 6.2e-39 below the normal range", worst_abs_below, 6.2e-39);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  check(vo::dice_sigmoid(0.0f) == 0.5f && vo::dice_sigmoid(86.5f) == 1.0f && vo::dice_sigmoid(inf) == 1.0f,
+        "dice_sigmoid(0) = 0.5, 1 from 86 up");
+  const float tiny = vo::dice_sigmoid(-inf);
+  check(tiny > 0.0f && tiny < 6.2e-39f && vo::dice_sigmoid(-1e30f) == tiny, "dice_sigmoid held at 6.1e-39 below -88");
+  check(std::isnan(vo::dice_sigmoid(nan)) && std::isnan(vo::dice_sigmoid(-nan)), "dice_sigmoid(NaN) is NaN");
+  // A NaN with payload bits: the exponent arithmetic must not turn it into a number.
+  float payload;
+  const uint32_t pu = 0x7FC001FFu;
+  std::memcpy(&payload, &pu, sizeof(payload));
+  check(std::isnan(vo::dice_sigmoid(payload)), "dice_sigmoid(NaN with payload) is NaN");
 }
 
 void test_decode_hand_example() {
@@ -115,6 +152,7 @@ void test_decode_backward() {
 int main() {
   test_exp_log_accuracy();
   test_exp_nonpositive_is_exp();
+  test_dice_sigmoid();
   test_decode_hand_example();
   test_decode_backward();
   return vo_test::report("coder math");

@@ -143,6 +143,47 @@ def test_target_types_and_empty(device):
     assert e.item() == 0.0
 
 
+@pytest.mark.parametrize("mode", ["binary", "multilabel"])
+def test_saturated_and_infinite_logits(mode, device):
+    # The sigmoid saturates: logits of any size, infinities included, give
+    # the float64 definition's loss and gradient (sigmoid(-inf) is 6.1e-39
+    # here, 0 there: an absolute difference the gradient cannot show).
+    g = torch.Generator().manual_seed(15)
+    x, t = make(mode, dtype=torch.float32, device=device, g=g)
+    edge = torch.tensor([float("inf"), -float("inf"), 1e30, -1e30, 104.0, -104.0, 88.5, -88.5, 87.0, -87.0, 86.0,
+                         -86.0, 20.0, -20.0, 0.0, -0.0])
+    x.view(-1)[: edge.numel()] = edge.to(device)
+    xx = x.clone().requires_grad_()
+    loss = visionops.dice_loss(xx, t, mode=mode)
+    (got,) = torch.autograd.grad(loss, xx)
+    xd = x.double().requires_grad_()
+    want_loss = ref.dice_loss(xd, t, mode=mode)
+    (want,) = torch.autograd.grad(want_loss, xd)
+    torch.testing.assert_close(loss.double(), want_loss.detach(), rtol=2e-6, atol=1e-7)
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-9)
+    assert got.isfinite().all()
+
+
+def test_nan_logits(device):
+    # A NaN logit makes its class's statistics NaN: that class's loss is NaN
+    # (and so is a loss reduced over the classes), and so is the gradient of
+    # every pixel of that class; the other classes are untouched.
+    g = torch.Generator().manual_seed(14)
+    x, t = make("multilabel", dtype=torch.float32, device=device, g=g)
+    x[0, 1, 2, 3] = float("nan")
+    xx = x.clone().requires_grad_()
+    loss = visionops.dice_loss(xx, t, mode="multilabel", reduction="none")
+    assert loss[1].isnan() and not loss[[0, 2, 3]].isnan().any()
+    assert visionops.dice_loss(x, t, mode="multilabel").isnan()
+    (gx,) = torch.autograd.grad(loss.sum(), xx)
+    assert gx[:, 1].isnan().all() and gx[:, [0, 2, 3]].isfinite().all()
+    xm, tm = make("multiclass", dtype=torch.float32, device=device, g=g)
+    xm[1, 2, 0, 0] = float("nan")  # softmax: the pixel's probabilities for every class
+    xm.requires_grad_()
+    lm = visionops.dice_loss(xm, tm, mode="multiclass", reduction="none")
+    assert lm.isnan().all()
+
+
 def test_errors(device):
     x, t = make("multiclass", dtype=torch.float32, device=device, g=torch.Generator().manual_seed(8))
     bad = t.clone()
@@ -204,9 +245,8 @@ def test_avx2_sigmoid_loops_match_avx512_bitwise(tmp_path):
     # The fused sigmoid loops (csrc/losses/dice_sigmoid_simd.h) are one
     # source over core/simd.h's vectors: one zmm register a vector here,
     # two ymm registers under VISIONOPS_CPU_ISA=avx2, as an AVX2 machine
-    # runs them. Both compute the same roundings (multiply-adds fused alike;
-    # 2^n applied by vscalefps on one, by an exact exponent change and one
-    # rounding multiply on the other): equal bits.
+    # runs them. Both compute the same roundings (multiply-adds fused alike,
+    # 2^n added to the exponent bits as an integer): equal bits.
     code = f"from tests.ops.test_dice_loss import _dice_results; _dice_results({str(tmp_path / 'portable.pt')!r})"
     done = run_python(code, VISIONOPS_CPU_ISA="avx2")
     assert done.returncode == 0, done.stderr[-2000:]
