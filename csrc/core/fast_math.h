@@ -30,6 +30,18 @@ VO_HOST_DEVICE_INLINE uint32_t float_to_bits(float f) {
   return u;
 }
 
+// exp(r) for |r| <= ln 2 / 2: Cephes' polynomial.
+VO_HOST_DEVICE_INLINE float exp_poly_(float r) {
+  const float r2 = r * r;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  return p * r2 + r + 1.0f;
+}
+
 // The shared part of exp_ and exp_nonpositive_: for x already clamped to
 // [-104, 88.8] (or NaN), exp(x) = 2^n * exp(r) with n = round(x / ln 2),
 // |r| <= ln 2 / 2; returns exp(r) and n (0 for NaN: any n will do, the
@@ -39,15 +51,25 @@ VO_HOST_DEVICE_INLINE float exp_reduced_(float xc, int32_t& n_out) {
   const float n = (xc * 1.44269504088896341f + magic) - magic;
   float r = xc - n * 0.693359375f;  // ln 2 in two parts (Cody and Waite)
   r = r - n * -2.12194440e-4f;
-  const float r2 = r * r;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
   n_out = static_cast<int32_t>(n == n ? n : 0.0f);
-  return p * r2 + r + 1.0f;
+  return exp_poly_(r);
+}
+
+// exp(z) for z already in [-86, 88] (or NaN), cheaper than exp_: n is read
+// from the bits of the rounding sum (t = 1.5 * 2^23 + n, whose last bits are
+// n), 2^n (n in [-124, 127]) is a normal float built from those bits, and
+// exp(r) * 2^n is exact: no second factor, no overflow or denormal to guard,
+// no conversion. For NaN, t's bits are no number but exp(r) is NaN, and so
+// is the product. The losses' sigmoid and softmax clamp into this range
+// (losses/math.h).
+VO_HOST_DEVICE_INLINE float exp_normal_range_(float z) {
+  const float t = z * 1.44269504088896341f + 12582912.0f;
+  const float n = t - 12582912.0f;
+  float r = z - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  // (0x4B400000 + n + 127 - 0x4B400000) << 23, in wrapping unsigned arithmetic
+  const float scale = bits_to_float((float_to_bits(t) + (127u - 0x4B400000u)) << 23);
+  return exp_poly_(r) * scale;
 }
 
 VO_HOST_DEVICE_INLINE float exp_(float x) {

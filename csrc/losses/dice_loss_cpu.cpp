@@ -56,14 +56,17 @@ struct PixelBlock {
   T ignore;
 };
 
-// Softmax (or the probabilities as given) of one block, all C classes, into
-// prob [C][kLanes].
+// Softmax (or the probabilities as given) of one block, all C classes:
+// prob [C][kLanes] gets exp(x - max), and inv [kLanes] the reciprocal of
+// each pixel's sum, by which the callers scale as they read (one pass over
+// the block fewer); probabilities as given come with inv = 1 (exact).
 template <typename in_t, typename T>
 void block_softmax(const in_t* __restrict__ x, int64_t xs, int64_t C, bool from_logits,
-                                       T* __restrict__ prob) {
+                                       T* __restrict__ prob, T* __restrict__ inv) {
   if (!from_logits) {
     for (int64_t c = 0; c < C; ++c)
       for (int64_t j = 0; j < kLanes; ++j) prob[c * kLanes + j] = static_cast<T>(x[c * xs + j]);
+    for (int64_t j = 0; j < kLanes; ++j) inv[j] = T(1);
     return;
   }
   T mx[kLanes], sum[kLanes];
@@ -82,45 +85,60 @@ void block_softmax(const in_t* __restrict__ x, int64_t xs, int64_t C, bool from_
   for (int64_t c = 0; c < C; ++c) {
     VO_SIMD
     for (int64_t j = 0; j < kLanes; ++j) {
-      // x - max <= 0 (or NaN): exp_nonpositive_, exp_'s bits without its
-      // overflow guard.
-      const T e = exp_nonpositive_(static_cast<T>(x[c * xs + j]) - mx[j]);
+      const T e = dice_softmax_exp(static_cast<T>(x[c * xs + j]) - mx[j]);  // x - max <= 0, or NaN
       prob[c * kLanes + j] = e;
       sum[j] += e;
     }
   }
-  for (int64_t j = 0; j < kLanes; ++j) sum[j] = T(1) / sum[j];
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t j = 0; j < kLanes; ++j) prob[c * kLanes + j] *= sum[j];
+  for (int64_t j = 0; j < kLanes; ++j) inv[j] = T(1) / sum[j];
 }
 
-// Statistics of one multiclass block into acc [3][C][kLanes].
-template <typename in_t, typename tgt_t, typename T>
-void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
-                                                int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
-                                                T* __restrict__ acc, T* __restrict__ prob) {
-  block_softmax<in_t, T>(x, xs, C, from_logits, prob);
-  // Labels as T (class ids are far below 2^24), so that the class loops
-  // compare and blend in one lane width; squared as a 0/1 factor, not a
-  // select on a loop-invariant flag (which GCC does not vectorize well).
-  T valid[kLanes], label[kLanes];
+// Labels as T (class ids are far below 2^24), so that the class loops
+// compare and blend in one lane width, and each pixel's validity as a 0/1
+// factor (live, and not ignore_index).
+template <typename tgt_t, typename T>
+inline void block_labels(const tgt_t* __restrict__ t, PixelBlock<T> pb, T* __restrict__ label, T* __restrict__ valid) {
   for (int64_t j = 0; j < kLanes; ++j) {
     label[j] = static_cast<T>(static_cast<int64_t>(t[j]));
     const T ignored = (pb.has_ignore && label[j] == pb.ignore) ? T(1) : T(0);
     valid[j] = pb.live[j] * (T(1) - ignored);
   }
+}
+
+// Statistics of one multiclass block into acc [3][C][kLanes]. kPlain: every
+// pixel live, no ignore_index and not squared (the common case): the
+// validity and squared factors drop out, which changes no bit (each is a
+// product by 1, p * 1 + 0 or a sum of 0).
+template <typename in_t, typename tgt_t, typename T, bool kPlain = false>
+void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
+                                                int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
+                                                T* __restrict__ acc, T* __restrict__ prob) {
+  T inv[kLanes], valid[kLanes], label[kLanes];
+  block_softmax<in_t, T>(x, xs, C, from_logits, prob, inv);
+  block_labels(t, pb, label, valid);
+  // squared as a 0/1 factor, not a select on a loop-invariant flag (which
+  // GCC does not vectorize well).
   const T sq = squared ? T(1) : T(0);
   for (int64_t c = 0; c < C; ++c) {
     T* I = acc + c * kLanes;
     T* P = acc + (C + c) * kLanes;
     T* Tt = acc + (2 * C + c) * kLanes;
-    const T* p = prob + c * kLanes;
+    const T* e = prob + c * kLanes;
     const T cf = static_cast<T>(c);
+    VO_SIMD
     for (int64_t j = 0; j < kLanes; ++j) {
-      const T is_c = label[j] == cf ? valid[j] : T(0);
-      I[j] += p[j] * is_c;
-      P[j] += valid[j] * (p[j] * (p[j] * sq + (T(1) - sq)));
-      Tt[j] += is_c;
+      const T p = e[j] * inv[j];
+      if constexpr (kPlain) {
+        const T is_c = label[j] == cf ? T(1) : T(0);
+        I[j] += p * is_c;
+        P[j] += p;
+        Tt[j] += is_c;
+      } else {
+        const T is_c = label[j] == cf ? valid[j] : T(0);
+        I[j] += p * is_c;
+        P[j] += valid[j] * (p * (p * sq + (T(1) - sq)));
+        Tt[j] += is_c;
+      }
     }
   }
 }
@@ -230,10 +248,19 @@ void accumulate(const in_t* x, const tgt_t* t, const DiceShape& sh, int64_t b, i
     const tgt_t* tb = t + b * S;
     // One instruction-set dispatch for the whole run of blocks: its wrapper
     // inlines the block kernel into the loop.
-    with_cpu_isa([&] {
-      for (int64_t j0 = 0; j0 < full; j0 += kLanes)
-        block_stats_multiclass<in_t, tgt_t, T>(xb + s0 + j0, S, tb + s0 + j0, C, from_logits, squared, pb, acc, prob);
-    });
+    if (!pb.has_ignore && !squared) {
+      with_cpu_isa([&] {
+        for (int64_t j0 = 0; j0 < full; j0 += kLanes)
+          block_stats_multiclass<in_t, tgt_t, T, true>(xb + s0 + j0, S, tb + s0 + j0, C, from_logits, squared, pb, acc,
+                                                       prob);
+      });
+    } else {
+      with_cpu_isa([&] {
+        for (int64_t j0 = 0; j0 < full; j0 += kLanes)
+          block_stats_multiclass<in_t, tgt_t, T>(xb + s0 + j0, S, tb + s0 + j0, C, from_logits, squared, pb, acc,
+                                                 prob);
+      });
+    }
     if (full < n) {
       const TailBlock<in_t, tgt_t, T> tail(xb + s0 + full, S, tb + s0 + full, S, C, 1, n - full);
       PixelBlock<T> tp = pb;
@@ -265,28 +292,25 @@ void accumulate(const in_t* x, const tgt_t* t, const DiceShape& sh, int64_t b, i
 
 // Backward of one multiclass block: out [C][os-strided] from prob and
 // targets (the gradient tensor itself for a whole block, with os its class
-// stride: no copy through a buffer).
-template <typename in_t, typename tgt_t, typename T, typename out_t>
+// stride: no copy through a buffer). kPlain as in block_stats_multiclass.
+template <typename in_t, typename tgt_t, typename T, typename out_t, bool kPlain = false>
 void block_grad_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
                                                int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
                                                const T* __restrict__ a, const T* __restrict__ bb, T* __restrict__ prob,
                                                T* __restrict__ g, out_t* __restrict__ out, int64_t os) {
-  block_softmax<in_t, T>(x, xs, C, from_logits, prob);
-  // Labels as T and flags as factors, as in block_stats_multiclass.
-  T valid[kLanes], dot[kLanes], label[kLanes];
-  for (int64_t j = 0; j < kLanes; ++j) {
-    label[j] = static_cast<T>(static_cast<int64_t>(t[j]));
-    const T ignored = (pb.has_ignore && label[j] == pb.ignore) ? T(1) : T(0);
-    valid[j] = pb.live[j] * (T(1) - ignored);
-    dot[j] = T(0);
-  }
+  T inv[kLanes], valid[kLanes], label[kLanes], dot[kLanes];
+  block_softmax<in_t, T>(x, xs, C, from_logits, prob, inv);
+  block_labels(t, pb, label, valid);
+  for (int64_t j = 0; j < kLanes; ++j) dot[j] = T(0);
   const T sq = squared ? T(1) : T(0);
   for (int64_t c = 0; c < C; ++c) {
     const T cf = static_cast<T>(c), ac = a[c], bc = bb[c];
+    VO_SIMD
     for (int64_t j = 0; j < kLanes; ++j) {
-      const T p = prob[c * kLanes + j];
+      const T p = prob[c * kLanes + j] * inv[j];
+      prob[c * kLanes + j] = p;  // normalized for the pass below
       const T is_c = label[j] == cf ? T(1) : T(0);
-      const T gv = valid[j] * dice_pixel_grad_factor(ac, bc, is_c, p, sq);
+      const T gv = kPlain ? ac * is_c + bc : valid[j] * dice_pixel_grad_factor(ac, bc, is_c, p, sq);
       g[c * kLanes + j] = gv;
       dot[j] += gv * p;
     }
@@ -467,11 +491,20 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
           const in_t* xs = xp + b * C * S;
           const tgt_t* ts = tp + b * S;
           const int64_t full_end = s_begin + (s_end - s_begin) / kLanes * kLanes;
-          with_cpu_isa([&] {
-            for (int64_t s = s_begin; s < full_end; s += kLanes)
-              block_grad_multiclass<in_t, tgt_t, T, in_t>(xs + s, S, ts + s, C, from_logits, squared, pb, a.data(),
-                                                          bb.data(), prob.data(), g.data(), gp + b * C * S + s, S);
-          });
+          if (!pb.has_ignore && !squared) {
+            with_cpu_isa([&] {
+              for (int64_t s = s_begin; s < full_end; s += kLanes)
+                block_grad_multiclass<in_t, tgt_t, T, in_t, true>(xs + s, S, ts + s, C, from_logits, squared, pb,
+                                                                  a.data(), bb.data(), prob.data(), g.data(),
+                                                                  gp + b * C * S + s, S);
+            });
+          } else {
+            with_cpu_isa([&] {
+              for (int64_t s = s_begin; s < full_end; s += kLanes)
+                block_grad_multiclass<in_t, tgt_t, T, in_t>(xs + s, S, ts + s, C, from_logits, squared, pb, a.data(),
+                                                            bb.data(), prob.data(), g.data(), gp + b * C * S + s, S);
+            });
+          }
           if (full_end < s_end) {
             const int64_t m = s_end - full_end;
             const TailBlock<in_t, tgt_t, T> tail(xs + full_end, S, ts + full_end, S, C, 1, m);

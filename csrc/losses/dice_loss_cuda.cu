@@ -36,7 +36,7 @@ __device__ void pixel_softmax(const in_t* x, const DiceShape& sh, int64_t b, int
     mx = mx < u ? u : mx;
   }
   sum = T(0);
-  for (int64_t k = 0; k < C; ++k) sum += exp_(static_cast<T>(x[(b * C + k) * S + s]) - mx);
+  for (int64_t k = 0; k < C; ++k) sum += dice_softmax_exp(static_cast<T>(x[(b * C + k) * S + s]) - mx);
 }
 
 // Probability of class c at pixel s of image b.
@@ -48,7 +48,7 @@ __device__ T class_prob(const in_t* x, const DiceShape& sh, int64_t b, int64_t c
   if (sh.mode != DiceMode::Multiclass) return dice_sigmoid(v);
   T mx, sum;
   pixel_softmax<in_t, T>(x, sh, b, s, mx, sum);
-  return exp_(v - mx) / sum;
+  return dice_softmax_exp(v - mx) / sum;
 }
 
 // Target of class c at pixel s (an indicator for class maps) and its mask.
@@ -112,14 +112,14 @@ __global__ void dice_softmax_backward_kernel(const in_t* __restrict__ x, const t
     pixel_softmax<in_t, T>(x, sh, b, s, mx, sum);
     T dot = T(0);
     for (int64_t k = 0; k < C; ++k) {
-      const T pk = exp_(static_cast<T>(x[(b * C + k) * S + s]) - mx) / sum;
+      const T pk = dice_softmax_exp(static_cast<T>(x[(b * C + k) * S + s]) - mx) / sum;
       T tk, vk;
       class_target<tgt_t, T>(t, sh, b, k, s, has_ignore, ignore, tk, vk);
       dot += vk * dice_pixel_grad(static_cast<T>(a[k]), static_cast<T>(bcoef[k]), tk, pk, squared) * pk;
     }
     for (int64_t c = 0; c < C; ++c) {
       const int64_t e = (b * C + c) * S + s;
-      const T p = exp_(static_cast<T>(x[e]) - mx) / sum;
+      const T p = dice_softmax_exp(static_cast<T>(x[e]) - mx) / sum;
       T tv, valid;
       class_target<tgt_t, T>(t, sh, b, c, s, has_ignore, ignore, tv, valid);
       const T g = valid * dice_pixel_grad(static_cast<T>(a[c]), static_cast<T>(bcoef[c]), tv, p, squared);

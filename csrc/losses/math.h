@@ -26,26 +26,36 @@ struct DiceParams {
 // The Dice kernels' sigmoid, 1 / (1 + exp(-x)): one exp and one division,
 // without stable_sigmoid's select on the sign (the fused Dice loops are bound
 // by this arithmetic). In float, on the CPU, x is first clamped to
-// [-88, 86], so that exp(-x) = 2^n exp(r) with n in [-124, 127]: 2^n is then
-// added to the exponent bits of exp(r) as an integer, exactly (a normal
-// result, never an overflow). Above 86 the result is 1 either way (exp(-86)
-// < 2^-124); below -88 it is 1 / (1 + e^88) = 6.1e-39 instead of the exact,
-// smaller value: an absolute error under 6.1e-39, a relative one no Dice
-// statistic or gradient can show. NaN stays NaN. losses/dice_sigmoid_simd.h
-// is this, step for step, over 16 lanes.
+// [-88, 86], so that exp(-x) is core/fast_math.h's exp_normal_range_ (a
+// normal float, 2^n applied exactly in one step). Above 86 the result
+// is 1 either way (exp(-86) < 2^-124); below -88 it is 1 / (1 + e^88) =
+// 6.1e-39 instead of the exact, smaller value: an absolute error under
+// 6.1e-39, a relative one no Dice statistic or gradient can show. NaN stays
+// NaN. losses/dice_sigmoid_simd.h is this, step for step, over 16 lanes.
 VO_HOST_DEVICE_INLINE float dice_sigmoid(float x) {
 #if defined(__CUDA_ARCH__)
   return 1.0f / (1.0f + ::expf(-x));
 #else
   const float xc = x > 86.0f ? 86.0f : (x < -88.0f ? -88.0f : x);  // NaN stays NaN
-  int32_t n;
-  const float er = exp_reduced_(-xc, n);  // n = 0 for NaN
-  const float e = bits_to_float(float_to_bits(er) + (static_cast<uint32_t>(n) << 23));
-  return 1.0f / (1.0f + e);
+  return 1.0f / (1.0f + exp_normal_range_(-xc));
 #endif
 }
 
 VO_HOST_DEVICE_INLINE double dice_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// exp(d) for the Dice softmax's d = x - max <= 0 (or NaN): d is clamped at
+// -86 for exp_normal_range_, so below it the result is exp(-86) = 4.4e-38
+// rather than smaller, next to the max's own exp(0) = 1 in the sum: an
+// absolute error under 4.4e-38 in a probability.
+VO_HOST_DEVICE_INLINE float dice_softmax_exp(float d) {
+#if defined(__CUDA_ARCH__)
+  return ::expf(d);
+#else
+  return exp_normal_range_(d < -86.0f ? -86.0f : d);  // NaN stays NaN
+#endif
+}
+
+VO_HOST_DEVICE_INLINE double dice_softmax_exp(double d) { return std::exp(d); }
 
 // d loss / d p at one pixel of one class: the class's coefficients a (of the
 // target) and b (of dP/dp, which is 1, or 2p when squared). See

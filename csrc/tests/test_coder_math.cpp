@@ -65,6 +65,24 @@ void test_exp_nonpositive_is_exp() {
   check(vo::exp_nonpositive_(-std::numeric_limits<float>::infinity()) == 0.0f, "exp_nonpositive_(-inf) = 0");
 }
 
+void test_exp_normal_range_is_exp() {
+  // Every 5th float in [-86, 88]: exp_'s bits (both apply 2^n exactly
+  // there); NaN, with or without payload bits, stays NaN.
+  bool same = true;
+  for (uint32_t u = 0; u <= 0x42B00000u; u += 5) {  // 0 to 88
+    float x;
+    std::memcpy(&x, &u, sizeof(x));
+    same = same && vo::exp_normal_range_(x) == vo::exp_(x);
+    if (x <= 86.0f) same = same && vo::exp_normal_range_(-x) == vo::exp_(-x);
+  }
+  check(same, "exp_normal_range_ equals exp_ on [-86, 88]");
+  for (const uint32_t nan_bits : {0x7FC00000u, 0xFFC00000u, 0x7FC001FFu, 0x7F800001u}) {
+    float nan;
+    std::memcpy(&nan, &nan_bits, sizeof(nan));
+    check(std::isnan(vo::exp_normal_range_(nan)), "exp_normal_range_(NaN) is NaN", static_cast<double>(nan_bits), 0);
+  }
+}
+
 void test_dice_sigmoid() {
   // Every 31st float of either sign up to 88: within 3 ulp of the exact
   // sigmoid (exp_'s 2, then the sum and the division round) while the
@@ -152,6 +170,7 @@ void test_decode_backward() {
 int main() {
   test_exp_log_accuracy();
   test_exp_nonpositive_is_exp();
+  test_exp_normal_range_is_exp();
   test_dice_sigmoid();
   test_decode_hand_example();
   test_decode_backward();
