@@ -56,14 +56,16 @@ VO_HOST_DEVICE_INLINE bool lsap_entry_invalid(double c) {
 }
 
 // The first j in [0, n) with pred(j), or n: eight candidates at a time,
-// branch-free within a group (one vector compare on the CPU).
+// branch-free within a group (one vector compare on the CPU). The flags are
+// 64-bit, as wide as the doubles and indices compared: narrower ones would
+// cost the vector code a pack per group.
 template <typename Pred>
 VO_HOST_DEVICE_INLINE int64_t lsap_first_index(int64_t n, const Pred& pred) {
   int64_t j = 0;
   while (j + 8 <= n) {
-    int hit = 0;
+    int64_t hit = 0;
     VO_SIMD_OR_REDUCTION(hit)
-    for (int k = 0; k < 8; ++k) hit |= static_cast<int>(pred(j + k));
+    for (int k = 0; k < 8; ++k) hit |= static_cast<int64_t>(pred(j + k));
     if (hit) break;
     j += 8;
   }
@@ -90,11 +92,11 @@ VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& 
   bool invalid = false, forbidden_row = false;
   for (int64_t i = 0; i < nr; ++i) {
     double lowest = inf;
-    int bad = 0;
+    int64_t bad = 0;  // 64-bit, as lsap_first_index's flags
     VO_SIMD_MIN_REDUCTION(lowest)
     for (int64_t j = 0; j < nc; ++j) {
       const double c = cost(i, j);
-      bad |= static_cast<int>(lsap_entry_invalid(c));
+      bad |= static_cast<int64_t>(lsap_entry_invalid(c));
       lowest = c < lowest ? c : lowest;
     }
     invalid |= bad != 0;
