@@ -89,7 +89,9 @@ def dice_loss(inputs: Tensor, targets: Tensor, mode: str = "binary", from_logits
             (the [C] per-class losses).
 
     A class id outside [0, C) (not ``ignore_index``) raises IndexError; on
-    CUDA that check is the op's one host synchronization.
+    CUDA that check is the op's one host synchronization. A NaN input makes
+    its class's loss NaN, and the gradient of every pixel of that class (with
+    softmax, of every class); a loss reduced over the classes is then NaN.
     """
     loss, _ = torch.ops.visionops.dice_loss(inputs, targets, mode, from_logits, float(smooth), float(eps), squared,
                                             ignore_index, weight, log_loss, reduction)
