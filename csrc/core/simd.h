@@ -120,8 +120,6 @@ struct Avx512 {
     return _mm512_castsi512_ps(
         _mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(static_cast<int>(0x80000000u))));
   }
-  // e * 2^n for integral n, rounded once (n within [-150, 0] here).
-  VO_SIMD_AVX512 static F scale_pow2(F e, F n) { return _mm512_scalef_ps(e, n); }
   // Ordered compares (false on NaN), as bits, of the lanes in m only.
   VO_SIMD_AVX512 static unsigned ge(F a, F b, unsigned m = 0xFFFFu) {
     return _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(m), a, b, _CMP_GE_OQ);
@@ -293,16 +291,6 @@ struct Avx2 {
   VO_SIMD_AVX2 static F neg(F a) {
     const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
     return {_mm256_xor_ps(a.lo, sign), _mm256_xor_ps(a.hi, sign)};
-  }
-  // e * 2^(n + 64) is exact for the n in range (a change of exponent), so
-  // the one rounding is the final * 2^-64's, where scalef rounds: the same
-  // result as Avx512's.
-  VO_SIMD_AVX2 static F scale_pow2(F e, F n) {
-    const auto half = [](__m256 e8, __m256 n8) {
-      const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n8), _mm256_set1_epi32(127 + 64)), 23);
-      return _mm256_mul_ps(_mm256_mul_ps(e8, _mm256_castsi256_ps(bits)), _mm256_set1_ps(0x1p-64f));
-    };
-    return {half(e.lo, n.lo), half(e.hi, n.hi)};
   }
   VO_SIMD_AVX2 static __m256 lanes8(unsigned m8) {  // 8 mask bits as all-ones lanes
     const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
