@@ -42,15 +42,23 @@ VO_HOST_DEVICE_INLINE float exp_poly_(float r) {
   return p * r2 + r + 1.0f;
 }
 
+// z = n ln 2 + r with n = round(z / ln 2) and |r| <= ln 2 / 2, for z within
+// [-104, 88.8] (or NaN): returns r, and t = 1.5 * 2^23 + n, the rounding sum
+// (t - 1.5 * 2^23 is n, and t's last bits are n's).
+VO_HOST_DEVICE_INLINE float exp_reduce_(float z, float& t) {
+  t = z * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: rounds to an integer
+  const float n = t - 12582912.0f;
+  const float r = z - n * 0.693359375f;  // ln 2 in two parts (Cody and Waite)
+  return r - n * -2.12194440e-4f;
+}
+
 // The shared part of exp_ and exp_nonpositive_: for x already clamped to
-// [-104, 88.8] (or NaN), exp(x) = 2^n * exp(r) with n = round(x / ln 2),
-// |r| <= ln 2 / 2; returns exp(r) and n (0 for NaN: any n will do, the
-// result is NaN).
+// [-104, 88.8] (or NaN), exp(x) = 2^n * exp(r); returns exp(r) and n (0 for
+// NaN: any n will do, the result is NaN).
 VO_HOST_DEVICE_INLINE float exp_reduced_(float xc, int32_t& n_out) {
-  const float magic = 12582912.0f;  // 1.5 * 2^23: rounds to an integer
-  const float n = (xc * 1.44269504088896341f + magic) - magic;
-  float r = xc - n * 0.693359375f;  // ln 2 in two parts (Cody and Waite)
-  r = r - n * -2.12194440e-4f;
+  float t;
+  const float r = exp_reduce_(xc, t);
+  const float n = t - 12582912.0f;
   n_out = static_cast<int32_t>(n == n ? n : 0.0f);
   return exp_poly_(r);
 }
@@ -63,10 +71,8 @@ VO_HOST_DEVICE_INLINE float exp_reduced_(float xc, int32_t& n_out) {
 // is the product. The losses' sigmoid and softmax clamp into this range
 // (losses/math.h).
 VO_HOST_DEVICE_INLINE float exp_normal_range_(float z) {
-  const float t = z * 1.44269504088896341f + 12582912.0f;
-  const float n = t - 12582912.0f;
-  float r = z - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
+  float t;
+  const float r = exp_reduce_(z, t);
   // (0x4B400000 + n + 127 - 0x4B400000) << 23, in wrapping unsigned arithmetic
   const float scale = bits_to_float((float_to_bits(t) + (127u - 0x4B400000u)) << 23);
   return exp_poly_(r) * scale;

@@ -5,9 +5,10 @@
 //
 // The arithmetic is losses/math.h's dice_sigmoid step for step, as the
 // portable loop computes it with multiply-adds fused (the Dice file allows
-// that): the same clamp, reduction, polynomial and exponent arithmetic, so
-// the AVX-512 and AVX2 paths give the same bits (and the portable path
-// without FMA, on x86-64 before AVX2, rounds within an ulp of them).
+// that): the same clamp, reduction, polynomial and 2^n from the rounding
+// sum's bits (core/fast_math.h's exp_normal_range_), so the AVX-512 and AVX2
+// paths give the same bits (and the portable path without FMA, on x86-64
+// before AVX2, rounds within an ulp of them).
 #pragma once
 
 #include <cstdint>
@@ -30,9 +31,10 @@ inline typename S::F dice_sigmoid16(typename S::F x) {
   const F one = S::set1(1.0f);
   // clamp to [-88, 86] (min(c, v) and max(c, v) keep a NaN v)
   const F xc = S::max(S::set1(-88.0f), S::min(S::set1(86.0f), x));
-  // exp_reduced_(-xc), the negation folded into the constants (exact)
+  // exp_normal_range_(-xc), the negation folded into the constants (exact)
   const F magic = S::set1(12582912.0f);
-  const F n = S::sub(S::fmadd(xc, S::set1(-1.44269504088896341f), magic), magic);
+  const F t = S::fmadd(xc, S::set1(-1.44269504088896341f), magic);
+  const F n = S::sub(t, magic);
   F r = S::fnmsub(n, S::set1(0.693359375f), xc);  // -xc - n ln2_hi
   r = S::fnmadd(n, S::set1(-2.12194440e-4f), r);
   const F r2 = S::mul(r, r);
@@ -43,9 +45,10 @@ inline typename S::F dice_sigmoid16(typename S::F x) {
   p = S::fmadd(p, r, S::set1(1.6666665459e-1f));
   p = S::fmadd(p, r, S::set1(5.0000001201e-1f));
   const F er = S::add(S::fmadd(p, r2, r), one);
-  // 2^n into the exponent bits: n in [-124, 127], the result normal. For NaN
-  // the conversion gives 0x80000000, shifted out: NaN + 0 stays NaN.
-  const F e = S::from_bits(S::add(S::bits(er), S::template shift_left<23>(S::to_int(n))));
+  // 2^n from t's bits (n in [-124, 127], a normal float), applied exactly;
+  // for NaN, er is NaN and so is the product.
+  const F scale = S::from_bits(S::template shift_left<23>(S::add(S::bits(t), S::set1(127u - 0x4B400000u))));
+  const F e = S::mul(er, scale);
   return S::div(one, S::add(one, e));
 }
 
