@@ -43,6 +43,10 @@ namespace {
 
 constexpr int64_t kLanes = 16;    // pixels per vector (core/simd.h's 16 lanes)
 constexpr int64_t kChunk = 4096;  // pixels per task, a multiple of kLanes
+// A gradient at least this large is written with non-temporal stores where
+// the vector loops can (it would not stay in a core's caches anyway; a
+// smaller one is left in cache for the pass that reads it next).
+constexpr size_t kStreamBytes = size_t{4} << 20;
 static_assert(kLanes == 16, "dice_sigmoid_simd.h's loops take blocks of 16 pixels");
 
 // The kernels work on blocks of kLanes pixels, vectorized over the pixels.
@@ -329,7 +333,7 @@ void block_grad_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* 
 template <typename in_t, typename tgt_t, typename T, typename out_t, bool kPlain = false>
 void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t, int64_t blocks,
                                             bool from_logits, bool squared, PixelBlock<T> pb, T a, T bb,
-                                            out_t* __restrict__ out) {
+                                            out_t* __restrict__ out, bool stream = false) {
   const T check_ignore = pb.has_ignore ? T(1) : T(0);
   const T through = from_logits ? T(1) : T(0);
   const T sq = squared ? T(1) : T(0);
@@ -338,7 +342,7 @@ void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t,
 #ifdef VO_HAVE_DICE_SIGMOID_SIMD
       if constexpr (kDiceSigmoidSimd<in_t, tgt_t> && std::is_same_v<T, float> && std::is_same_v<out_t, float>) {
         if (simd_available()) {
-          with_simd([&](auto s) { dice_grad_simd<decltype(s)>(x, t, blocks, sq, a, bb, out); });
+          with_simd([&](auto s) { dice_grad_simd<decltype(s)>(x, t, blocks, sq, a, bb, out, stream); });
           return;
         }
       }
@@ -446,6 +450,7 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
   const at::Tensor t = as_bytes_if_bool(targets.contiguous());
   const int64_t C = sh.C, S = sh.S;
   const int64_t chunks = (S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
+  const bool stream = gx.nbytes() >= kStreamBytes;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_dice_loss_backward", [&] {
     using T = at::opmath_type<scalar_t>;
     using in_t = scalar_t;
@@ -473,7 +478,7 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
                                                          a[c], bb[c], gp + o); });
               } else {
                 with_cpu_isa([&] { block_grad_sigmoid<in_t, tgt_t, T, in_t, true>(xp + o, tp + o, full / kLanes, from_logits, squared,
-                                                               pb, a[c], bb[c], gp + o); });
+                                                               pb, a[c], bb[c], gp + o, stream); });
               }
               if (full < n) {
                 const TailBlock<in_t, tgt_t, T> tail(xp + o + full, 0, tp + o + full, 0, 1, 1, n - full);

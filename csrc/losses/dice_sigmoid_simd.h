@@ -102,8 +102,9 @@ inline void dice_stats_simd(const float* x, const tgt_t* t, int64_t blocks, floa
 
 // block_grad_sigmoid's fused loop: out = dice_pixel_grad_factor(a, b, t, p,
 // sq) * p (1 - p), where that factor is a t + b (2 p sq + (1 - sq)): a t + b
-// when not squared (the same rounding: b * 1 is exact).
-template <typename S, bool kSquared, typename tgt_t>
+// when not squared (the same rounding: b * 1 is exact). kStream: out is
+// written with non-temporal stores (out 64-byte aligned).
+template <typename S, bool kSquared, bool kStream, typename tgt_t>
 inline void dice_grad_loop(const float* x, const tgt_t* t, int64_t blocks, float a, float b, float* out) {
   using F = typename S::F;
   const F va = S::set1(a), vb = S::set1(b), one = S::set1(1.0f);
@@ -113,16 +114,33 @@ inline void dice_grad_loop(const float* x, const tgt_t* t, int64_t blocks, float
     // 2 p sq + (1 - sq): 2 p squared, 1 not
     const F bdp = kSquared ? S::mul(vb, S::add(p, p)) : vb;
     const F g = S::fmadd(va, tv, bdp);
-    S::store(out, S::mul(g, S::mul(p, S::sub(one, p))));
+    const F v = S::mul(g, S::mul(p, S::sub(one, p)));
+    if constexpr (kStream) {
+      S::stream(out, v);
+    } else {
+      S::store(out, v);
+    }
   }
+  if constexpr (kStream) S::store_fence();
 }
 
+// stream: the caller's whole gradient is too large for the caches, so its
+// lines are written without being read first (non-temporal stores), where
+// out is aligned for them: a third less memory traffic in this pass.
 template <typename S, typename tgt_t>
-inline void dice_grad_simd(const float* x, const tgt_t* t, int64_t blocks, float sq, float a, float b, float* out) {
+inline void dice_grad_simd(const float* x, const tgt_t* t, int64_t blocks, float sq, float a, float b, float* out,
+                           bool stream) {
+  stream = stream && reinterpret_cast<uintptr_t>(out) % 64 == 0;
   if (sq != 0.0f) {
-    dice_grad_loop<S, true>(x, t, blocks, a, b, out);
+    if (stream) {
+      dice_grad_loop<S, true, true>(x, t, blocks, a, b, out);
+    } else {
+      dice_grad_loop<S, true, false>(x, t, blocks, a, b, out);
+    }
+  } else if (stream) {
+    dice_grad_loop<S, false, true>(x, t, blocks, a, b, out);
   } else {
-    dice_grad_loop<S, false>(x, t, blocks, a, b, out);
+    dice_grad_loop<S, false, false>(x, t, blocks, a, b, out);
   }
 }
 

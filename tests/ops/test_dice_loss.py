@@ -184,6 +184,23 @@ def test_nan_logits(device):
     assert lm.isnan().all()
 
 
+@pytest.mark.parametrize("mode, shape", [("binary", (4, 1, 512, 512)), ("multilabel", (2, 3, 511, 513))])
+def test_large_gradient(mode, shape):
+    # A gradient of 4 MiB or more is written with non-temporal stores where
+    # a plane starts 64-byte aligned (every 512 x 512 plane; of the odd
+    # 511 x 513 ones only the first, the others with plain stores): the
+    # float64 definition's gradient either way.
+    g = torch.Generator().manual_seed(16)
+    x = torch.randn(shape, generator=g) * 3
+    t = (torch.rand(shape, generator=g) > 0.5).float()
+    xx = x.clone().requires_grad_()
+    (got,) = torch.autograd.grad(visionops.dice_loss(xx, t, mode=mode), xx)
+    xd = x.double().requires_grad_()
+    (want,) = torch.autograd.grad(ref.dice_loss(xd, t.double(), mode=mode), xd)
+    assert got.numel() * 4 >= 4 << 20
+    torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-12)
+
+
 def test_errors(device):
     x, t = make("multiclass", dtype=torch.float32, device=device, g=torch.Generator().manual_seed(8))
     bad = t.clone()
