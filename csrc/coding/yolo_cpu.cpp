@@ -16,14 +16,18 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "coding/args.h"
 #include "core/cpu_isa.h"
 #include "core/macros.h"
+#include "core/fast_math_simd.h"
+#include "core/simd.h"
 
 namespace vo {
 namespace {
@@ -33,38 +37,139 @@ namespace {
 // kScoreTile cells go through all C planes, keeping their running maximum
 // and its class in two arrays of 16 KiB together, within L1 (32 KiB on
 // Zen 2), and reading each plane in runs of 8 KiB that the prefetcher
-// follows. The class is int32, so that for float heads the compare and the
-// selects have one lane width: with the int64 labels kept in the output,
-// every plane read and wrote them, and on AVX2 each float compare was
-// widened to two 64-bit masks.
+// follows. The class is kept as a T (class ids are far below 2^24, exact),
+// so that the compare and both selects have one lane width.
 constexpr int64_t kScoreTile = 2048;
 
+// The running maximum of n cells over C planes (the first best class wins
+// ties; a NaN logit never wins): plain C++, vectorized by the compiler.
+// best and lab are read and written back unconditionally, as two selects:
+// written as "best = v > best ? v : best", GCC made the stores masked and
+// skipped them through a branch on "any lane larger", which random logits
+// mispredict (5x slower).
 template <typename scalar_t, typename T>
-void score_cells(const scalar_t* __restrict__ obj, const scalar_t* __restrict__ cls, int64_t C,
-                                     int64_t HW, int64_t* __restrict__ label, T* __restrict__ score) {
-  for (int64_t i0 = 0; i0 < HW; i0 += kScoreTile) {
-    const int64_t n = std::min(kScoreTile, HW - i0);
-    T best[kScoreTile];
-    int32_t lab[kScoreTile];
+void running_max(const scalar_t* __restrict__ cls, int64_t C, int64_t HW, int64_t n, T* __restrict__ best,
+                 T* __restrict__ lab) {
+  for (int64_t c = 0; c < C; ++c) {
+    const scalar_t* __restrict__ p = cls + c * HW;
+    const T cf = static_cast<T>(c);
+    VO_SIMD
     for (int64_t i = 0; i < n; ++i) {
-      best[i] = -std::numeric_limits<T>::infinity();
-      lab[i] = 0;
-    }
-    for (int64_t c = 0; c < C; ++c) {
-      const scalar_t* __restrict__ p = cls + c * HW + i0;
-      const int32_t cf = static_cast<int32_t>(c);
-      for (int64_t i = 0; i < n; ++i) {
-        const T v = static_cast<T>(p[i]);
-        const bool more = v > best[i];  // the first best class wins ties
-        best[i] = more ? v : best[i];
-        lab[i] = more ? cf : lab[i];
-      }
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      label[i0 + i] = static_cast<int64_t>(lab[i]);
-      score[i0 + i] = stable_sigmoid(static_cast<T>(obj[i0 + i])) * stable_sigmoid(best[i]);
+      const T v = static_cast<T>(p[i]), b = best[i], l = lab[i];
+      const bool more = v > b;
+      best[i] = more ? v : b;
+      lab[i] = more ? cf : l;
     }
   }
+}
+
+#ifdef VO_HAVE_SIMD16
+// running_max for float heads over core/simd.h's 16 lanes: the same
+// compare and selects, explicitly (n a multiple of 16).
+template <typename S>
+void running_max_simd(const float* __restrict__ cls, int64_t C, int64_t HW, int64_t n, float* __restrict__ best,
+                      float* __restrict__ lab) {
+  using F = typename S::F;
+  for (int64_t c = 0; c < C; ++c) {
+    const float* __restrict__ p = cls + c * HW;
+    // The next plane's run, a line ahead at a time: the hardware
+    // prefetcher, which stops at page boundaries, restarts on each run of
+    // 8 KiB.
+    const float* next = c + 1 < C ? p + HW : p;
+    const F cf = S::set1(static_cast<float>(c));
+    for (int64_t i = 0; i < n; i += 16) {
+      __builtin_prefetch(next + i);
+      const F v = S::load(p + i), b = S::load(best + i);
+      S::store(lab + i, S::select_gt(v, b, cf, S::load(lab + i)));
+      S::store(best + i, S::select_gt(v, b, v, b));
+    }
+  }
+}
+#endif
+
+template <typename scalar_t, typename T>
+void score_cells(const scalar_t* __restrict__ obj, const scalar_t* __restrict__ cls, int64_t C, int64_t HW,
+                 int64_t* __restrict__ label, T* __restrict__ score) {
+  alignas(64) T best[kScoreTile];
+  alignas(64) T lab[kScoreTile];
+  for (int64_t i0 = 0; i0 < HW; i0 += kScoreTile) {
+    const int64_t n = std::min(kScoreTile, HW - i0);
+    for (int64_t i = 0; i < n; ++i) {
+      best[i] = -std::numeric_limits<T>::infinity();
+      lab[i] = T(0);
+    }
+    int64_t done = 0;
+#ifdef VO_HAVE_SIMD16
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (simd_available()) {
+        done = n / 16 * 16;
+        with_simd([&](auto s) { running_max_simd<decltype(s)>(cls + i0, C, HW, done, best, lab); });
+      }
+    }
+#endif
+    if (done < n)
+      with_cpu_isa([&] { running_max<scalar_t, T>(cls + i0 + done, C, HW, n - done, best + done, lab + done); });
+    int64_t scored = 0;
+#ifdef VO_HAVE_SIMD16
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (simd_available()) {
+        scored = done;
+        with_simd([&](auto s) {
+          using S = decltype(s);
+          for (int64_t i = 0; i < done; i += 16)
+            S::store(score + i0 + i,
+                     S::mul(stable_sigmoid_simd<S>(S::load(obj + i0 + i)), stable_sigmoid_simd<S>(S::load(best + i))));
+        });
+      }
+    }
+#endif
+    with_cpu_isa([&] {
+      for (int64_t i = 0; i < n; ++i) label[i0 + i] = static_cast<int64_t>(lab[i]);
+      for (int64_t i = scored; i < n; ++i)
+        score[i0 + i] = stable_sigmoid(static_cast<T>(obj[i0 + i])) * stable_sigmoid(best[i]);
+    });
+  }
+}
+
+// Scores as bins: a non-negative float or double orders as its bits, so
+// their top bits (the exponent and the leading mantissa bits) are bins in
+// score order, 2^13 of them over [0, inf] (NaN included, never selected).
+constexpr int64_t kScoreBins = int64_t(1) << 13;
+
+template <typename T>
+inline int64_t score_bin(T score) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  static_assert(sizeof(T) == sizeof(Bits), "float or double scores");
+  const T nonneg = score > T(0) ? score : T(0);  // scores are >= 0; a guard all the same
+  Bits u;
+  std::memcpy(&u, &nonneg, sizeof(u));
+  return static_cast<int64_t>(u >> (8 * sizeof(T) - 14));
+}
+
+// The indices of one image's candidates above thr (NaN never is) among
+// which its top K by (score descending, index ascending) lie: all of them
+// when there are at most K, else those in the highest bins holding K or
+// more (a histogram pass and a collecting pass, both linear), so that the
+// selection below works on about K indices rather than every candidate.
+template <typename T>
+void top_candidates(const T* __restrict__ sb, int64_t N, T thr, int64_t K, int32_t* __restrict__ hist,
+                    std::vector<int64_t>& idx) {
+  std::fill(hist, hist + kScoreBins, 0);
+  int64_t above = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    const int32_t in = sb[i] > thr ? 1 : 0;
+    hist[score_bin(sb[i])] += in;
+    above += in;
+  }
+  int64_t cut = 0;  // the lowest bin taken
+  if (above > K) {
+    int64_t taken = 0;
+    cut = kScoreBins;
+    while (taken < K) taken += hist[--cut];
+  }
+  idx.clear();
+  for (int64_t i = 0; i < N; ++i)
+    if (sb[i] > thr && score_bin(sb[i]) >= cut) idx.push_back(i);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> yolo_decode_cpu(at::TensorList heads,
@@ -102,7 +207,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> yolo_decode_cpu(at::T
         const int64_t HW = y.H[l] * y.W[l];
         const scalar_t* base = hs[l].data_ptr<scalar_t>() + (b * y.A * per + a * per) * HW;
         const int64_t o = b * y.N + y.offset[l] + a * HW;
-        with_cpu_isa([&] { score_cells<scalar_t, T>(base + 4 * HW, base + 5 * HW, y.C, HW, lp + o, sp + o); });
+        score_cells<scalar_t, T>(base + 4 * HW, base + 5 * HW, y.C, HW, lp + o, sp + o);
       }
     });
     // Per image: the candidates above the threshold (NaN never is), the top
@@ -117,11 +222,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> yolo_decode_cpu(at::T
     int64_t* cp = counts.data_ptr<int64_t>();
     at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
       std::vector<int64_t> idx;
+      std::vector<int32_t> hist(kScoreBins);
       for (int64_t b = b0; b < b1; ++b) {
         const T* sb = sp + b * y.N;
-        idx.clear();
-        for (int64_t i = 0; i < y.N; ++i)
-          if (sb[i] > thr) idx.push_back(i);
+        top_candidates(sb, y.N, thr, K, hist.data(), idx);
         const auto before = [sb](int64_t i, int64_t j) { return sb[i] > sb[j] || (sb[i] == sb[j] && i < j); };
         const int64_t n = std::min<int64_t>(K, static_cast<int64_t>(idx.size()));
         if (n < static_cast<int64_t>(idx.size())) std::nth_element(idx.begin(), idx.begin() + n, idx.end(), before);

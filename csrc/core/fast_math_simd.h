@@ -15,15 +15,12 @@ namespace vo {
 
 #ifdef VO_HAVE_SIMD16
 
+// exp_reduced_: exp(r) for xc already clamped (or NaN), and n.
 template <typename S>
-inline typename S::F exp_simd(typename S::F x) {
+inline typename S::F exp_reduced_simd(typename S::F xc, typename S::F& n) {
   using F = typename S::F;
-  using U = typename S::U;
-  // x > 88.8 ? 88.8 : (x < -104 ? -104 : x); NaN stays NaN.
-  const F xc = S::max(S::set1(-104.0f), S::min(S::set1(88.8f), x));
-  // exp_reduced_
   const F magic = S::set1(12582912.0f);
-  const F n = S::sub(S::add(S::mul(xc, S::set1(1.44269504088896341f)), magic), magic);
+  n = S::sub(S::add(S::mul(xc, S::set1(1.44269504088896341f)), magic), magic);
   F r = S::sub(xc, S::mul(n, S::set1(0.693359375f)));
   r = S::sub(r, S::mul(n, S::set1(-2.12194440e-4f)));
   const F r2 = S::mul(r, r);
@@ -33,7 +30,17 @@ inline typename S::F exp_simd(typename S::F x) {
   p = S::add(S::mul(p, r), S::set1(4.1665795894e-2f));
   p = S::add(S::mul(p, r), S::set1(1.6666665459e-1f));
   p = S::add(S::mul(p, r), S::set1(5.0000001201e-1f));
-  const F e = S::add(S::add(S::mul(p, r2), r), S::set1(1.0f));
+  return S::add(S::add(S::mul(p, r2), r), S::set1(1.0f));
+}
+
+template <typename S>
+inline typename S::F exp_simd(typename S::F x) {
+  using F = typename S::F;
+  using U = typename S::U;
+  // x > 88.8 ? 88.8 : (x < -104 ? -104 : x); NaN stays NaN.
+  const F xc = S::max(S::set1(-104.0f), S::min(S::set1(88.8f), x));
+  F n;
+  const F e = exp_reduced_simd<S>(xc, n);
   // 2^n as 2^(n / 2, toward zero) times 2^(the rest). A NaN lane's factors
   // are junk, its product NaN all the same (e is NaN).
   const F n1 = S::trunc(S::mul(n, S::set1(0.5f)));
@@ -43,6 +50,27 @@ inline typename S::F exp_simd(typename S::F x) {
   const F s2 = S::from_bits(S::template shift_left<23>(S::add(S::to_int(n2), bias)));
   const F y = S::mul(S::mul(e, s1), s2);
   return S::select_gt(x, S::set1(88.8f), S::set1(__builtin_inff()), y);
+}
+
+// exp_nonpositive_ (x <= 0, or NaN): 2^(n + 64), then 2^-64.
+template <typename S>
+inline typename S::F exp_nonpositive_simd(typename S::F x) {
+  using F = typename S::F;
+  const F xc = S::max(S::set1(-104.0f), x);  // x < -104 ? -104 : x; NaN stays NaN
+  F n;
+  const F e = exp_reduced_simd<S>(xc, n);
+  const F s = S::from_bits(S::template shift_left<23>(S::add(S::to_int(n), S::set1(64u + 127u))));
+  return S::mul(S::mul(e, s), S::set1(0x1p-64f));
+}
+
+// stable_sigmoid.
+template <typename S>
+inline typename S::F stable_sigmoid_simd(typename S::F x) {
+  using F = typename S::F;
+  const F zero = S::set1(0.0f), one = S::set1(1.0f);
+  const F e = exp_nonpositive_simd<S>(S::select_lt(x, zero, x, S::neg(x)));  // exp(-|x|)
+  const F r = S::div(one, S::add(one, e));
+  return S::select_ge(x, zero, r, S::mul(e, r));
 }
 
 template <typename S>

@@ -66,6 +66,45 @@ def test_ties_keep_candidate_order():
     torch.testing.assert_close(boxes.double(), expected)
 
 
+@pytest.mark.parametrize("version", ["v3", "v5"])
+@pytest.mark.parametrize("threshold,k", [(0.25, 100), (0.3, 5000)])
+def test_float32_matches_definition(version, threshold, k, device):
+    # float32 heads take the vector loops (16 cells at a time; 37 x 37 and
+    # 19 x 19 planes leave a tail of cells) and, with more candidates above
+    # the threshold than k (the first case), the binned preselection of the
+    # top k: the float64 definition's boxes, scores and labels, in its
+    # order, except where two scores round to one float32 (then the
+    # candidate order decides, as for any tie).
+    g = torch.Generator().manual_seed(21)
+    hs = [(torch.randn(2, 3 * 85, n, n, generator=g) * 0.5).to(device) for n in (37, 19, 10)]
+    ours = visionops.yolo_decode(hs, ANCHORS.to(device), STRIDES, version=version, score_threshold=threshold,
+                                 max_detections=k)
+    expected = ref.yolo_decode([h.cpu() for h in hs], ANCHORS, STRIDES, version, threshold, k)
+    above = (expected[1] > 0).sum(1)
+    assert (above == k).all() if k == 100 else (above < k).all()
+    assert torch.equal(ours[3].cpu(), expected[3])
+    scores = ours[1].cpu()
+    torch.testing.assert_close(scores.double(), expected[1], rtol=1e-6, atol=0)
+    tied = torch.zeros_like(scores, dtype=torch.bool)
+    tied[:, 1:] |= scores[:, 1:] == scores[:, :-1]
+    tied[:, :-1] |= scores[:, 1:] == scores[:, :-1]
+    valid = torch.arange(k) < ours[3].cpu()[:, None]
+    assert (tied & valid).sum() < 10 and (scores[:, 1:] <= scores[:, :-1]).all()
+    assert torch.equal(ours[2].cpu()[~tied], expected[2][~tied])
+    torch.testing.assert_close(ours[0].cpu().double()[~tied], expected[0][~tied], rtol=1e-5, atol=1e-4)
+
+
+def test_ties_at_the_cut_keep_candidate_order():
+    # Equal scores, more of them than max_detections: the first candidates
+    # in order, the others left out.
+    hs = [torch.zeros(2, 3 * 6, 5, 7), torch.zeros(2, 3 * 6, 3, 4)]
+    boxes, scores, labels, counts = visionops.yolo_decode(hs, ANCHORS[:2], [8, 16], score_threshold=0.0,
+                                                          max_detections=20)
+    assert counts.tolist() == [20, 20] and (scores == 0.25).all() and (labels == 0).all()
+    expected = ref.yolo_decode(hs, ANCHORS[:2], [8, 16], "v5", 0.0, 20)[0]
+    torch.testing.assert_close(boxes.double(), expected)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_dtypes(dtype, device):
     g = torch.Generator().manual_seed(2)
