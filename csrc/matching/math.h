@@ -91,15 +91,38 @@ VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& 
   }
   bool invalid = false, forbidden_row = false;
   for (int64_t i = 0; i < nr; ++i) {
-    double lowest = inf;
-    int64_t bad = 0;  // 64-bit, as lsap_first_index's flags
-    VO_SIMD_MIN_REDUCTION(lowest)
-    for (int64_t j = 0; j < nc; ++j) {
-      const double c = cost(i, j);
-      bad |= static_cast<int64_t>(lsap_entry_invalid(c));
-      lowest = c < lowest ? c : lowest;
+    // The row's least entry and whether any is invalid, in 16 independent
+    // lanes (several vector accumulators, not one chain of dependent
+    // minima, whose latency bounded this loop), then combined.
+    double low[16];
+    int64_t bad[16];  // 64-bit, as lsap_first_index's flags
+    for (int k = 0; k < 16; ++k) {
+      low[k] = inf;
+      bad[k] = 0;
     }
-    invalid |= bad != 0;
+    int64_t j0 = 0;
+    for (; j0 + 16 <= nc; j0 += 16) {
+      VO_SIMD
+      for (int k = 0; k < 16; ++k) {
+        const double c = cost(i, j0 + k);
+        bad[k] |= static_cast<int64_t>(lsap_entry_invalid(c));
+        low[k] = c < low[k] ? c : low[k];
+      }
+    }
+    for (int k = 0; j0 + k < nc; ++k) {
+      const double c = cost(i, j0 + k);
+      bad[k] |= static_cast<int64_t>(lsap_entry_invalid(c));
+      low[k] = c < low[k] ? c : low[k];
+    }
+    // Halving steps (vector operations while the halves are wide enough).
+    for (int w = 8; w >= 1; w /= 2) {
+      for (int k = 0; k < w; ++k) {
+        low[k] = low[k + w] < low[k] ? low[k + w] : low[k];
+        bad[k] |= bad[k + w];
+      }
+    }
+    const double lowest = low[0];
+    invalid |= bad[0] != 0;
     s.col4row[i] = -1;
     if (!(lowest < inf)) {  // every entry of the row is forbidden (or NaN)
       forbidden_row = true;
@@ -145,7 +168,11 @@ VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& 
           const bool shorter = open && r < old;
           const double now = shorter ? r : old;
           path_cost[j] = now;
-          path[j] = shorter ? i : path[j];
+          // shorter ? i : path[j] as bit operations: written as a select,
+          // GCC made the store masked and skipped it through a branch on
+          // "any lane shorter", which mispredicts.
+          const int64_t keep = static_cast<int64_t>(shorter) - 1;  // 0 or all ones
+          path[j] = (i & ~keep) | (path[j] & keep);
           const double candidate = open ? now : inf;
           lowest = candidate < lowest ? candidate : lowest;
         }

@@ -130,6 +130,24 @@ def test_invalid_and_infeasible_raise_like_scipy(cost, device):
         visionops.linear_sum_assignment(c.to(device))
 
 
+@pytest.mark.parametrize("col", [0, 9, 16, 31, 35, 36])
+@pytest.mark.parametrize("value", [float("nan"), -INF])
+def test_invalid_entry_anywhere_in_a_wide_row(col, value, device):
+    # The first phase reads each row 16 entries at a time, then a tail (37
+    # columns: two blocks and 5): an invalid entry is found in either.
+    g = torch.Generator().manual_seed(col)
+    c = torch.rand(3, 37, generator=g, dtype=torch.float64)
+    c[1, col] = value
+    with pytest.raises(ValueError, match="visionops.linear_sum_assignment: cost matrix contains invalid"):
+        visionops.linear_sum_assignment(c.to(device))
+    # and the least entry of a row, wherever it is, is found
+    c[1, col] = -5.0
+    rows, cols = visionops.linear_sum_assignment(c.to(device))
+    assert cols.cpu()[1] == col
+    expected = scipy_optimize().linear_sum_assignment(c.numpy())
+    assert c[rows.cpu(), cols.cpu()].sum() == c[expected].sum()
+
+
 def test_nan_wins_over_infeasible():
     c = torch.tensor([[INF, INF], [float("nan"), 1.0]])
     with pytest.raises(ValueError, match="invalid numeric entries"):
