@@ -43,10 +43,10 @@ constexpr int64_t kScoreTile = 2048;
 
 // The running maximum of n cells over C planes (the first best class wins
 // ties; a NaN logit never wins): plain C++, vectorized by the compiler.
-// best and lab are read and written back unconditionally, as two selects:
-// written as "best = v > best ? v : best", GCC made the stores masked and
-// skipped them through a branch on "any lane larger", which random logits
-// mispredict (5x slower).
+// best and lab are written back unconditionally, as a maximum and a
+// product: written as selects ("lab = more ? c : lab"), GCC made the stores
+// masked and skipped them through a branch on "any lane larger", which
+// random logits mispredict (5x slower).
 template <typename scalar_t, typename T>
 void running_max(const scalar_t* __restrict__ cls, int64_t C, int64_t HW, int64_t n, T* __restrict__ best,
                  T* __restrict__ lab) {
@@ -57,8 +57,8 @@ void running_max(const scalar_t* __restrict__ cls, int64_t C, int64_t HW, int64_
     for (int64_t i = 0; i < n; ++i) {
       const T v = static_cast<T>(p[i]), b = best[i], l = lab[i];
       const bool more = v > b;
-      best[i] = more ? v : b;
-      lab[i] = more ? cf : l;
+      best[i] = b < v ? v : b;                   // more ? v : b
+      lab[i] = l + static_cast<T>(more) * (cf - l);  // more ? cf : l, exactly (small integers)
     }
   }
 }
