@@ -110,9 +110,11 @@ inline void block_labels(const tgt_t* __restrict__ t, PixelBlock<T> pb, T* __res
 }
 
 // Statistics of one multiclass block into acc [3][C][kLanes]. kPlain: every
-// pixel live, no ignore_index and not squared (the common case): the
-// validity and squared factors drop out, which changes no bit (each is a
-// product by 1, p * 1 + 0 or a sum of 0).
+// pixel live, no ignore_index and not squared (the common case): each
+// pixel adds to I and T of its own class only, so those two are updated at
+// its label (one scattered add a pixel, in its own lane), not by a compare
+// and two sums in every class; the lane sums are the same (the other
+// classes' terms are zeros). P, a sum over every class, stays vectorized.
 template <typename in_t, typename tgt_t, typename T, bool kPlain = false>
 void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* __restrict__ t,
                                                 int64_t C, bool from_logits, bool squared, PixelBlock<T> pb,
@@ -120,6 +122,23 @@ void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t*
   T inv[kLanes], valid[kLanes], label[kLanes];
   block_softmax<in_t, T>(x, xs, C, from_logits, prob, inv);
   block_labels(t, pb, label, valid);
+  if constexpr (kPlain) {
+    for (int64_t c = 0; c < C; ++c) {
+      T* P = acc + (C + c) * kLanes;
+      const T* e = prob + c * kLanes;
+      VO_SIMD
+      for (int64_t j = 0; j < kLanes; ++j) P[j] += e[j] * inv[j];
+    }
+    // labels were checked to lie in [0, C) (checked_targets); read from
+    // the targets, not from label (a vector just stored: reading its lanes
+    // back one at a time stalls on the store)
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const int64_t c = static_cast<int64_t>(t[j]);
+      acc[c * kLanes + j] += prob[c * kLanes + j] * inv[j];
+      acc[(2 * C + c) * kLanes + j] += T(1);
+    }
+    return;
+  }
   // squared as a 0/1 factor, not a select on a loop-invariant flag (which
   // GCC does not vectorize well).
   const T sq = squared ? T(1) : T(0);
@@ -132,17 +151,10 @@ void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t*
     VO_SIMD
     for (int64_t j = 0; j < kLanes; ++j) {
       const T p = e[j] * inv[j];
-      if constexpr (kPlain) {
-        const T is_c = label[j] == cf ? T(1) : T(0);
-        I[j] += p * is_c;
-        P[j] += p;
-        Tt[j] += is_c;
-      } else {
-        const T is_c = label[j] == cf ? valid[j] : T(0);
-        I[j] += p * is_c;
-        P[j] += valid[j] * (p * (p * sq + (T(1) - sq)));
-        Tt[j] += is_c;
-      }
+      const T is_c = label[j] == cf ? valid[j] : T(0);
+      I[j] += p * is_c;
+      P[j] += valid[j] * (p * (p * sq + (T(1) - sq)));
+      Tt[j] += is_c;
     }
   }
 }
