@@ -25,8 +25,8 @@
 
 #include "coding/args.h"
 #include "core/cpu_isa.h"
-#include "core/macros.h"
 #include "core/fast_math_simd.h"
+#include "core/macros.h"
 #include "core/simd.h"
 
 namespace vo {
@@ -133,7 +133,8 @@ void score_cells(const scalar_t* __restrict__ obj, const scalar_t* __restrict__ 
 
 // Scores as bins: a non-negative float or double orders as its bits, so
 // their top bits (the exponent and the leading mantissa bits) are bins in
-// score order, 2^13 of them over [0, inf] (NaN included, never selected).
+// score order, 2^13 of them over [0, inf] (a NaN score, never above the
+// threshold, is never counted).
 constexpr int64_t kScoreBins = int64_t(1) << 13;
 
 template <typename T>

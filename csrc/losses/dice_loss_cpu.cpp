@@ -121,7 +121,6 @@ void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t*
                                                 T* __restrict__ acc, T* __restrict__ prob) {
   T inv[kLanes], valid[kLanes], label[kLanes];
   block_softmax<in_t, T>(x, xs, C, from_logits, prob, inv);
-  block_labels(t, pb, label, valid);
   if constexpr (kPlain) {
     for (int64_t c = 0; c < C; ++c) {
       T* P = acc + (C + c) * kLanes;
@@ -139,6 +138,7 @@ void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t*
     }
     return;
   }
+  block_labels(t, pb, label, valid);
   // squared as a 0/1 factor, not a select on a loop-invariant flag (which
   // GCC does not vectorize well).
   const T sq = squared ? T(1) : T(0);
