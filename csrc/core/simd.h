@@ -106,10 +106,9 @@ struct Avx512 {
   VO_SIMD_AVX512 static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
   // A non-temporal store (p 64-byte aligned): the line is written without
   // first being read (a plain store reads it for ownership), for outputs
-  // too large to stay in cache. Weakly ordered: store_fence() before other
-  // threads read them.
+  // too large to stay in cache. Weakly ordered: core/streaming_store.h's
+  // stream_fence() before other threads read them.
   VO_SIMD_AVX512 static void stream(float* p, F v) { _mm512_stream_ps(p, v); }
-  VO_SIMD_AVX512 static void store_fence() { _mm_sfence(); }
   VO_SIMD_AVX512 static F set1(float x) { return _mm512_set1_ps(x); }
   VO_SIMD_AVX512 static F add(F a, F b) { return _mm512_add_ps(a, b); }
   VO_SIMD_AVX512 static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
@@ -279,7 +278,6 @@ struct Avx2 {
     _mm256_stream_ps(p, v.lo);
     _mm256_stream_ps(p + 8, v.hi);
   }
-  VO_SIMD_AVX2 static void store_fence() { _mm_sfence(); }
   VO_SIMD_AVX2 static F set1(float x) {
     const __m256 v = _mm256_set1_ps(x);
     return {v, v};

@@ -44,8 +44,11 @@ namespace {
 constexpr int64_t kLanes = 16;    // pixels per vector (core/simd.h's 16 lanes)
 constexpr int64_t kChunk = 4096;  // pixels per task, a multiple of kLanes
 // A gradient at least this large is written with non-temporal stores where
-// the vector loops can (it would not stay in a core's caches anyway; a
-// smaller one is left in cache for the pass that reads it next).
+// the vector loops can. Lower than core/streaming_store.h's threshold for
+// outputs (the last-level cache): the 16 MB gradient of a (16, 1, 512, 512)
+// batch gained a third of the pass's traffic here, and whatever reads it
+// next (the optimizer, the layer below) reads it from memory anyway; a
+// smaller one is left in cache for that pass.
 constexpr size_t kStreamBytes = size_t{4} << 20;
 static_assert(kLanes == 16, "dice_sigmoid_simd.h's loops take blocks of 16 pixels");
 

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "core/simd.h"
+#include "core/streaming_store.h"
 
 #ifdef VO_HAVE_SIMD16
 #define VO_HAVE_DICE_SIGMOID_SIMD 1
@@ -121,7 +122,7 @@ inline void dice_grad_loop(const float* x, const tgt_t* t, int64_t blocks, float
       S::store(out, v);
     }
   }
-  if constexpr (kStream) S::store_fence();
+  if constexpr (kStream) stream_fence();
 }
 
 // stream: the caller's whole gradient is too large for the caches, so its
