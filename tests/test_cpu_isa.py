@@ -96,6 +96,16 @@ def _results(path: str) -> None:
     heads = [torch.randn(2, 3 * 9, 16, 16, generator=g), torch.randn(2, 3 * 9, 8, 8, generator=g)]
     anchors = torch.tensor([[[10.0, 13], [16, 30], [33, 23]], [[30.0, 61], [62, 45], [59, 119]]])
     out["yolo"] = visionops.yolo_decode(heads, anchors, [8, 16], max_detections=40)[1]
+    # The vector score (fast_math_simd.h's stable_sigmoid_simd) over its
+    # whole range: objectness and class logits from -120 to 120, +-inf and
+    # NaN, every candidate kept (threshold below 0), in score order.
+    wide_head = torch.randn(1, 3 * 9, 32, 32, generator=g).view(1, 3, 9, 32 * 32)
+    spread = torch.cat([torch.linspace(-120.0, 120.0, 1021), torch.tensor([float("nan"), float("inf"), -float("inf")])])
+    wide_head[0, :, 4] = spread[torch.randperm(1024, generator=g)]
+    wide_head[0, :, 5] = spread.flip(0)
+    _, ws, wl, _ = visionops.yolo_decode([wide_head.view(1, 27, 32, 32)], anchors[:1], [8], score_threshold=-1.0,
+                                         max_detections=3 * 1024)
+    out["yolo_wide_scores"], out["yolo_wide_labels"] = ws, wl
     out["masks_to_boxes"] = visionops.masks_to_boxes(torch.rand(6, 50, 70, generator=g) > 0.9)
     out["lsap"] = visionops.batched_linear_sum_assignment(torch.rand(3, 30, 40, generator=g))
     # More rows than columns in float64 (DETR's shape): the transposed copy
