@@ -11,7 +11,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import visionops
 
-from .conftest import random_boxes
+from .conftest import random_boxes, run_python
 
 PAIRWISE = [visionops.box_iou, visionops.generalized_box_iou, visionops.distance_box_iou, visionops.complete_box_iou]
 
@@ -65,3 +65,43 @@ def test_dice_allocates_at_most_half_of_plain_pytorch(mode):
     plain, _ = bytes_allocated(fwd_bwd(lambda xx: ref.dice_loss(xx, t, mode=mode, dtype=torch.float32)))
     assert ours <= 0.5 * plain, (ours, plain)
     assert ours <= x.numel() * 4 + 4096  # the gradient, and small change
+
+
+LARGE_OUTPUTS = """
+import torch, torchvision, visionops
+from tests import references as ref
+
+g = torch.Generator().manual_seed(3)
+def boxes(n):
+    xy = torch.rand(n, 2, generator=g) * 500
+    return torch.cat([xy, xy + torch.rand(n, 2, generator=g) * 60], 1)
+a, b = boxes(3000), boxes(3000)
+want = torchvision.ops.box_iou(a.double(), b.double())
+x = torch.randn(4, 1, 512, 512, generator=g) * 3
+t = (torch.rand(4, 1, 512, 512, generator=g) > 0.5).float()
+xd = x.double().requires_grad_()
+(gwant,) = torch.autograd.grad(ref.dice_loss(xd, t.double(), mode="binary"), xd)
+for _ in range(3):
+    torch.testing.assert_close(visionops.box_iou(a, b).double(), want, rtol=1e-5, atol=1e-6)
+    xx = x.clone().requires_grad_()
+    (got,) = torch.autograd.grad(visionops.dice_loss(xx, t, mode="binary"), xx)
+    torch.testing.assert_close(got.double(), gwant, rtol=1e-4, atol=1e-12)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("heap", ["default", "reused"])
+def test_large_outputs_into_fresh_and_reused_memory(heap):
+    # A 36 MB box_iou result and a 4 MiB Dice gradient are written with
+    # plain stores into fresh pages and streamed into memory already mapped
+    # (core/streaming_store.h's worth_streaming). glibc maps a block over
+    # 32 MB anew on each call and takes a 4 MiB one from its heap once a
+    # block that size has been freed ("default", both ways over the three
+    # calls); with its mmap threshold raised, every block comes from the heap
+    # and the second and third calls reuse the first one's memory ("reused":
+    # both streamed). Either way the values are the float64 definition's.
+    env = {}
+    if heap == "reused":
+        env["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
+    done = run_python(LARGE_OUTPUTS, **env)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

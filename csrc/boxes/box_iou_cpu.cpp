@@ -80,7 +80,7 @@ at::Tensor pairwise_forward(const at::Tensor& boxes1, const at::Tensor& boxes2, 
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "pairwise_out", [&] {
       using out_t = scalar_t;
       out_t* o = out.data_ptr<out_t>();
-      const bool stream = out.nbytes() >= static_cast<size_t>(kStreamingStoreBytes);
+      const bool stream = worth_streaming(o, out.nbytes(), static_cast<size_t>(kStreamingStoreBytes));
       at::parallel_for(0, s.B * N, grain, [&](int64_t begin, int64_t end) {
         constexpr int64_t kTile = 2048;  // computed in L1, then streamed out
         out_t tile[kTile];

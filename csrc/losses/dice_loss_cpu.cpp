@@ -32,6 +32,7 @@
 #include "core/cpu_isa.h"
 #include "core/huge_pages.h"
 #include "core/macros.h"
+#include "core/streaming_store.h"
 #include "losses/args.h"
 #include "losses/dice_reduction.h"
 #include "losses/dice_sigmoid_simd.h"
@@ -48,7 +49,8 @@ constexpr int64_t kChunk = 4096;  // pixels per task, a multiple of kLanes
 // outputs (the last-level cache): the 16 MB gradient of a (16, 1, 512, 512)
 // batch gained a third of the pass's traffic here, and whatever reads it
 // next (the optimizer, the layer below) reads it from memory anyway; a
-// smaller one is left in cache for that pass.
+// smaller one is left in cache for that pass. Only into reused memory:
+// worth_streaming() in core/streaming_store.h.
 constexpr size_t kStreamBytes = size_t{4} << 20;
 static_assert(kLanes == 16, "dice_sigmoid_simd.h's loops take blocks of 16 pixels");
 
@@ -465,7 +467,7 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
   const at::Tensor t = as_bytes_if_bool(targets.contiguous());
   const int64_t C = sh.C, S = sh.S;
   const int64_t chunks = (S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
-  const bool stream = gx.nbytes() >= kStreamBytes;
+  const bool stream = worth_streaming(gx.data_ptr(), gx.nbytes(), kStreamBytes);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_dice_loss_backward", [&] {
     using T = at::opmath_type<scalar_t>;
     using in_t = scalar_t;

@@ -186,10 +186,12 @@ def test_nan_logits(device):
 
 @pytest.mark.parametrize("mode, shape", [("binary", (4, 1, 512, 512)), ("multilabel", (2, 3, 511, 513))])
 def test_large_gradient(mode, shape):
-    # A gradient of 4 MiB or more is written with non-temporal stores where
-    # a plane starts 64-byte aligned (every 512 x 512 plane; of the odd
-    # 511 x 513 ones only the first, the others with plain stores): the
-    # float64 definition's gradient either way.
+    # A gradient of 4 MiB or more, in memory already mapped, is written with
+    # non-temporal stores where a plane starts 64-byte aligned (every
+    # 512 x 512 plane; of the odd 511 x 513 ones only the first, the others
+    # with plain stores): the float64 definition's gradient either way.
+    # test_memory.py's test_large_outputs_into_fresh_and_reused_memory makes
+    # sure both the fresh and the reused case run.
     g = torch.Generator().manual_seed(16)
     x = torch.randn(shape, generator=g) * 3
     t = (torch.rand(shape, generator=g) > 0.5).float()
