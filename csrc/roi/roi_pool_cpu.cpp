@@ -177,6 +177,21 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_cpu(const at::Tensor& input, const a
   return {out, argmax};
 }
 
+// plane[ak[bin] * s_pix] += gk[bin] over a RoI's bins. Only the forward's
+// argmax values are meaningful; anything else outside the map is ignored
+// rather than written. The sizes come in by value: used in place, through
+// the enclosing lambda's references, GCC reloaded them from the stack and
+// memory on every bin (perf annotate), about a sixth of the backward's time.
+// kUnit: channels-first, s_pix == 1.
+template <int kUnit, typename T>
+inline void scatter_bins(T* __restrict__ plane, const T* __restrict__ gk, const int32_t* __restrict__ ak,
+                         int64_t bins, int64_t HW, int64_t s_pix) {
+  for (int64_t bin = 0; bin < bins; ++bin) {
+    const int32_t i = ak[bin];
+    if (i >= 0 && i < HW) plane[kUnit ? i : i * s_pix] += gk[bin];
+  }
+}
+
 // How many RoIs ahead the backward prefetches.
 constexpr int64_t kPrefetch = 8;
 
@@ -233,11 +248,10 @@ at::Tensor roi_pool_backward_cpu(const at::Tensor& grad, const at::Tensor& rois,
             T* plane = gxp + n * s_n + c * s_c;
             const T* gk = gp + (k * C + c) * bins;
             const int32_t* ak = ap + (k * C + c) * bins;
-            for (int64_t bin = 0; bin < bins; ++bin) {
-              // Only the forward's argmax values are meaningful; anything
-              // else outside the map is ignored rather than written.
-              const int32_t i = ak[bin];
-              if (i >= 0 && i < HW) plane[i * s_pix] += gk[bin];
+            if (s_pix == 1) {
+              scatter_bins<1>(plane, gk, ak, bins, HW, 1);
+            } else {
+              scatter_bins<0>(plane, gk, ak, bins, HW, s_pix);
             }
           }
         }

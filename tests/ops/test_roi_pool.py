@@ -173,3 +173,27 @@ def test_opcheck_and_compile(device):
     (expected,) = torch.autograd.grad(visionops.roi_pool(x, rois, 2).square().sum(), x)
     assert torch.equal(got, expected)
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_backward_ignores_argmax_outside_the_map(channels_last):
+    # The backward adds each bin's gradient at its argmax pixel; an argmax
+    # that the forward cannot produce (below -1, or at or past H * W) is
+    # skipped, not written out of bounds. Against a plain loop, both layouts.
+    g = torch.Generator().manual_seed(12)
+    n, c, h, w, k, p = 2, 3, 5, 6, 7, 2
+    rois = make_rois(k, n, h, w, 1.0, dtype=torch.float64, g=g)
+    grad = torch.randn(k, c, p, p, generator=g, dtype=torch.float64)
+    argmax = torch.randint(0, h * w, (k, c, p, p), generator=g, dtype=torch.int32)
+    argmax.view(-1)[::5] = torch.tensor([-1, -7, h * w, 2**31 - 1, h * w + 3], dtype=torch.int32).repeat(100)[
+        : argmax.view(-1)[::5].numel()]
+    got = torch.ops.visionops._roi_pool_backward(grad, rois, argmax, 1.0, p, p, n, c, h, w, channels_last)
+    want = torch.zeros(n, c, h * w, dtype=torch.float64)
+    for r in range(k):
+        b = int(rois[r, 0])
+        for ch in range(c):
+            for i, v in zip(argmax[r, ch].flatten().tolist(), grad[r, ch].flatten().tolist()):
+                if 0 <= i < h * w:
+                    want[b, ch, i] += v
+    assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    torch.testing.assert_close(got, want.view(n, c, h, w), rtol=0, atol=1e-12)
