@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <array>
 #include <tuple>
 #include <type_traits>
 
@@ -127,13 +128,50 @@ void decode_loop_simd(const float* __restrict__ codes, const float* __restrict__
     for (; n < end; ++n) one(n, n);
     return;
   }
-  for (int64_t n = begin; n < end; ++n) {
+  const auto ref_of = [&](int64_t n) {  // box n's fields, broadcast
     const float* b = boxes + 4 * n;
-    const DecodeRef<S> r = decode_ref<S>(S::set1(b[0]), S::set1(b[1]), S::set1(b[2]), S::set1(b[3]));
-    int64_t j = 0;
-    for (; j + 16 <= C; j += 16) decode16<S>(codes + 4 * (n * C + j), r, w, clip, out + 4 * (n * C + j));
-    for (; j < C; ++j) one(n * C + j, n);
+    return decode_ref<S>(S::set1(b[0]), S::set1(b[1]), S::set1(b[2]), S::set1(b[3]));
+  };
+  if (C < 16) {
+    for (int64_t n = begin; n < end; ++n)
+      for (int64_t j = 0; j < C; ++j) one(n * C + j, n);
+    return;
   }
+  // C >= 16: the codes of rows [begin, end) as one run, 16 at a time, so no
+  // row leaves a partial vector to decode one code at a time (11 of the 91
+  // codes of a row with 91 classes did). A group spans at most two rows:
+  // codes below `split` take row n's fields, the others row n + 1's. Which
+  // code a lane holds is S's choice (to_fields), so each lane's code number
+  // comes from the same transpose of records that hold their own number.
+  alignas(64) static constexpr std::array<float, 64> kRecord = [] {
+    std::array<float, 64> a{};
+    for (int i = 0; i < 64; ++i) a[i] = static_cast<float>(i / 4);
+    return a;
+  }();
+  typename S::F lane = S::load(kRecord.data()), f1 = S::load(kRecord.data() + 16),
+                f2 = S::load(kRecord.data() + 32), f3 = S::load(kRecord.data() + 48);
+  S::to_fields(lane, f1, f2, f3);
+  int64_t q = begin * C, n = begin;
+  DecodeRef<S> r = ref_of(n);
+  for (; q + 16 <= end * C; q += 16) {
+    const int64_t split = (n + 1) * C - q;  // lanes [0, split) in row n; split >= 1
+    if (split >= 16) {
+      decode16<S>(codes + 4 * q, r, w, clip, out + 4 * q);
+      if (split == 16 && ++n < end) r = ref_of(n);
+      continue;
+    }
+    const DecodeRef<S> next = ref_of(n + 1);
+    const typename S::F cut = S::set1(static_cast<float>(split));
+    DecodeRef<S> mixed;
+    mixed.width = S::select_lt(lane, cut, r.width, next.width);
+    mixed.height = S::select_lt(lane, cut, r.height, next.height);
+    mixed.cx = S::select_lt(lane, cut, r.cx, next.cx);
+    mixed.cy = S::select_lt(lane, cut, r.cy, next.cy);
+    decode16<S>(codes + 4 * q, mixed, w, clip, out + 4 * q);
+    r = next;
+    ++n;
+  }
+  for (; q < end * C; ++q) one(q, q / C);
 }
 
 // encode_box on float boxes, 16 at a time, as decode_loop_simd (log_ is
