@@ -151,6 +151,7 @@ void decode_loop_simd(const float* __restrict__ codes, const float* __restrict__
   typename S::F lane = S::load(kRecord.data()), f1 = S::load(kRecord.data() + 16),
                 f2 = S::load(kRecord.data() + 32), f3 = S::load(kRecord.data() + 48);
   S::to_fields(lane, f1, f2, f3);
+  if (begin >= end) return;  // ref_of(begin) reads box begin
   int64_t q = begin * C, n = begin;
   DecodeRef<S> r = ref_of(n);
   for (; q + 16 <= end * C; q += 16) {
