@@ -72,6 +72,29 @@ def test_matches_definition(case, reduction, device):
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("hw", [(17, 23), (10, 30), (16, 8), (1, 5)])
+def test_multiclass_tiles_blocks_and_tail(hw, dtype, device):
+    # The common multiclass case (logits, no ignore_index, not squared) runs
+    # in tiles of 128 pixels, then blocks of 16, then a padded tail: 391
+    # pixels are 3 tiles and a tail of 7, 300 are 2 tiles, 2 blocks and a
+    # tail of 12, 128 one tile, 5 only a tail. Each part against the float64
+    # definition, loss and gradient, with several images and 21 classes.
+    h, w = hw
+    g = torch.Generator().manual_seed(h * w)
+    x, t = make("multiclass", b=3, c=21, h=h, w=w, dtype=dtype, device=device, g=g)
+    x = x * 4  # logits far apart: probabilities near 0 and 1 as well
+    xg = x.clone().requires_grad_()
+    ours = visionops.dice_loss(xg, t, mode="multiclass", reduction="none")
+    (got,) = torch.autograd.grad(ours.sum(), xg)
+    xd = x.double().requires_grad_()
+    want_loss = ref.dice_loss(xd, t, mode="multiclass", reduction="none")
+    (want,) = torch.autograd.grad(want_loss.sum(), xd)
+    tol = {"rtol": 1e-12, "atol": 1e-14} if dtype == torch.float64 else {"rtol": 2e-5, "atol": 1e-7}
+    torch.testing.assert_close(ours.double(), want_loss.detach(), **tol)
+    torch.testing.assert_close(got.double(), want, **tol)
+
+
 def test_gradcheck(device):
     g = torch.Generator().manual_seed(3)
     for opts in ({"mode": "binary"}, {"mode": "multiclass", "ignore_index": 255, "log_loss": True},
