@@ -5,10 +5,10 @@
 //
 // The arithmetic is losses/math.h's dice_sigmoid step for step, as the
 // portable loop computes it with multiply-adds fused (the Dice file allows
-// that): the same clamp, reduction, polynomial and 2^n from the rounding
-// sum's bits (core/fast_math.h's exp_normal_range_), so the AVX-512 and AVX2
-// paths give the same bits (and the portable path without FMA, on x86-64
-// before AVX2, rounds within an ulp of them).
+// that): the same clamp, reduction, polynomial (dice_exp_poly) and 2^n from
+// the rounding sum's bits (losses/math.h's dice_exp_factors), so the AVX-512
+// and AVX2 paths give the same bits (and the portable path without FMA, on
+// x86-64 before AVX2, rounds within a few ulps of them).
 #pragma once
 
 #include <cstdint>
@@ -38,19 +38,18 @@ inline typename S::F dice_sigmoid16(typename S::F x) {
   const F n = S::sub(t, magic);
   F r = S::fnmsub(n, S::set1(0.693359375f), xc);  // -xc - n ln2_hi
   r = S::fnmadd(n, S::set1(-2.12194440e-4f), r);
-  const F r2 = S::mul(r, r);
-  F p = S::set1(1.9875691500e-4f);
-  p = S::fmadd(p, r, S::set1(1.3981999507e-3f));
-  p = S::fmadd(p, r, S::set1(8.3334519073e-3f));
-  p = S::fmadd(p, r, S::set1(4.1665795894e-2f));
-  p = S::fmadd(p, r, S::set1(1.6666665459e-1f));
-  p = S::fmadd(p, r, S::set1(5.0000001201e-1f));
-  const F er = S::add(S::fmadd(p, r2, r), one);
+  // dice_exp_poly
+  F p = S::set1(1.3814612757e-3f);
+  p = S::fmadd(p, r, S::set1(8.3687100559e-3f));
+  p = S::fmadd(p, r, S::set1(4.1668388993e-2f));
+  p = S::fmadd(p, r, S::set1(1.6666521132e-1f));
+  p = S::fmadd(p, r, S::set1(4.9999994040e-1f));
+  p = S::fmadd(p, r, one);
+  const F er = S::fmadd(p, r, one);
   // 2^n from t's bits (n in [-124, 127], a normal float), applied exactly;
-  // for NaN, er is NaN and so is the product.
+  // for NaN, er is NaN and so is the result.
   const F scale = S::from_bits(S::template shift_left<23>(S::add(S::bits(t), S::set1(127u - 0x4B400000u))));
-  const F e = S::mul(er, scale);
-  return S::div(one, S::add(one, e));
+  return S::div(one, S::fmadd(er, scale, one));
 }
 
 template <typename S, typename tgt_t>

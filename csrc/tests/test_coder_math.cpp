@@ -1,9 +1,9 @@
 // C++ tests of core/fast_math.h and coding/math.h: exp_ and log_ within 2
 // ulp of the correctly rounded value over the float range, special values
 // as libm, and box decoding against a hand example, its inverse (encoding)
-// and finite differences of its backward; and losses/math.h's dice_sigmoid,
-// built on exp_'s reduction, against the exact sigmoid. No torch needed;
-// ctest.
+// and finite differences of its backward; and losses/math.h's dice_sigmoid
+// and dice_softmax_exp (exp_'s reduction, their own polynomial) against the
+// exact values. No torch needed; ctest.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -117,6 +117,23 @@ void test_dice_sigmoid() {
   check(std::isnan(vo::dice_sigmoid(payload)), "dice_sigmoid(NaN with payload) is NaN");
 }
 
+void test_dice_softmax_exp() {
+  // Every 29th float in [-86, 0]: within 2 ulp of exp (dice_exp_poly's
+  // 0.72, then 2^n exactly: one rounding of the product); held at exp(-86)
+  // below -86; NaN stays NaN.
+  double worst = 0;
+  for (uint32_t u = 0; u <= 0x42AC0000u; u += 29) {  // 0x42AC0000 = 86.0f
+    float d;
+    std::memcpy(&d, &u, sizeof(d));
+    worst = std::fmax(worst, ulps(vo::dice_softmax_exp(-d), std::exp(-static_cast<double>(d))));
+  }
+  check(worst <= 2.0, "dice_softmax_exp within 2 ulp", worst, 2);
+  check(vo::dice_softmax_exp(0.0f) == 1.0f, "dice_softmax_exp(0) = 1");
+  check(vo::dice_softmax_exp(-1e30f) == vo::dice_softmax_exp(-86.0f) && vo::dice_softmax_exp(-86.0f) > 0.0f,
+        "dice_softmax_exp held at exp(-86) below -86");
+  check(std::isnan(vo::dice_softmax_exp(std::numeric_limits<float>::quiet_NaN())), "dice_softmax_exp(NaN) is NaN");
+}
+
 void test_decode_hand_example() {
   // Anchor centred at (100, 100), 50 x 50; codes (0.2, -0.1, log 2, 0).
   const float anchor[4] = {75, 75, 125, 125};
@@ -172,6 +189,7 @@ int main() {
   test_exp_nonpositive_is_exp();
   test_exp_normal_range_is_exp();
   test_dice_sigmoid();
+  test_dice_softmax_exp();
   test_decode_hand_example();
   test_decode_backward();
   return vo_test::report("coder math");
