@@ -75,6 +75,21 @@ struct PixelBlock {
   T ignore;
 };
 
+// Each of W pixels' largest logit over the C classes (a NaN one is passed
+// over here; its exp is NaN all the same).
+template <typename in_t, typename T, int64_t W>
+inline void pixel_max(const in_t* __restrict__ x, int64_t xs, int64_t C, T* __restrict__ mx) {
+  for (int64_t j = 0; j < W; ++j) mx[j] = -INFINITY;
+  // omp simd: without it GCC unrolls the 16 lanes of the max into scalar code.
+  for (int64_t c = 0; c < C; ++c) {
+    VO_SIMD
+    for (int64_t j = 0; j < W; ++j) {
+      const T v = static_cast<T>(x[c * xs + j]);
+      mx[j] = mx[j] < v ? v : mx[j];
+    }
+  }
+}
+
 // Softmax (or the probabilities as given) of W pixels (one block, or a tile
 // of the common multiclass case), all C classes: prob [C][W] gets
 // exp(x - max), and inv [W] the reciprocal of each pixel's sum, by which the
@@ -90,18 +105,8 @@ void block_softmax(const in_t* __restrict__ x, int64_t xs, int64_t C, bool from_
     return;
   }
   T mx[W], sum[W];
-  for (int64_t j = 0; j < W; ++j) {
-    mx[j] = -INFINITY;
-    sum[j] = T(0);
-  }
-  // omp simd: without it GCC unrolls the 16 lanes of the max into scalar code.
-  for (int64_t c = 0; c < C; ++c) {
-    VO_SIMD
-    for (int64_t j = 0; j < W; ++j) {
-      const T v = static_cast<T>(x[c * xs + j]);
-      mx[j] = mx[j] < v ? v : mx[j];
-    }
-  }
+  pixel_max<in_t, T, W>(x, xs, C, mx);
+  for (int64_t j = 0; j < W; ++j) sum[j] = T(0);
   for (int64_t c = 0; c < C; ++c) {
     VO_SIMD
     for (int64_t j = 0; j < W; ++j) {
@@ -343,17 +348,10 @@ void tile_grad_softmax_plain(const in_t* __restrict__ x, int64_t xs, const tgt_t
                              const T* __restrict__ a, const T* __restrict__ bb, T* __restrict__ e,
                              out_t* __restrict__ out, int64_t os) {
   T mx[W], sum[W], sb[W], dot[W], label[W];
+  pixel_max<in_t, T, W>(x, xs, C, mx);
   for (int64_t j = 0; j < W; ++j) {
-    mx[j] = -INFINITY;
     sum[j] = T(0);
     sb[j] = T(0);
-  }
-  for (int64_t c = 0; c < C; ++c) {
-    VO_SIMD
-    for (int64_t j = 0; j < W; ++j) {
-      const T v = static_cast<T>(x[c * xs + j]);
-      mx[j] = mx[j] < v ? v : mx[j];
-    }
   }
   for (int64_t c = 0; c < C; ++c) {
     const T bc = bb[c];
