@@ -73,14 +73,6 @@ VO_HOST_DEVICE_INLINE int64_t lsap_first_index(int64_t n, const Pred& pred) {
   return j;
 }
 
-// Solves one problem; cost(i, j) returns the (already sign-adjusted) cost of
-// row i and column j as a double. On return col4row holds the assignment of
-// every row; on Infeasible or Invalid it must not be used.
-//
-// Start: every row's dual is its smallest cost and a row whose cheapest
-// column is still free takes it (the duals stay feasible: every reduced cost
-// is >= 0 and 0 on assigned pairs). On random costs this assigns most rows at
-// once, and only the rows that collide need a shortest path search.
 // Lanes [0, W) take the least of themselves and lanes [W, 2W), and their
 // invalid flags the union.
 template <int W>
@@ -91,6 +83,14 @@ VO_HOST_DEVICE_INLINE void lsap_halve(double* low, int64_t* bad) {
   }
 }
 
+// Solves one problem; cost(i, j) returns the (already sign-adjusted) cost of
+// row i and column j as a double. On return col4row holds the assignment of
+// every row; on Infeasible or Invalid it must not be used.
+//
+// Start: every row's dual is its smallest cost and a row whose cheapest
+// column is still free takes it (the duals stay feasible: every reduced cost
+// is >= 0 and 0 on assigned pairs). On random costs this assigns most rows at
+// once, and only the rows that collide need a shortest path search.
 template <typename Cost>
 VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& cost, const LsapScratch& s) {
   constexpr double inf = std::numeric_limits<double>::infinity();
