@@ -51,23 +51,10 @@ namespace simd {
 
 namespace avx2_detail {
 
-// Avx512's and Avx2's transpose4x4_f64. Declared as the intrinsics are (ISA
-// flags, always_inline), so that it inlines into either set's code.
-__attribute__((target("avx2"), always_inline)) inline void transpose4x4_f64(const double* src, int64_t ss,
-                                                                             double* dst, int64_t ds, double scale) {
-  const __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + ss);
-  const __m256d r2 = _mm256_loadu_pd(src + 2 * ss), r3 = _mm256_loadu_pd(src + 3 * ss);
-  const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
-  const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-  const __m256d k = _mm256_set1_pd(scale);
-  _mm256_storeu_pd(dst, _mm256_mul_pd(k, _mm256_permute2f128_pd(t0, t2, 0x20)));
-  _mm256_storeu_pd(dst + ds, _mm256_mul_pd(k, _mm256_permute2f128_pd(t1, t3, 0x20)));
-  _mm256_storeu_pd(dst + 2 * ds, _mm256_mul_pd(k, _mm256_permute2f128_pd(t0, t2, 0x31)));
-  _mm256_storeu_pd(dst + 3 * ds, _mm256_mul_pd(k, _mm256_permute2f128_pd(t1, t3, 0x31)));
-}
-
 // dst[j * ds + i] = src[i * ss + j] for i, j < 8: an 8 x 8 block of floats
-// transposed in registers (unpack, shuffle, then swap 128-bit halves).
+// transposed in registers (unpack, shuffle, then swap 128-bit halves), for
+// Avx512 and Avx2. Declared as the intrinsics are (ISA flags,
+// always_inline), so that it inlines into either set's code.
 __attribute__((target("avx2"), always_inline)) inline void transpose8x8_f32(const float* src, int64_t ss,
                                                                              float* dst, int64_t ds) {
   __m256 r[8], t[8];
@@ -200,12 +187,6 @@ struct Avx512 {
   template <int kBits>
   VO_SIMD_AVX512 static U shift_right(U a) {  // logical
     return _mm512_srli_epi32(a, kBits);
-  }
-  // dst[j * ds + i] = scale * src[i * ss + j] for i, j < 4: a 4 x 4 block of
-  // doubles transposed in registers (the AVX2 instructions; AVX-512 has them).
-  VO_SIMD_AVX512 static void transpose4x4_f64(const double* src, int64_t ss, double* dst, int64_t ds,
-                                              double scale) {
-    avx2_detail::transpose4x4_f64(src, ss, dst, ds, scale);
   }
   // dst[j * ds + i] = src[i * ss + j] for i, j < 8 (floats).
   VO_SIMD_AVX512 static void transpose8x8_f32(const float* src, int64_t ss, float* dst, int64_t ds) {
@@ -405,9 +386,6 @@ struct Avx2 {
   template <int kBits>
   VO_SIMD_AVX2 static U shift_right(U a) {
     return {_mm256_srli_epi32(a.lo, kBits), _mm256_srli_epi32(a.hi, kBits)};
-  }
-  VO_SIMD_AVX2 static void transpose4x4_f64(const double* src, int64_t ss, double* dst, int64_t ds, double scale) {
-    avx2_detail::transpose4x4_f64(src, ss, dst, ds, scale);
   }
   // dst[j * ds + i] = src[i * ss + j] for i, j < 8 (floats).
   VO_SIMD_AVX2 static void transpose8x8_f32(const float* src, int64_t ss, float* dst, int64_t ds) {

@@ -8,12 +8,11 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <limits>
 #include <tuple>
-#include <type_traits>
 #include <vector>
 
 #include "core/cpu_isa.h"
-#include "core/simd.h"
 #include "matching/args.h"
 #include "matching/math.h"
 
@@ -21,7 +20,8 @@ namespace vo {
 namespace {
 
 // Problems up to this many entries are copied into a dense double matrix
-// first (32 MiB per thread at most); larger ones are read in place.
+// (32 MiB per thread at most; a transposed one row by row as the solver needs
+// them); larger ones are read in place.
 constexpr int64_t kMaxDenseCopy = int64_t(1) << 22;
 
 // The counts as int64 on the CPU, each checked to lie in [0, limit].
@@ -39,66 +39,140 @@ std::vector<int64_t> checked_counts(const std::optional<at::Tensor>& counts, int
   return out;
 }
 
-// The problem as a row-major double matrix of its small side's rows, read
-// along the input's rows (contiguous in the usual layout) either way.
+// The problem as a row-major double matrix (rows the small side: not
+// transposed), read along the input's rows.
 template <typename scalar_t>
-void copy_dense(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, bool transposed, double sign,
-                double* out) {
-  if (transposed) {
-    // Written contiguously, read down the input's columns (gathers).
-    for (int64_t c = 0; c < ncol; ++c) {
-      const scalar_t* col = p + c * sc;
-      double* __restrict__ o = out + c * nrow;
-      for (int64_t r = 0; r < nrow; ++r) o[r] = sign * static_cast<double>(col[r * sr]);
-    }
-    return;
-  }
+void copy_dense(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, double sign, double* out) {
   for (int64_t r = 0; r < nrow; ++r) {
     const scalar_t* row = p + r * sr;
-    {
-      double* o = out + r * ncol;
-      for (int64_t c = 0; c < ncol; ++c) o[c] = sign * static_cast<double>(row[c * sc]);
-    }
+    double* o = out + r * ncol;
+    for (int64_t c = 0; c < ncol; ++c) o[c] = sign * static_cast<double>(row[c * sc]);
   }
-}
-
-// copy_dense's transposed case for double costs with contiguous rows, the
-// common one (DETR: queries by targets, the targets the small side): 4 x 4
-// blocks transposed in registers (S::transpose4x4_f64), where the plain
-// loop read every entry on its own and took a quarter of the solve's time.
-#ifdef VO_HAVE_SIMD16
-template <typename S>
-void copy_transposed_f64(const double* p, int64_t nrow, int64_t ncol, int64_t sr, double sign, double* out) {
-  int64_t c0 = 0;
-  for (; c0 + 4 <= ncol; c0 += 4) {
-    int64_t r0 = 0;
-    for (; r0 + 4 <= nrow; r0 += 4) S::transpose4x4_f64(p + r0 * sr + c0, sr, out + c0 * nrow + r0, nrow, sign);
-    for (; r0 < nrow; ++r0)
-      for (int64_t j = 0; j < 4; ++j) out[(c0 + j) * nrow + r0] = sign * p[r0 * sr + c0 + j];
-  }
-  for (; c0 < ncol; ++c0)
-    for (int64_t r = 0; r < nrow; ++r) out[c0 * nrow + r] = sign * p[r * sr + c0];
-}
-#endif
-
-// copy_dense through copy_transposed_f64 where that applies.
-template <typename scalar_t>
-void copy_dense_fast(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, bool transposed,
-                     double sign, double* out) {
-#ifdef VO_HAVE_SIMD16
-  if constexpr (std::is_same_v<scalar_t, double>) {
-    if (transposed && sc == 1 && simd_available()) {
-      with_simd([&](auto s) { copy_transposed_f64<decltype(s)>(p, nrow, ncol, sr, sign, out); });
-      return;
-    }
-  }
-#endif
-  with_cpu_isa([&] { copy_dense(p, nrow, ncol, sr, sc, transposed, sign, out); });
 }
 
 // The solver on a dense copy, compiled for each vector width.
 LsapStatus solve_dense(const double* m, int64_t ns, int64_t nb, const LsapScratch& s) {
   return lsap_solve(ns, nb, LsapDenseCost{m, nb}, s);
+}
+
+// A transposed problem (more rows than columns: DETR's queries by targets)
+// is solved over the input's columns, and a column, strided in the input, is
+// read as a whole only when a search first visits its row of the problem:
+// it is gathered into the dense buffer then. On random costs most rows get
+// their cheapest column in the first phase and are never searched; the
+// full transposed copy this replaces took as long as that whole phase.
+template <typename scalar_t>
+struct LsapLazyTransposedCost {
+  const scalar_t* p;  // the input problem [nb, ns], columns contiguous or not
+  int64_t sr, sc;
+  int64_t nb;
+  double sign;
+  double* dense;   // [ns, nb]: row i valid once ready[i]
+  int64_t* ready;  // [ns]
+  double operator()(int64_t i, int64_t j) const { return dense[i * nb + j]; }
+  void prepare_row(int64_t i) const {
+    if (ready[i]) return;
+    const scalar_t* col = p + i * sc;
+    double* __restrict__ o = dense + i * nb;
+    for (int64_t j = 0; j < nb; ++j) o[j] = sign * static_cast<double>(col[j * sr]);
+    ready[i] = 1;
+  }
+};
+
+// Lane k of (low, at) takes row r's entry c when it is lower (strictly: the
+// first row of the least entry stays).
+inline void keep_lower(double c, int64_t r, double& low, int64_t& at) {
+  const bool lower = c < low;
+  low = lower ? c : low;
+  // lower ? r : at as bit operations, as in lsap_augment's relax loop: as a
+  // select, GCC kept the lanes in memory behind a branch.
+  const int64_t keep = static_cast<int64_t>(lower) - 1;  // 0 or all ones
+  at = (r & ~keep) | (at & keep);
+}
+
+// The least entry of the input's columns [c0, c0 + W) and the first row
+// holding it, one lane per column: the input's rows are read as they lie
+// (contiguous in the usual layout), where the transposed problem's rows would
+// be strided. Even and odd rows go to two sets of lanes, merged at the end:
+// with one, each row waited on the compare and select of the row before.
+// NaN entries are skipped and reported in nan; a -inf becomes the least
+// entry and the caller reports it; a column of +inf and NaN only gets
+// (+inf, -1).
+template <int W, typename scalar_t>
+void column_minima(const scalar_t* p, int64_t nrow, int64_t sr, int64_t sc, int64_t c0, double sign, double* low_out,
+                   int64_t* at_out, int64_t& nan) {
+  constexpr int kSets = 2;  // 4 was no faster with AVX-512, and spilled with AVX2
+  double low[kSets][W];
+  int64_t at[kSets][W], bad[W];
+  for (int k = 0; k < W; ++k) {
+    for (int j = 0; j < kSets; ++j) {
+      low[j][k] = std::numeric_limits<double>::infinity();
+      at[j][k] = -1;
+    }
+    bad[k] = 0;
+  }
+  const scalar_t* q = p + c0 * sc;
+  int64_t r = 0;
+  for (; r + kSets <= nrow; r += kSets) {
+    VO_SIMD
+    for (int k = 0; k < W; ++k) {
+      for (int j = 0; j < kSets; ++j) {
+        const double c = sign * static_cast<double>(q[(r + j) * sr + k * sc]);
+        bad[k] |= static_cast<int64_t>(c != c);
+        keep_lower(c, r + j, low[j][k], at[j][k]);
+      }
+    }
+  }
+  for (; r < nrow; ++r) {
+    VO_SIMD
+    for (int k = 0; k < W; ++k) {
+      const double c = sign * static_cast<double>(q[r * sr + k * sc]);
+      bad[k] |= static_cast<int64_t>(c != c);
+      keep_lower(c, r, low[0][k], at[0][k]);
+    }
+  }
+  for (int k = 0; k < W; ++k) {
+    double l = low[0][k];
+    int64_t a = at[0][k];
+    for (int j = 1; j < kSets; ++j) {
+      const bool take = low[j][k] < l || (low[j][k] == l && at[j][k] < a);
+      l = take ? low[j][k] : l;
+      a = take ? at[j][k] : a;
+    }
+    low_out[c0 + k] = l;
+    at_out[c0 + k] = a;
+    nan |= bad[k];
+  }
+}
+
+// lsap_start for a transposed problem through column_minima: blocks of 8
+// columns, the last one shifted back to end at the last column (it repeats
+// some columns, with the same results) rather than reading past it.
+template <typename scalar_t>
+LsapStatus start_transposed(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, double sign,
+                            const LsapScratch& s) {
+  int64_t nan = 0;
+  if (ncol >= 8) {
+    for (int64_t c0 = 0; c0 < ncol; c0 += 8)
+      column_minima<8>(p, nrow, sr, sc, std::min(c0, ncol - 8), sign, s.u, s.col4row, nan);
+  } else if (ncol >= 4) {
+    column_minima<4>(p, nrow, sr, sc, 0, sign, s.u, s.col4row, nan);
+    column_minima<4>(p, nrow, sr, sc, ncol - 4, sign, s.u, s.col4row, nan);
+  } else {
+    for (int64_t c = 0; c < ncol; ++c) column_minima<1>(p, nrow, sr, sc, c, sign, s.u, s.col4row, nan);
+  }
+  bool invalid = nan != 0;
+  for (int64_t c = 0; c < ncol; ++c) invalid |= s.u[c] == -std::numeric_limits<double>::infinity();
+  return lsap_take_cheapest(ncol, nrow, invalid, s);
+}
+
+template <typename scalar_t>
+LsapStatus solve_transposed(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, double sign,
+                            const LsapScratch& s, double* dense, int64_t* ready) {
+  const LsapStatus start = start_transposed(p, nrow, ncol, sr, sc, sign, s);
+  if (start != LsapStatus::Ok) return start;
+  for (int64_t c = 0; c < ncol; ++c) ready[c] = 0;
+  return lsap_augment(ncol, nrow, LsapLazyTransposedCost<scalar_t>{p, sr, sc, nrow, sign, dense, ready}, s);
 }
 
 std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& cost,
@@ -124,22 +198,29 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
       std::vector<int64_t> idx(lsap_indices(n_small, n_big));
       std::vector<int64_t> flags(lsap_flags(n_small, n_big));
       std::vector<double> dense;
+      std::vector<int64_t> ready;
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t nrow = rows[b], ncol = cols[b];
-        if (nrow == 0 || ncol == 0) continue;
+          if (nrow == 0 || ncol == 0) continue;
         const bool transposed = nrow > ncol;
         const LsapBatchCost<scalar_t> f{base + b * sb, sr, sc, transposed, maximize};
         const int64_t ns = std::min(nrow, ncol), nb = std::max(nrow, ncol);
         const LsapScratch s = lsap_scratch(d.data(), idx.data(), flags.data(), ns, nb);
         LsapStatus result;
-        if (ns * nb <= kMaxDenseCopy) {
+        const double sign = maximize ? -1.0 : 1.0;
+        if (ns * nb > kMaxDenseCopy) {
+          result = lsap_solve(ns, nb, f, s);
+        } else if (transposed) {
+          dense.resize(ns * nb);
+          ready.resize(ns);
+          with_cpu_isa(
+              [&] { result = solve_transposed(base + b * sb, nrow, ncol, sr, sc, sign, s, dense.data(), ready.data()); });
+        } else {
           // The solver scans rows many times: one strided, converting read
           // into contiguous doubles pays for itself.
           dense.resize(ns * nb);
-          copy_dense_fast(base + b * sb, nrow, ncol, sr, sc, transposed, maximize ? -1.0 : 1.0, dense.data());
+          with_cpu_isa([&] { copy_dense(base + b * sb, nrow, ncol, sr, sc, sign, dense.data()); });
           with_cpu_isa([&] { result = solve_dense(dense.data(), ns, nb, s); });
-        } else {
-          result = lsap_solve(ns, nb, f, s);
         }
         st[b] = static_cast<int32_t>(result);
         if (result == LsapStatus::Ok) lsap_write_assignment(s.col4row, ns, transposed, out + b * R, nrow);

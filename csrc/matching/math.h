@@ -83,23 +83,40 @@ VO_HOST_DEVICE_INLINE void lsap_halve(double* low, int64_t* bad) {
   }
 }
 
-// Solves one problem; cost(i, j) returns the (already sign-adjusted) cost of
-// row i and column j as a double. On return col4row holds the assignment of
-// every row; on Infeasible or Invalid it must not be used.
-//
-// Start: every row's dual is its smallest cost and a row whose cheapest
-// column is still free takes it (the duals stay feasible: every reduced cost
-// is >= 0 and 0 on assigned pairs). On random costs this assigns most rows at
-// once, and only the rows that collide need a shortest path search.
-template <typename Cost>
-VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& cost, const LsapScratch& s) {
-  constexpr double inf = std::numeric_limits<double>::infinity();
+// The first phase from each row's least entry, which the caller has put in
+// u[i] (its dual) with its first column in col4row[i] (-1 where every entry of
+// the row is forbidden): a row whose cheapest column is still free takes it.
+// The duals stay feasible: every reduced cost is >= 0 and 0 on assigned
+// pairs. On random costs this assigns most rows at once, and only the rows
+// that collide need a shortest path search. invalid: some entry was invalid,
+// which wins over infeasibility, as in scipy.
+VO_HOST_DEVICE_INLINE LsapStatus lsap_take_cheapest(int64_t nr, int64_t nc, bool invalid, const LsapScratch& s) {
   for (int64_t j = 0; j < nc; ++j) {
     s.v[j] = 0.0;
     s.row4col[j] = -1;
     s.path[j] = -1;
   }
-  bool invalid = false, forbidden_row = false;
+  if (invalid) return LsapStatus::Invalid;
+  bool forbidden_row = false;
+  for (int64_t i = 0; i < nr; ++i) {
+    const int64_t best = s.col4row[i];
+    forbidden_row |= best < 0;
+    if (best >= 0 && s.row4col[best] < 0) {
+      s.row4col[best] = i;
+    } else {
+      s.col4row[i] = -1;
+    }
+  }
+  return forbidden_row ? LsapStatus::Infeasible : LsapStatus::Ok;
+}
+
+// Each row's least entry and its first column, from the cost functor (the
+// CPU kernel's transposed problems get theirs from the input's layout
+// instead), then lsap_take_cheapest.
+template <typename Cost>
+VO_HOST_DEVICE_INLINE LsapStatus lsap_start(int64_t nr, int64_t nc, const Cost& cost, const LsapScratch& s) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  bool invalid = false;
   for (int64_t i = 0; i < nr; ++i) {
     // The row's least entry and whether any is invalid, in 16 independent
     // lanes (several vector accumulators, not one chain of dependent
@@ -137,21 +154,18 @@ VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& 
     lsap_halve<1>(low, bad);
     const double lowest = tail_low < low[0] ? tail_low : low[0];
     invalid |= (bad[0] | tail_bad) != 0;
-    s.col4row[i] = -1;
-    if (!(lowest < inf)) {  // every entry of the row is forbidden (or NaN)
-      forbidden_row = true;
-      continue;
-    }
-    const int64_t best = lsap_first_index(nc, [&](int64_t j) { return cost(i, j) == lowest; });
     s.u[i] = lowest;
-    if (s.row4col[best] < 0) {
-      s.row4col[best] = i;
-      s.col4row[i] = best;
-    }
+    s.col4row[i] = lowest < inf ? lsap_first_index(nc, [&](int64_t j) { return cost(i, j) == lowest; }) : -1;
   }
-  // Invalid entries anywhere win over infeasibility, as in scipy.
-  if (invalid) return LsapStatus::Invalid;
-  if (forbidden_row) return LsapStatus::Infeasible;
+  return lsap_take_cheapest(nr, nc, invalid, s);
+}
+
+// The second phase: a shortest augmenting path for each row the first left
+// unassigned. cost.prepare_row(i) is called before row i's entries are read
+// in a search (the CPU kernel's transposed problems gather the row then).
+template <typename Cost>
+VO_HOST_DEVICE_INLINE LsapStatus lsap_augment(int64_t nr, int64_t nc, const Cost& cost, const LsapScratch& s) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
   for (int64_t cur_row = 0; cur_row < nr; ++cur_row) {
     if (s.col4row[cur_row] >= 0) continue;
     // Dijkstra from cur_row over the columns, in reduced costs.
@@ -165,6 +179,7 @@ VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& 
     int64_t sink = -1;
     while (sink < 0) {
       s.row_reached[i] = 1;
+      cost.prepare_row(i);
       const double ui = s.u[i];
       // Relax every column not yet reached (branch-free and through
       // restrict pointers, so it vectorizes).
@@ -233,6 +248,15 @@ VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& 
   return LsapStatus::Ok;
 }
 
+// Solves one problem; cost(i, j) returns the (already sign-adjusted) cost of
+// row i and column j as a double. On return col4row holds the assignment of
+// every row; on Infeasible or Invalid it must not be used.
+template <typename Cost>
+VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& cost, const LsapScratch& s) {
+  const LsapStatus start = lsap_start(nr, nc, cost, s);
+  return start == LsapStatus::Ok ? lsap_augment(nr, nc, cost, s) : start;
+}
+
 // A dense row-major double matrix: the CPU kernel copies a problem into one
 // (transposed, negated, converted) so that the solver's loops read
 // contiguous doubles.
@@ -240,6 +264,7 @@ struct LsapDenseCost {
   const double* m;
   int64_t nc;
   VO_HOST_DEVICE_INLINE double operator()(int64_t i, int64_t j) const { return m[i * nc + j]; }
+  VO_HOST_DEVICE_INLINE void prepare_row(int64_t) const {}
 };
 
 // The cost functor of problem b of a padded batch [B, R, C]: rows and columns
@@ -256,6 +281,7 @@ struct LsapBatchCost {
     const double c = static_cast<double>(base[offset]);
     return maximize ? -c : c;
   }
+  VO_HOST_DEVICE_INLINE void prepare_row(int64_t) const {}
 };
 
 // Writes problem b's assignment as one column per original row (or -1).
