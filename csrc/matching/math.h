@@ -258,8 +258,7 @@ VO_HOST_DEVICE_INLINE LsapStatus lsap_solve(int64_t nr, int64_t nc, const Cost& 
 }
 
 // A dense row-major double matrix: the CPU kernel copies a problem into one
-// (transposed, negated, converted) so that the solver's loops read
-// contiguous doubles.
+// (negated, converted) so that the solver's loops read contiguous doubles.
 struct LsapDenseCost {
   const double* m;
   int64_t nc;
