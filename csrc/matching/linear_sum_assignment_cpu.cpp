@@ -79,34 +79,38 @@ struct LsapLazyTransposedCost {
   }
 };
 
-// Lane k of (low, at) takes row r's entry c when it is lower (strictly: the
-// first row of the least entry stays).
-inline void keep_lower(double c, int64_t r, double& low, int64_t& at) {
-  const bool lower = c < low;
-  low = lower ? c : low;
-  // lower ? r : at as bit operations, as in lsap_augment's relax loop: as a
+// Lane k of (best, at) takes row r's entry c when it is better: lower, or
+// higher when maximizing (strictly: the first row of the best entry stays).
+template <bool kMax>
+inline void keep_better(double c, int64_t r, double& best, int64_t& at) {
+  const bool better = kMax ? c > best : c < best;
+  best = better ? c : best;
+  // better ? r : at as bit operations, as in lsap_augment's relax loop: as a
   // select, GCC kept the lanes in memory behind a branch.
-  const int64_t keep = static_cast<int64_t>(lower) - 1;  // 0 or all ones
+  const int64_t keep = static_cast<int64_t>(better) - 1;  // 0 or all ones
   at = (r & ~keep) | (at & keep);
 }
 
-// The least entry of the input's columns [c0, c0 + W) and the first row
-// holding it, one lane per column: the input's rows are read as they lie
-// (contiguous in the usual layout), where the transposed problem's rows would
-// be strided. Even and odd rows go to two sets of lanes, merged at the end:
-// with one, each row waited on the compare and select of the row before.
-// NaN entries are skipped and reported in nan; a -inf becomes the least
-// entry and the caller reports it; a column of +inf and NaN only gets
-// (+inf, -1).
-template <int W, typename scalar_t>
-void column_minima(const scalar_t* p, int64_t nrow, int64_t sr, int64_t sc, int64_t c0, double sign, double* low_out,
+// The least entry of the input's columns [c0, c0 + W), negated when
+// maximizing (the greatest, negated: no negation per entry), and the first
+// row holding it, one lane per column: the input's rows are read as they
+// lie (contiguous in the usual layout), where the transposed problem's rows
+// would be strided. Even and odd rows go to two sets of lanes, merged at the
+// end: with one, each row waited on the compare and select of the row
+// before. NaN entries are skipped and reported in nan (one unordered compare
+// per pair of rows); an entry that is -inf once sign-adjusted becomes the
+// least and the caller reports it; a column of forbidden entries and NaN
+// only gets (+inf, -1).
+template <int W, bool kMax, typename scalar_t>
+void column_minima(const scalar_t* p, int64_t nrow, int64_t sr, int64_t sc, int64_t c0, double* low_out,
                    int64_t* at_out, int64_t& nan) {
   constexpr int kSets = 2;  // 4 was no faster with AVX-512, and spilled with AVX2
-  double low[kSets][W];
+  constexpr double kWorst = kMax ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+  double best[kSets][W];
   int64_t at[kSets][W], bad[W];
   for (int k = 0; k < W; ++k) {
     for (int j = 0; j < kSets; ++j) {
-      low[j][k] = std::numeric_limits<double>::infinity();
+      best[j][k] = kWorst;
       at[j][k] = -1;
     }
     bad[k] = 0;
@@ -116,30 +120,31 @@ void column_minima(const scalar_t* p, int64_t nrow, int64_t sr, int64_t sc, int6
   for (; r + kSets <= nrow; r += kSets) {
     VO_SIMD
     for (int k = 0; k < W; ++k) {
-      for (int j = 0; j < kSets; ++j) {
-        const double c = sign * static_cast<double>(q[(r + j) * sr + k * sc]);
-        bad[k] |= static_cast<int64_t>(c != c);
-        keep_lower(c, r + j, low[j][k], at[j][k]);
-      }
+      const double even = static_cast<double>(q[r * sr + k * sc]);
+      const double odd = static_cast<double>(q[(r + 1) * sr + k * sc]);
+      bad[k] |= static_cast<int64_t>(__builtin_isunordered(even, odd));
+      keep_better<kMax>(even, r, best[0][k], at[0][k]);
+      keep_better<kMax>(odd, r + 1, best[1][k], at[1][k]);
     }
   }
   for (; r < nrow; ++r) {
     VO_SIMD
     for (int k = 0; k < W; ++k) {
-      const double c = sign * static_cast<double>(q[r * sr + k * sc]);
+      const double c = static_cast<double>(q[r * sr + k * sc]);
       bad[k] |= static_cast<int64_t>(c != c);
-      keep_lower(c, r, low[0][k], at[0][k]);
+      keep_better<kMax>(c, r, best[0][k], at[0][k]);
     }
   }
   for (int k = 0; k < W; ++k) {
-    double l = low[0][k];
+    double b = best[0][k];
     int64_t a = at[0][k];
     for (int j = 1; j < kSets; ++j) {
-      const bool take = low[j][k] < l || (low[j][k] == l && at[j][k] < a);
-      l = take ? low[j][k] : l;
+      const bool better = kMax ? best[j][k] > b : best[j][k] < b;
+      const bool take = better || (best[j][k] == b && at[j][k] < a);
+      b = take ? best[j][k] : b;
       a = take ? at[j][k] : a;
     }
-    low_out[c0 + k] = l;
+    low_out[c0 + k] = kMax ? -b : b;
     at_out[c0 + k] = a;
     nan |= bad[k];
   }
@@ -148,18 +153,18 @@ void column_minima(const scalar_t* p, int64_t nrow, int64_t sr, int64_t sc, int6
 // lsap_start for a transposed problem through column_minima: blocks of 8
 // columns, the last one shifted back to end at the last column (it repeats
 // some columns, with the same results) rather than reading past it.
-template <typename scalar_t>
-LsapStatus start_transposed(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, double sign,
+template <bool kMax, typename scalar_t>
+LsapStatus start_transposed(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc,
                             const LsapScratch& s) {
   int64_t nan = 0;
   if (ncol >= 8) {
     for (int64_t c0 = 0; c0 < ncol; c0 += 8)
-      column_minima<8>(p, nrow, sr, sc, std::min(c0, ncol - 8), sign, s.u, s.col4row, nan);
+      column_minima<8, kMax>(p, nrow, sr, sc, std::min(c0, ncol - 8), s.u, s.col4row, nan);
   } else if (ncol >= 4) {
-    column_minima<4>(p, nrow, sr, sc, 0, sign, s.u, s.col4row, nan);
-    column_minima<4>(p, nrow, sr, sc, ncol - 4, sign, s.u, s.col4row, nan);
+    column_minima<4, kMax>(p, nrow, sr, sc, 0, s.u, s.col4row, nan);
+    column_minima<4, kMax>(p, nrow, sr, sc, ncol - 4, s.u, s.col4row, nan);
   } else {
-    for (int64_t c = 0; c < ncol; ++c) column_minima<1>(p, nrow, sr, sc, c, sign, s.u, s.col4row, nan);
+    for (int64_t c = 0; c < ncol; ++c) column_minima<1, kMax>(p, nrow, sr, sc, c, s.u, s.col4row, nan);
   }
   bool invalid = nan != 0;
   for (int64_t c = 0; c < ncol; ++c) invalid |= s.u[c] == -std::numeric_limits<double>::infinity();
@@ -169,7 +174,8 @@ LsapStatus start_transposed(const scalar_t* p, int64_t nrow, int64_t ncol, int64
 template <typename scalar_t>
 LsapStatus solve_transposed(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64_t sc, double sign,
                             const LsapScratch& s, double* dense, int64_t* ready) {
-  const LsapStatus start = start_transposed(p, nrow, ncol, sr, sc, sign, s);
+  const LsapStatus start = sign < 0 ? start_transposed<true>(p, nrow, ncol, sr, sc, s)
+                                    : start_transposed<false>(p, nrow, ncol, sr, sc, s);
   if (start != LsapStatus::Ok) return start;
   for (int64_t c = 0; c < ncol; ++c) ready[c] = 0;
   return lsap_augment(ncol, nrow, LsapLazyTransposedCost<scalar_t>{p, sr, sc, nrow, sign, dense, ready}, s);

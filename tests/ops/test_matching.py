@@ -150,39 +150,42 @@ def test_invalid_entry_anywhere_in_a_wide_row(col, value, device):
 
 @pytest.mark.parametrize("ncol", [3, 5, 13])
 @pytest.mark.parametrize("row", [0, 1, 2, 3, 34, 36])
-@pytest.mark.parametrize("value", [float("nan"), -INF])
-def test_invalid_entry_anywhere_in_a_tall_problem(row, ncol, value, device):
+@pytest.mark.parametrize("invalid", ["nan", "inf"])
+@pytest.mark.parametrize("maximize", [False, True])
+def test_invalid_entry_anywhere_in_a_tall_problem(row, ncol, invalid, maximize, device):
     # A problem with more rows than columns is solved over its columns: on the
     # CPU the first phase reads the rows as they lie, columns in lanes of 8 (a
     # last block shifted back to overlap the one before), 4 or 1, rows in two
-    # interleaved sets and a remainder (37 rows: 18 pairs and row 36).
+    # interleaved sets and a remainder (37 rows: 18 pairs and row 36), and
+    # looks for the greatest entries when maximizing (where +inf is invalid).
+    sign = -1.0 if maximize else 1.0
     g = torch.Generator().manual_seed(row * 100 + ncol)
     c = torch.rand(37, ncol, generator=g, dtype=torch.float64)
     col = ncol - 2
-    c[row, col] = value
+    c[row, col] = float("nan") if invalid == "nan" else -sign * INF
     with pytest.raises(ValueError, match="visionops.linear_sum_assignment: cost matrix contains invalid"):
-        visionops.linear_sum_assignment(c.to(device))
-    # the least entry of a column, wherever it is, is found: two of them (the
+        visionops.linear_sum_assignment(c.to(device), maximize=maximize)
+    # the best entry of a column, wherever it is, is found: two of them (the
     # first and the last row) tie, and the total is scipy's either way
-    c[row, col] = -5.0
-    c[36 if row != 36 else 0, col] = -5.0
-    rows, cols = visionops.linear_sum_assignment(c.to(device))
+    c[row, col] = -5.0 * sign
+    c[36 if row != 36 else 0, col] = -5.0 * sign
+    rows, cols = visionops.linear_sum_assignment(c.to(device), maximize=maximize)
     assert col in cols.tolist()
-    expected = scipy_optimize().linear_sum_assignment(c.numpy())
+    expected = scipy_optimize().linear_sum_assignment(c.numpy(), maximize=maximize)
     assert c[rows.cpu(), cols.cpu()].sum() == c[expected].sum()
 
 
-def test_first_row_of_the_least_entry_wins_in_a_tall_problem():
-    # Column j's least entry sits in rows j and j + ncol: the first phase
+@pytest.mark.parametrize("maximize", [False, True])
+def test_first_row_of_the_best_entry_wins_in_a_tall_problem(maximize):
+    # Column j's best entry sits in rows j and j + ncol: the first phase
     # gives column j the first of them (row j), so no two columns collide and
     # that is the assignment. On the CPU the two rows fall in different sets
     # of interleaved rows (even and odd) when ncol is odd, in one otherwise.
     for nrow, ncol in ((9, 1), (9, 4), (17, 7), (41, 8), (41, 11), (100, 30)):
         c = torch.ones(nrow, ncol, dtype=torch.float64)
         j = torch.arange(ncol)
-        c[j, j] = 0.0
-        c[j + ncol, j] = 0.0
-        rows, cols = visionops.linear_sum_assignment(c)
+        c[j, j] = c[j + ncol, j] = 2.0 if maximize else 0.0
+        rows, cols = visionops.linear_sum_assignment(c, maximize=maximize)
         assert rows.tolist() == j.tolist() and cols.tolist() == j.tolist()
 
 
