@@ -207,7 +207,7 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
       std::vector<int64_t> ready;
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t nrow = rows[b], ncol = cols[b];
-          if (nrow == 0 || ncol == 0) continue;
+        if (nrow == 0 || ncol == 0) continue;
         const bool transposed = nrow > ncol;
         const LsapBatchCost<scalar_t> f{base + b * sb, sr, sc, transposed, maximize};
         const int64_t ns = std::min(nrow, ncol), nb = std::max(nrow, ncol);
