@@ -108,11 +108,19 @@ def _results(path: str) -> None:
     out["yolo_wide_scores"], out["yolo_wide_labels"] = ws, wl
     out["masks_to_boxes"] = visionops.masks_to_boxes(torch.rand(6, 50, 70, generator=g) > 0.9)
     out["lsap"] = visionops.batched_linear_sum_assignment(torch.rand(3, 30, 40, generator=g))
-    # More rows than columns in float64 (DETR's shape): the transposed copy
-    # in 4 x 4 register blocks, with row and column tails.
+    # More rows than columns in float64 (DETR's shape): the first phase's
+    # column minima in blocks of 8 (the last one overlapping), 4 and 1
+    # columns, over two sets of rows and a leftover row (43 rows), then the
+    # search on rows gathered as it visits them; with many exact ties, where
+    # the first row of each column's least entry must be the same on every
+    # path.
     tall = torch.rand(4, 43, 11, generator=g, dtype=torch.float64)
-    out["lsap_tall"] = visionops.batched_linear_sum_assignment(tall, None, torch.tensor([11, 7, 4, 1]))
+    tall_counts = torch.tensor([11, 7, 4, 1])
+    out["lsap_tall"] = visionops.batched_linear_sum_assignment(tall, None, tall_counts)
     out["lsap_tall_max"] = visionops.batched_linear_sum_assignment(tall, maximize=True)
+    ties = torch.randint(0, 3, (4, 43, 11), generator=g).double()
+    out["lsap_tall_ties"] = visionops.batched_linear_sum_assignment(ties, None, tall_counts)
+    out["lsap_tall_ties_max"] = visionops.batched_linear_sum_assignment(ties, None, tall_counts, maximize=True)
     for mode, c in (("binary", 1), ("multiclass", 5)):
         xd = torch.randn(2, c, 40, 40, generator=g).requires_grad_()
         t = (torch.rand(2, 1, 40, 40, generator=g) > 0.5).float() if mode == "binary" else \
