@@ -7,8 +7,10 @@
 // linear_sum_assignment uses.
 //
 // A problem has nr <= nc: every row gets a column (the kernels transpose a
-// taller problem through the cost functor, no copy). Rows are added one at a
-// time; for each, a Dijkstra search over reduced costs c(i, j) - u(i) - v(j)
+// taller problem through the cost functor; the CPU's copies a row of it only
+// when a search first visits it). Each row first takes its cheapest column
+// where that is still free (lsap_start); the rest are added one at a time:
+// for each, a Dijkstra search over reduced costs c(i, j) - u(i) - v(j)
 // finds the cheapest path to a free column, the duals are updated so that
 // reduced costs stay non-negative, and the path is flipped. Costs are read
 // and summed in double whatever the input dtype, so float32 problems get an
