@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -44,6 +45,9 @@ namespace {
 
 constexpr int64_t kLanes = 16;    // pixels per vector (core/simd.h's 16 lanes)
 constexpr int64_t kChunk = 4096;  // pixels per task, a multiple of kLanes
+// Chunks per call of the sigmoid statistics' vector loop (at most; see
+// dice_stats_chunks_simd): 48 floats of lanes each, per class.
+constexpr int64_t kChunkRun = 64;
 // Pixels per tile in the common multiclass case (every pixel live, no
 // ignore_index, not squared). The logits of one pixel lie a class plane
 // apart (256 KB for 256 x 256 images), so each block of 16 pixels read a
@@ -500,7 +504,8 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const
         const tgt_t* tp = t.data_ptr<tgt_t>();
         at::parallel_for(0, tasks, 1, [&](int64_t k0, int64_t k1) {
           std::vector<T> acc(3 * sh.C * kLanes), prob(sh.C * kTile);
-          for (int64_t k = k0; k < k1; ++k) {
+          // Task k's lanes (acc) summed in float64, lane by lane, into its partial.
+          const auto one_chunk = [&](int64_t k) {
             const int64_t b = k / chunks, s0 = (k % chunks) * kChunk;
             std::fill(acc.begin(), acc.end(), T(0));
             accumulate<in_t, tgt_t, T>(xp, tp, sh, b, s0, std::min(kChunk, sh.S - s0), from_logits, squared,
@@ -511,7 +516,46 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const
               for (int64_t j = 0; j < kLanes; ++j) v += static_cast<double>(acc[r * kLanes + j]);
               out[r] = v;
             }
+          };
+          int64_t k = k0;
+#ifdef VO_HAVE_DICE_SIGMOID_SIMD
+          if constexpr (kDiceSigmoidSimd<in_t, tgt_t> && std::is_same_v<T, float>) {
+            if (sh.mode != DiceMode::Multiclass && !ignore_index && from_logits && simd_available()) {
+              // The common sigmoid case: each class's run of whole chunks
+              // of one image through the vector loop in one call, then
+              // each chunk's lanes summed as above (the same partials).
+              const int64_t whole = sh.S / kChunk, C = sh.C;
+              std::vector<float> lanes(static_cast<size_t>(kChunkRun * C * 48));
+              while (k < k1) {
+                const int64_t b = k / chunks, ch = k % chunks;
+                const int64_t n = std::min({k1 - k, whole - ch, kChunkRun});
+                if (n <= 0) {  // the image's last, partial chunk
+                  one_chunk(k++);
+                  continue;
+                }
+                for (int64_t c = 0; c < C; ++c) {
+                  const int64_t o = (b * C + c) * sh.S + ch * kChunk;
+                  with_simd([&](auto s) {
+                    dice_stats_chunks_simd<decltype(s)>(xp + o, tp + o, n, kChunk / kLanes, squared ? 1.0f : 0.0f,
+                                                        lanes.data() + c * n * 48);
+                  });
+                }
+                for (int64_t i = 0; i < n; ++i) {
+                  double* out = partial.data() + (k + i) * 3 * C;
+                  for (int64_t c = 0; c < C; ++c)
+                    for (int64_t q = 0; q < 3; ++q) {
+                      const float* l = lanes.data() + (c * n + i) * 48 + q * kLanes;
+                      double v = 0.0;
+                      for (int64_t j = 0; j < kLanes; ++j) v += static_cast<double>(l[j]);
+                      out[q * C + c] = v;
+                    }
+                }
+                k += n;
+              }
+            }
           }
+#endif
+          for (; k < k1; ++k) one_chunk(k);
         });
       });
     });

@@ -100,6 +100,47 @@ inline void dice_stats_simd(const float* x, const tgt_t* t, int64_t blocks, floa
   }
 }
 
+// dice_stats_loop over a run of n_chunks chunks of chunk_blocks blocks each,
+// lying one after another: each chunk's sums start from zero, as a call of
+// dice_stats_simd per chunk would, and its lanes go to lanes[k][3][16] (I, P,
+// T), the same bits. One call for the run: with the loop entered once per
+// chunk of 4096 pixels, the binary forward of (16, 1, 512, 512) took 1.39 ms
+// with AVX-512 and 1.73 ms with AVX2 on Zen 4, 1.19 and 1.49 ms this way
+// (with the data in cache the two were within the noise).
+template <typename S, bool kSquared, typename tgt_t>
+inline void dice_stats_chunks_loop(const float* x, const tgt_t* t, int64_t n_chunks, int64_t chunk_blocks,
+                                   float* lanes) {
+  using F = typename S::F;
+  for (int64_t k = 0; k < n_chunks; ++k, lanes += 48) {
+    F vi = S::set1(0.0f), vp = S::set1(0.0f), vt = S::set1(0.0f);
+    for (int64_t j = 0; j < chunk_blocks; ++j, x += 16, t += 16) {
+      const F p = dice_sigmoid16<S>(S::load(x));
+      const F tv = dice_load_targets16<S>(t);
+      vi = S::fmadd(p, tv, vi);
+      if constexpr (kSquared) {
+        vp = S::fmadd(p, p, vp);
+        vt = S::fmadd(tv, tv, vt);
+      } else {
+        vp = S::add(vp, p);
+        vt = S::add(vt, tv);
+      }
+    }
+    S::store(lanes, vi);
+    S::store(lanes + 16, vp);
+    S::store(lanes + 32, vt);
+  }
+}
+
+template <typename S, typename tgt_t>
+inline void dice_stats_chunks_simd(const float* x, const tgt_t* t, int64_t n_chunks, int64_t chunk_blocks, float sq,
+                                   float* lanes) {
+  if (sq != 0.0f) {
+    dice_stats_chunks_loop<S, true>(x, t, n_chunks, chunk_blocks, lanes);
+  } else {
+    dice_stats_chunks_loop<S, false>(x, t, n_chunks, chunk_blocks, lanes);
+  }
+}
+
 // block_grad_sigmoid's fused loop: out = dice_pixel_grad_factor(a, b, t, p,
 // sq) * p (1 - p), where that factor is a t + b (2 p sq + (1 - sq)): a t + b
 // when not squared (the same rounding: b * 1 is exact). kStream: out is

@@ -226,6 +226,41 @@ def test_large_gradient(mode, shape):
     torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-12)
 
 
+@pytest.mark.parametrize("target_dtype", [torch.float32, torch.uint8])
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("mode, shape", [("binary", (3, 1, 300, 311)), ("multilabel", (2, 3, 257, 1100))])
+def test_sigmoid_statistics_over_runs_of_chunks(mode, shape, squared, target_dtype):
+    # The common sigmoid case (logits, no ignore_index) sums each chunk of
+    # 4096 pixels of one image and class in float, then the chunk in
+    # float64; a task's whole chunks go through the vector loop at most 64
+    # at a time, the image's last, partial chunk on its own. 300 x 311 is 22
+    # whole chunks and 3252 pixels (203 blocks of 16 and 4); 257 x 1100 is 69
+    # whole chunks (a run of 64, then 5) and 76 pixels. Against the float64
+    # definition per class; and the same bits at 1 and 2 threads, where the
+    # second thread's range starts inside an image (the statistics are
+    # summed chunk by chunk in one order whatever the split).
+    g = torch.Generator().manual_seed(shape[-1])
+    x = torch.randn(shape, generator=g) * 4
+    t = (torch.rand(shape, generator=g) > 0.5).to(target_dtype)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = torch.ops.visionops.dice_loss(x, t, mode, True, 0.0, 1e-7, squared, None, None, False, "none")
+        torch.set_num_threads(2)
+        two = torch.ops.visionops.dice_loss(x, t, mode, True, 0.0, 1e-7, squared, None, None, False, "none")
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
+    want = ref.dice_loss(x.double(), t.double(), mode=mode, squared=squared, reduction="none")
+    torch.testing.assert_close(one[0].double(), want, rtol=1e-5, atol=1e-7)
+    p = x.double().sigmoid()
+    td = t.double()
+    dims = (0, 2, 3)
+    stats = torch.stack([(p * td).sum(dims), (p * p if squared else p).sum(dims), td.sum(dims)])
+    torch.testing.assert_close(one[1], stats, rtol=1e-6, atol=0)
+
+
 def test_errors(device):
     x, t = make("multiclass", dtype=torch.float32, device=device, g=torch.Generator().manual_seed(8))
     bad = t.clone()
@@ -265,18 +300,21 @@ def _dice_results(path):
     """Loss and gradient of binary and multilabel Dice on float, bool and
     byte targets, squared or not, logits over the whole exp range."""
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 2, 37, 29, generator=g) * 12
-    x.view(-1)[:8] = torch.tensor([103.0, 100.0, -100.0, -88.5, 0.0, -0.0, 1e-30, -17.0])
     out = {}
-    for name, t in [("float", (torch.rand(x.shape, generator=g) > 0.5).float()),
-                    ("bool", torch.rand(x.shape, generator=g) > 0.5),
-                    ("uint8", (torch.rand(x.shape, generator=g) > 0.5).to(torch.uint8))]:
-        for squared in (False, True):
-            for mode, xs, ts in (("binary", x[:, :1], t[:, :1]), ("multilabel", x, t)):
-                xx = xs.clone().requires_grad_()
-                loss = visionops.dice_loss(xx, ts, mode=mode, squared=squared)
-                loss.backward()
-                out[f"{name}-{squared}-{mode}"] = (loss.detach(), xx.grad)
+    # 37 x 29: under one chunk of 4096 pixels; 97 x 130: three whole chunks
+    # (one run of the vector loop) and 322 pixels.
+    for hw in ((37, 29), (97, 130)):
+        x = torch.randn(3, 2, *hw, generator=g) * 12
+        x.view(-1)[:8] = torch.tensor([103.0, 100.0, -100.0, -88.5, 0.0, -0.0, 1e-30, -17.0])
+        for name, t in [("float", (torch.rand(x.shape, generator=g) > 0.5).float()),
+                        ("bool", torch.rand(x.shape, generator=g) > 0.5),
+                        ("uint8", (torch.rand(x.shape, generator=g) > 0.5).to(torch.uint8))]:
+            for squared in (False, True):
+                for mode, xs, ts in (("binary", x[:, :1], t[:, :1]), ("multilabel", x, t)):
+                    xx = xs.clone().requires_grad_()
+                    loss = visionops.dice_loss(xx, ts, mode=mode, squared=squared)
+                    loss.backward()
+                    out[f"{hw}-{name}-{squared}-{mode}"] = (loss.detach(), xx.grad)
     torch.save(out, path)
 
 
