@@ -107,9 +107,12 @@ TORCH_LIBRARY(visionops, m) {
   m.def(
       "sigmoid_focal_loss(Tensor inputs, Tensor targets, float alpha=0.25, float gamma=2, str reduction=\"none\") "
       "-> Tensor");
+  // targets_grad=False: the targets' gradient is neither computed nor
+  // allocated (returned empty, shape [0]); autograd asks for it only where
+  // the targets require it.
   m.def(
       "_sigmoid_focal_loss_backward(Tensor grad, Tensor inputs, Tensor targets, float alpha, float gamma, "
-      "str reduction) -> (Tensor, Tensor)");
+      "str reduction, bool targets_grad=True) -> (Tensor, Tensor)");
 
   // ---- masks [N, H, W] -> the boxes [N, 4] (float32) of their nonzero pixels.
   m.def("masks_to_boxes(Tensor masks) -> Tensor");

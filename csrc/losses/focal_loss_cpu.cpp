@@ -47,7 +47,8 @@ void focal_chunk_simd(const float* __restrict__ x, const float* __restrict__ t, 
   for (; i < n; ++i) out[i] = sigmoid_focal_loss_value<kSquare, float>(x[i], t[i], alpha, gamma);
 }
 
-template <typename S, bool kSquare>
+// kTargets: gt is written; otherwise its arithmetic is dead code, left out.
+template <typename S, bool kSquare, bool kTargets>
 void focal_backward_chunk_simd(const float* __restrict__ x, const float* __restrict__ t, const float* __restrict__ g,
                                int64_t g_stride, float g_scale, int64_t n, float alpha, float gamma,
                                float* __restrict__ gx, float* __restrict__ gt) {
@@ -58,10 +59,12 @@ void focal_backward_chunk_simd(const float* __restrict__ x, const float* __restr
     typename S::F dx, dt;
     focal_backward_simd<S, kSquare>(S::load(x + i), S::load(t + i), alpha, gamma, gi, dx, dt);
     S::store(gx + i, dx);
-    S::store(gt + i, dt);
+    if constexpr (kTargets) S::store(gt + i, dt);
   }
   for (; i < n; ++i) {
-    sigmoid_focal_loss_backward<kSquare, float>(x[i], t[i], alpha, gamma, g[i * g_stride] * g_scale, gx[i], gt[i]);
+    float dt;
+    sigmoid_focal_loss_backward<kSquare, float>(x[i], t[i], alpha, gamma, g[i * g_stride] * g_scale, gx[i], dt);
+    if constexpr (kTargets) gt[i] = dt;
   }
 }
 #endif
@@ -93,10 +96,17 @@ bool focal_backward_chunk_if_simd(const scalar_t* x, const scalar_t* t, const sc
   if constexpr (std::is_same_v<scalar_t, float>) {
     if (!simd_available() || (g_stride != 0 && g_stride != 1)) return false;
     with_simd([&](auto s) {
+      using S = decltype(s);
       if (gamma == 2.0f) {
-        focal_backward_chunk_simd<decltype(s), true>(x, t, g, g_stride, g_scale, n, alpha, gamma, gx, gt);
+        if (gt) {
+          focal_backward_chunk_simd<S, true, true>(x, t, g, g_stride, g_scale, n, alpha, gamma, gx, gt);
+        } else {
+          focal_backward_chunk_simd<S, true, false>(x, t, g, g_stride, g_scale, n, alpha, gamma, gx, gt);
+        }
+      } else if (gt) {
+        focal_backward_chunk_simd<S, false, true>(x, t, g, g_stride, g_scale, n, alpha, gamma, gx, gt);
       } else {
-        focal_backward_chunk_simd<decltype(s), false>(x, t, g, g_stride, g_scale, n, alpha, gamma, gx, gt);
+        focal_backward_chunk_simd<S, false, false>(x, t, g, g_stride, g_scale, n, alpha, gamma, gx, gt);
       }
     });
     return true;
@@ -175,7 +185,7 @@ at::Tensor sigmoid_focal_loss_cpu(const at::Tensor& inputs, const at::Tensor& ta
   return out;
 }
 
-template <bool kSquare, typename scalar_t>
+template <bool kSquare, bool kTargets, typename scalar_t>
 void focal_backward_chunk(const scalar_t* __restrict__ x, const scalar_t* __restrict__ t,
                                               const scalar_t* __restrict__ g, int64_t g_stride,
                                               at::opmath_type<scalar_t> g_scale, int64_t n,
@@ -187,17 +197,18 @@ void focal_backward_chunk(const scalar_t* __restrict__ x, const scalar_t* __rest
     sigmoid_focal_loss_backward<kSquare, T>(static_cast<T>(x[i]), static_cast<T>(t[i]), alpha, gamma,
                                             static_cast<T>(g[i * g_stride]) * g_scale, dx, dt);
     gx[i] = static_cast<scalar_t>(dx);
-    gt[i] = static_cast<scalar_t>(dt);
+    if constexpr (kTargets) gt[i] = static_cast<scalar_t>(dt);
   }
 }
 
 std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inputs,
                                                                    const at::Tensor& targets, double alpha,
-                                                                   double gamma, std::string_view reduction) {
+                                                                   double gamma, std::string_view reduction,
+                                                                   bool targets_grad) {
   constexpr const char* op = "_sigmoid_focal_loss_backward";
   const Reduction red = check_focal_backward_args(grad, inputs, targets, alpha, reduction, op);
   at::Tensor gx = at::empty(inputs.sizes(), inputs.options());
-  at::Tensor gt = at::empty(inputs.sizes(), inputs.options());
+  at::Tensor gt = at::empty(targets_grad ? inputs.sizes() : at::IntArrayRef{0}, inputs.options());
   const int64_t K = inputs.numel();
   if (K > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, inputs.scalar_type(), "_sigmoid_focal_loss_backward",
@@ -210,19 +221,26 @@ std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_backward_cpu(const at::Ten
       const int64_t g_stride = lg.stride;
       const T g_scale = static_cast<T>(lg.scale);
       const scalar_t *xp = x.data_ptr<scalar_t>(), *tp = t.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
-      scalar_t *gxp = gx.data_ptr<scalar_t>(), *gtp = gt.data_ptr<scalar_t>();
+      scalar_t* gxp = gx.data_ptr<scalar_t>();
+      scalar_t* gtp = targets_grad ? gt.data_ptr<scalar_t>() : nullptr;
       at::parallel_for(0, K, kChunk, [&](int64_t b, int64_t e) {
+        scalar_t* gtb = gtp ? gtp + b : nullptr;
         if (focal_backward_chunk_if_simd(xp + b, tp + b, gp + b * g_stride, g_stride, g_scale, e - b,
-                                         static_cast<T>(alpha), static_cast<T>(gamma), gxp + b, gtp + b)) {
+                                         static_cast<T>(alpha), static_cast<T>(gamma), gxp + b, gtb)) {
           return;
         }
+        const auto chunk = [&](auto square, auto targets) {
+          focal_backward_chunk<decltype(square)::value, decltype(targets)::value, scalar_t>(
+              xp + b, tp + b, gp + b * g_stride, g_stride, g_scale, e - b, static_cast<T>(alpha),
+              static_cast<T>(gamma), gxp + b, gtb);
+        };
         with_cpu_isa([&] {
+          using Yes = std::true_type;
+          using No = std::false_type;
           if (gamma == 2.0) {
-            focal_backward_chunk<true, scalar_t>(xp + b, tp + b, gp + b * g_stride, g_stride, g_scale, e - b,
-                                                 static_cast<T>(alpha), static_cast<T>(gamma), gxp + b, gtp + b);
+            gtb ? chunk(Yes{}, Yes{}) : chunk(Yes{}, No{});
           } else {
-            focal_backward_chunk<false, scalar_t>(xp + b, tp + b, gp + b * g_stride, g_stride, g_scale, e - b,
-                                                  static_cast<T>(alpha), static_cast<T>(gamma), gxp + b, gtp + b);
+            gtb ? chunk(No{}, Yes{}) : chunk(No{}, No{});
           }
         });
       });

@@ -46,7 +46,7 @@ __global__ void focal_backward_kernel(const scalar_t* __restrict__ x, const scal
       sigmoid_focal_loss_backward<false, T>(xi, ti, alpha, gamma, gi, dx, dt);
     }
     gx[i] = static_cast<scalar_t>(dx);
-    gt[i] = static_cast<scalar_t>(dt);
+    if (gt != nullptr) gt[i] = static_cast<scalar_t>(dt);  // null: the targets' gradient is not asked for
   }
 }
 
@@ -88,12 +88,13 @@ at::Tensor sigmoid_focal_loss_cuda(const at::Tensor& inputs, const at::Tensor& t
 
 std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_backward_cuda(const at::Tensor& grad, const at::Tensor& inputs,
                                                                     const at::Tensor& targets, double alpha,
-                                                                    double gamma, std::string_view reduction) {
+                                                                    double gamma, std::string_view reduction,
+                                                                    bool targets_grad) {
   constexpr const char* op = "_sigmoid_focal_loss_backward";
   const Reduction red = check_focal_backward_args(grad, inputs, targets, alpha, reduction, op);
   const c10::cuda::CUDAGuard guard(inputs.device());
   at::Tensor gx = at::empty(inputs.sizes(), inputs.options());
-  at::Tensor gt = at::empty(inputs.sizes(), inputs.options());
+  at::Tensor gt = at::empty(targets_grad ? inputs.sizes() : at::IntArrayRef{0}, inputs.options());
   const int64_t K = inputs.numel();
   if (K > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, inputs.scalar_type(), "_sigmoid_focal_loss_backward",
@@ -108,7 +109,7 @@ std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_backward_cuda(const at::Te
       focal_backward_kernel<scalar_t><<<cuda::blocks_for(K), cuda::kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
           x.const_data_ptr<scalar_t>(), t.const_data_ptr<scalar_t>(), g.const_data_ptr<scalar_t>(), g_stride, g_scale,
           K, static_cast<T>(alpha), static_cast<T>(gamma), gx.mutable_data_ptr<scalar_t>(),
-          gt.mutable_data_ptr<scalar_t>());
+          targets_grad ? gt.mutable_data_ptr<scalar_t>() : nullptr);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }

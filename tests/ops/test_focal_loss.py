@@ -106,6 +106,33 @@ def test_gradients(device):
             torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("gamma", [2.0, 1.5])
+def test_targets_gradient_only_when_asked(gamma, dtype, device):
+    # Targets rarely require a gradient; then the backward neither computes
+    # nor allocates theirs (targets_grad=False: an empty second output), and
+    # the inputs' gradient is the same bits either way. 1000 elements: 62
+    # vector blocks of 16 and a scalar tail of 8 for float32.
+    g = torch.Generator().manual_seed(int(gamma * 10))
+    x, t = logits_and_targets(1000, dtype=dtype, device=device, soft=True, g=g)
+    back = torch.ops.visionops._sigmoid_focal_loss_backward
+    for reduction, grad in (("none", torch.rand(1000, generator=g, dtype=dtype).to(device)),
+                            ("mean", torch.tensor(0.7, dtype=dtype, device=device))):
+        gx_both, gt_both = back(grad, x, t, 0.25, gamma, reduction)
+        gx_only, gt_none = back(grad, x, t, 0.25, gamma, reduction, False)
+        assert gt_both.shape == t.shape and gt_none.shape == (0,)
+        assert torch.equal(gx_only, gx_both)
+        torch.library.opcheck(back.default, (grad, x, t, 0.25, gamma, reduction, False))
+    xa = x.clone().requires_grad_()
+    (gx_auto,) = torch.autograd.grad(visionops.sigmoid_focal_loss(xa, t, 0.25, gamma, "sum"), xa)
+    ta = t.clone().requires_grad_()
+    gx_with, gt_with = torch.autograd.grad(visionops.sigmoid_focal_loss(xa, ta, 0.25, gamma, "sum"), (xa, ta))
+    assert torch.equal(gx_auto, gx_with) and gt_with.shape == t.shape
+    ref = tv_ops.sigmoid_focal_loss(xa, ta, 0.25, gamma, "sum")
+    for a, b in zip((gx_with, gt_with), torch.autograd.grad(ref, (xa, ta))):
+        torch.testing.assert_close(a, b, rtol=1e-4 if dtype == torch.float32 else 1e-7, atol=1e-6)
+
+
 def test_shapes_empty_and_errors(device):
     x = torch.randn(2, 3, 4, device=device)
     t = (torch.rand(2, 3, 4, device=device) > 0.5).float()

@@ -157,7 +157,7 @@ def _sigmoid_focal_loss_fake(inputs, targets, alpha=0.25, gamma=2.0, reduction="
 
 
 @torch.library.register_fake(LIB + "_sigmoid_focal_loss_backward")
-def _sigmoid_focal_loss_backward_fake(grad, inputs, targets, alpha, gamma, reduction):
+def _sigmoid_focal_loss_backward_fake(grad, inputs, targets, alpha, gamma, reduction, targets_grad=True):
     op = "_sigmoid_focal_loss_backward"
     check_reduction(reduction, op)
     check_focal_alpha(alpha, op)
@@ -175,7 +175,7 @@ def _sigmoid_focal_loss_backward_fake(grad, inputs, targets, alpha, gamma, reduc
         lambda: f"visionops.{op}: grad must be a floating point tensor, got {dtype_name(grad.dtype)}",
     )
     check_grad_device(grad, inputs, op)
-    return inputs.new_empty(inputs.shape), targets.new_empty(targets.shape)
+    return inputs.new_empty(inputs.shape), targets.new_empty(targets.shape if targets_grad else (0,))
 
 
 def _focal_setup(ctx, inputs, output):
@@ -185,8 +185,12 @@ def _focal_setup(ctx, inputs, output):
 
 def _focal_backward(ctx, grad: Tensor):
     x, t = ctx.saved_tensors
-    gx, gt = torch.ops.visionops._sigmoid_focal_loss_backward(grad, x, t, ctx.alpha, ctx.gamma, ctx.reduction)
-    return gx, (gt if ctx.needs_input_grad[1] else None), None, None, None
+    # The targets' gradient only where they require it (it would be a second
+    # output as large as the inputs, and its arithmetic).
+    targets_grad = ctx.needs_input_grad[1]
+    gx, gt = torch.ops.visionops._sigmoid_focal_loss_backward(grad, x, t, ctx.alpha, ctx.gamma, ctx.reduction,
+                                                              targets_grad)
+    return gx, (gt if targets_grad else None), None, None, None
 
 
 torch.library.register_autograd(LIB + "sigmoid_focal_loss", _focal_backward, setup_context=_focal_setup)
