@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -38,12 +39,38 @@ void focal_chunk(const scalar_t* __restrict__ x, const scalar_t* __restrict__ t,
 
 // focal_chunk and focal_backward_chunk for float over S (losses/focal_simd.h),
 // 16 elements at a time, the tail with the scalar functions.
+//
+// In tiles of kFocalTile elements, in three passes: exp(-|x|) of the tile,
+// then log(1 + that), then the rest. Each element is the same sequence of
+// operations as in one pass (the same bits), but one element's work is a
+// long chain of dependent operations (exp, a division, log, another
+// division), and with AVX2's two instructions a vector the reorder window
+// held little more than one block of 16 elements: the passes' shorter
+// chains let it overlap several blocks.
 #ifdef VO_HAVE_SIMD16
+constexpr int64_t kFocalTile = 256;
+
+// e and log1p_small(e) of the m elements (a multiple of 16) from x.
+template <typename S>
+inline void focal_tile_exp_log1p(const float* __restrict__ x, int64_t m, float* __restrict__ e,
+                                 float* __restrict__ l) {
+  for (int64_t j = 0; j < m; j += 16) S::store(e + j, focal_exp_simd<S>(S::load(x + j)));
+  for (int64_t j = 0; j < m; j += 16) S::store(l + j, focal_log1p_simd<S>(S::load(e + j)));
+}
+
 template <typename S, bool kSquare>
 void focal_chunk_simd(const float* __restrict__ x, const float* __restrict__ t, int64_t n, float alpha, float gamma,
                       float* __restrict__ out) {
+  alignas(64) float e[kFocalTile], l[kFocalTile];
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) S::store(out + i, focal_value_simd<S, kSquare>(S::load(x + i), S::load(t + i), alpha, gamma));
+  for (int64_t m; (m = std::min(kFocalTile, (n - i) / 16 * 16)) > 0; i += m) {
+    focal_tile_exp_log1p<S>(x + i, m, e, l);
+    for (int64_t j = 0; j < m; j += 16) {
+      const FocalTermsSimd<S> f =
+          focal_terms_from_simd<S>(S::load(x + i + j), S::load(t + i + j), S::load(e + j), S::load(l + j), alpha);
+      S::store(out + i + j, focal_value_simd<S, kSquare>(f, gamma));
+    }
+  }
   for (; i < n; ++i) out[i] = sigmoid_focal_loss_value<kSquare, float>(x[i], t[i], alpha, gamma);
 }
 
@@ -52,14 +79,20 @@ template <typename S, bool kSquare, bool kTargets>
 void focal_backward_chunk_simd(const float* __restrict__ x, const float* __restrict__ t, const float* __restrict__ g,
                                int64_t g_stride, float g_scale, int64_t n, float alpha, float gamma,
                                float* __restrict__ gx, float* __restrict__ gt) {
+  alignas(64) float e[kFocalTile], l[kFocalTile];
   int64_t i = 0;
   const typename S::F scale = S::set1(g_scale);
-  for (; i + 16 <= n; i += 16) {
-    const typename S::F gi = S::mul(g_stride == 0 ? S::set1(g[0]) : S::load(g + i), scale);
-    typename S::F dx, dt;
-    focal_backward_simd<S, kSquare>(S::load(x + i), S::load(t + i), alpha, gamma, gi, dx, dt);
-    S::store(gx + i, dx);
-    if constexpr (kTargets) S::store(gt + i, dt);
+  for (int64_t m; (m = std::min(kFocalTile, (n - i) / 16 * 16)) > 0; i += m) {
+    focal_tile_exp_log1p<S>(x + i, m, e, l);
+    for (int64_t j = 0; j < m; j += 16) {
+      const typename S::F xv = S::load(x + i + j), tv = S::load(t + i + j);
+      const FocalTermsSimd<S> f = focal_terms_from_simd<S>(xv, tv, S::load(e + j), S::load(l + j), alpha);
+      const typename S::F gi = S::mul(g_stride == 0 ? S::set1(g[0]) : S::load(g + i + j), scale);
+      typename S::F dx, dt;
+      focal_backward_simd<S, kSquare>(f, xv, tv, alpha, gamma, gi, dx, dt);
+      S::store(gx + i + j, dx);
+      if constexpr (kTargets) S::store(gt + i + j, dt);
+    }
   }
   for (; i < n; ++i) {
     float dt;
