@@ -110,24 +110,12 @@ inline void dice_stats_simd(const float* x, const tgt_t* t, int64_t blocks, floa
 template <typename S, bool kSquared, typename tgt_t>
 inline void dice_stats_chunks_loop(const float* x, const tgt_t* t, int64_t n_chunks, int64_t chunk_blocks,
                                    float* lanes) {
-  using F = typename S::F;
-  for (int64_t k = 0; k < n_chunks; ++k, lanes += 48) {
-    F vi = S::set1(0.0f), vp = S::set1(0.0f), vt = S::set1(0.0f);
-    for (int64_t j = 0; j < chunk_blocks; ++j, x += 16, t += 16) {
-      const F p = dice_sigmoid16<S>(S::load(x));
-      const F tv = dice_load_targets16<S>(t);
-      vi = S::fmadd(p, tv, vi);
-      if constexpr (kSquared) {
-        vp = S::fmadd(p, p, vp);
-        vt = S::fmadd(tv, tv, vt);
-      } else {
-        vp = S::add(vp, p);
-        vt = S::add(vt, tv);
-      }
-    }
-    S::store(lanes, vi);
-    S::store(lanes + 16, vp);
-    S::store(lanes + 32, vt);
+  const typename S::F zero = S::set1(0.0f);
+  for (int64_t k = 0; k < n_chunks; ++k, x += 16 * chunk_blocks, t += 16 * chunk_blocks, lanes += 48) {
+    S::store(lanes, zero);
+    S::store(lanes + 16, zero);
+    S::store(lanes + 32, zero);
+    dice_stats_loop<S, kSquared>(x, t, chunk_blocks, lanes, lanes + 16, lanes + 32);
   }
 }
 

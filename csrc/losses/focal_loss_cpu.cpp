@@ -44,9 +44,10 @@ void focal_chunk(const scalar_t* __restrict__ x, const scalar_t* __restrict__ t,
 // then log(1 + that), then the rest. Each element is the same sequence of
 // operations as in one pass (the same bits), but one element's work is a
 // long chain of dependent operations (exp, a division, log, another
-// division), and with AVX2's two instructions a vector the reorder window
-// held little more than one block of 16 elements: the passes' shorter
-// chains let it overlap several blocks.
+// division), and the reorder window held only a block or two of them (AVX2
+// takes two instructions a vector): the passes' shorter chains let it
+// overlap more blocks. Zen 4, 4 x 20000 x 80 fwd+bwd: 29.4 -> 22.0 ms
+// AVX-512, 36.7 -> 30.8 ms AVX2.
 #ifdef VO_HAVE_SIMD16
 constexpr int64_t kFocalTile = 256;
 
