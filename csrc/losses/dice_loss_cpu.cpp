@@ -476,6 +476,21 @@ void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t,
   }
 }
 
+// The reduced loss, in dtype, from the statistics [3, C] (float64,
+// contiguous): dice_reduction.h's loop as one lane.
+at::Tensor dice_loss_from_stats(const at::Tensor& stats, const DiceParams& params,
+                                const std::optional<at::Tensor>& weight, Reduction red, at::ScalarType dtype) {
+  const int64_t C = stats.size(1);
+  const at::Tensor w = weight ? weight->to(at::kDouble).contiguous() : at::Tensor();
+  at::Tensor out = red == Reduction::None ? at::empty({C}, stats.options()) : at::empty({}, stats.options());
+  double* o = out.data_ptr<double>();
+  double sum = 0.0, wsum = 0.0;
+  dice_loss_lane(stats.const_data_ptr<double>(), C, w.defined() ? w.const_data_ptr<double>() : nullptr, params, 0, 1,
+                 red == Reduction::None ? o : nullptr, sum, wsum);
+  if (red != Reduction::None) *o = red == Reduction::Sum ? sum : sum / wsum;
+  return out.to(dtype);
+}
+
 // bool targets read as bytes (the same 0/1 values): GCC converts bool loads
 // one at a time, bytes a vector at a time (7x faster here).
 at::Tensor as_bytes_if_bool(const at::Tensor& t) { return t.scalar_type() == at::kBool ? t.view(at::kByte) : t; }
@@ -563,7 +578,7 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const
     for (int64_t k = 0; k < tasks; ++k)
       for (int64_t r = 0; r < 3 * sh.C; ++r) st[r] += partial[k * 3 * sh.C + r];
   }
-  at::Tensor loss = dice_reduce(stats, params, weight, red).to(inputs.scalar_type());
+  at::Tensor loss = dice_loss_from_stats(stats, params, weight, red, inputs.scalar_type());
   return {loss, stats};
 }
 
@@ -579,10 +594,19 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
   at::Tensor gx = at::empty(inputs.sizes(), inputs.options());
   if (inputs.numel() == 0) return gx;
   advise_huge_pages(gx);
-  const auto [a_t, b_t] = dice_coefficients(stats, params, weight, red, grad);
-  const at::Tensor ac = a_t.contiguous(), bc = b_t.contiguous();
-  const double* ap = ac.data_ptr<double>();
-  const double* bp = bc.data_ptr<double>();
+  // Each class's gradient coefficients (dice_reduction.h's loop as one lane).
+  std::vector<double> av(static_cast<size_t>(sh.C)), bv(static_cast<size_t>(sh.C));
+  {
+    const at::Tensor st = stats.contiguous();
+    const at::Tensor w = weight ? weight->to(at::kDouble).contiguous() : at::Tensor();
+    const at::Tensor g = grad.to(at::kDouble).contiguous();
+    const double* wp = w.defined() ? w.const_data_ptr<double>() : nullptr;
+    const double divisor = red == Reduction::Mean ? dice_weight_lane(wp, sh.C, 0, 1) : 1.0;
+    dice_coefficients_lane(st.const_data_ptr<double>(), sh.C, wp, g.const_data_ptr<double>(),
+                           red == Reduction::None ? 1 : 0, divisor, params, 0, 1, av.data(), bv.data());
+  }
+  const double* ap = av.data();
+  const double* bp = bv.data();
   const at::Tensor x = inputs.contiguous();
   const at::Tensor t = as_bytes_if_bool(targets.contiguous());
   const int64_t C = sh.C, S = sh.S;

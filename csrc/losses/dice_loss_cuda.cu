@@ -146,6 +146,62 @@ __global__ void dice_backward_kernel(const in_t* __restrict__ x, const tgt_t* __
   }
 }
 
+// The reduced loss from the statistics [3, C]: one block, a lane of
+// dice_reduction.h's loop per thread, the lanes' sums added by thread 0 in
+// lane order (deterministic; for C <= kReduceThreads the CPU's bits). out:
+// [C] for 'none' (each), else [1].
+constexpr int kReduceThreads = 256;
+
+__global__ void dice_reduce_kernel(const double* stats, int64_t C, const double* w, DiceParams p, bool each, bool mean,
+                                   double* out) {
+  __shared__ double sums[kReduceThreads], wsums[kReduceThreads];
+  const int lane = static_cast<int>(threadIdx.x);
+  dice_loss_lane(stats, C, w, p, lane, kReduceThreads, each ? out : nullptr, sums[lane], wsums[lane]);
+  __syncthreads();
+  if (lane == 0 && !each) {
+    double s = 0.0, ws = 0.0;
+    for (int k = 0; k < kReduceThreads; ++k) {
+      s += sums[k];
+      ws += wsums[k];
+    }
+    out[0] = mean ? s / ws : s;
+  }
+}
+
+// Each class's gradient coefficients a, b [C] from the statistics and the
+// upstream gradient g (dice_coefficients_lane), in one block; 'mean' first
+// sums the weights as dice_reduce_kernel does.
+__global__ void dice_coefficients_kernel(const double* stats, int64_t C, const double* w, const double* g,
+                                         int64_t g_stride, bool mean, DiceParams p, double* a, double* b) {
+  __shared__ double wsums[kReduceThreads];
+  __shared__ double divisor;
+  const int lane = static_cast<int>(threadIdx.x);
+  wsums[lane] = dice_weight_lane(w, C, lane, kReduceThreads);
+  __syncthreads();
+  if (lane == 0) {
+    double ws = 0.0;
+    for (int k = 0; k < kReduceThreads; ++k) ws += wsums[k];
+    divisor = mean ? ws : 1.0;
+  }
+  __syncthreads();
+  dice_coefficients_lane(stats, C, w, g, g_stride, divisor, p, lane, kReduceThreads, a, b);
+}
+
+// The reduced loss, in dtype, with no host sync (dice_reduce_kernel).
+at::Tensor dice_loss_from_stats(const at::Tensor& stats, const DiceParams& params,
+                                const std::optional<at::Tensor>& weight, Reduction red, at::ScalarType dtype) {
+  const int64_t C = stats.size(1);
+  const at::Tensor st = stats.contiguous();
+  const at::Tensor w = weight ? weight->to(st.options()).contiguous() : at::Tensor();
+  const bool each = red == Reduction::None;
+  at::Tensor out = at::empty({each ? C : 1}, st.options());
+  dice_reduce_kernel<<<1, kReduceThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+      st.const_data_ptr<double>(), C, w.defined() ? w.const_data_ptr<double>() : nullptr, params, each,
+      red == Reduction::Mean, out.mutable_data_ptr<double>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return (each ? out : out.reshape({})).to(dtype);
+}
+
 std::tuple<at::Tensor, at::Tensor> dice_loss_cuda(const at::Tensor& inputs, const at::Tensor& targets,
                                                   std::string_view mode, bool from_logits, double smooth, double eps,
                                                   bool squared, std::optional<int64_t> ignore_index,
@@ -177,7 +233,7 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cuda(const at::Tensor& inputs, cons
     });
     stats = partial.sum(1).t().contiguous();
   }
-  at::Tensor loss = dice_reduce(stats, params, weight, red).to(inputs.scalar_type());
+  at::Tensor loss = dice_loss_from_stats(stats, params, weight, red, inputs.scalar_type());
   return {loss, stats};
 }
 
@@ -193,8 +249,17 @@ at::Tensor dice_loss_backward_cuda(const at::Tensor& grad, const at::Tensor& inp
   const DiceParams params{smooth, eps, squared, log_loss};
   at::Tensor gx = at::empty(inputs.sizes(), inputs.options());
   if (inputs.numel() == 0) return gx;
-  const auto [a_t, b_t] = dice_coefficients(stats, params, weight, red, grad);
-  const at::Tensor ac = a_t.contiguous(), bc = b_t.contiguous();
+  const at::Tensor ac = at::empty({sh.C}, stats.options()), bc = at::empty({sh.C}, stats.options());
+  {
+    const at::Tensor st = stats.contiguous();
+    const at::Tensor w = weight ? weight->to(st.options()).contiguous() : at::Tensor();
+    const at::Tensor g = grad.to(st.options()).contiguous();
+    dice_coefficients_kernel<<<1, kReduceThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        st.const_data_ptr<double>(), sh.C, w.defined() ? w.const_data_ptr<double>() : nullptr,
+        g.const_data_ptr<double>(), red == Reduction::None ? 1 : 0, red == Reduction::Mean, params,
+        ac.mutable_data_ptr<double>(), bc.mutable_data_ptr<double>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
   const at::Tensor x = inputs.contiguous();
   const at::Tensor t = targets.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_dice_loss_backward", [&] {

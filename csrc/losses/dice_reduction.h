@@ -1,64 +1,57 @@
 // The Dice loss from its per-class statistics, and the per-class
-// coefficients of its gradient: a few [C]-sized tensor expressions, shared by
-// the CPU and CUDA entry points (they run on the statistics' device, with no
-// host sync). The per-pixel math is in losses/math.h.
+// coefficients of its gradient: scalar loops shared by the CPU entry points
+// (one lane) and the CUDA kernels of dice_loss_cuda.cu (one block, a lane a
+// thread). About 20 small [C]-sized tensor ops did this before, most of the
+// op's time on a small image: a (1, 1, 64, 64) binary loss took 29 us
+// forward and 38 us backward as ops, 206 us forward and backward through
+// autograd; 11, 12 and 116 us with these loops (AMD Zen 4, 1 thread). The
+// per-class formulas are in losses/math.h.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <cstdint>
 
-#include <optional>
-#include <utility>
-
-#include "core/checks.h"
+#include "core/macros.h"
 #include "losses/math.h"
 
 namespace vo {
 
-// Per-class losses [C] (float64, on the statistics' device, no host sync)
-// from the statistics [3, C] = (I, P, T); see losses/math.h.
-inline at::Tensor dice_class_losses(const at::Tensor& stats, const DiceParams& p) {
-  const at::Tensor I = stats[0], P = stats[1], T = stats[2];
-  const at::Tensor dice = (2.0 * I + p.smooth) / (P + T + p.smooth).clamp_min(p.eps);
-  const at::Tensor loss = p.log_loss ? -dice.clamp_min(p.eps).log() : 1.0 - dice;
-  return at::where(T > 0, loss, at::zeros_like(loss));
+// Lane `lane` of `lanes`' share of the reduced loss: the weighted losses of
+// classes lane, lane + lanes, ... (w null: weights of 1), added in that
+// order into sum and their weights into wsum; with out non-null ('none'),
+// each weighted loss is also stored there. The lanes' sums are then added in
+// lane order, so one lane gives the classes' sum in class order, and a block
+// of at least C lanes the same bits.
+VO_HOST_DEVICE_INLINE void dice_loss_lane(const double* stats, int64_t C, const double* w, const DiceParams& p,
+                                          int64_t lane, int64_t lanes, double* out, double& sum, double& wsum) {
+  sum = 0.0;
+  wsum = 0.0;
+  for (int64_t c = lane; c < C; c += lanes) {
+    const double wc = w ? w[c] : 1.0;
+    const double v = dice_class_loss(stats[c], stats[C + c], stats[2 * C + c], p) * wc;
+    if (out) out[c] = v;
+    sum += v;
+    wsum += wc;
+  }
 }
 
-inline at::Tensor dice_weights(const std::optional<at::Tensor>& weight, int64_t C, const at::Tensor& like) {
-  return weight ? weight->to(like.options()) : at::ones({C}, like.options());
+// The sum of lane `lane`'s weights, as dice_loss_lane adds them.
+VO_HOST_DEVICE_INLINE double dice_weight_lane(const double* w, int64_t C, int64_t lane, int64_t lanes) {
+  double wsum = 0.0;
+  for (int64_t c = lane; c < C; c += lanes) wsum += w ? w[c] : 1.0;
+  return wsum;
 }
 
-// The losses reduced as requested: 'mean' is the weighted mean over classes
-// (smp's class_weights), 'sum' the weighted sum, 'none' the weighted losses.
-inline at::Tensor dice_reduce(const at::Tensor& stats, const DiceParams& p, const std::optional<at::Tensor>& weight,
-                              Reduction red) {
-  const at::Tensor w = dice_weights(weight, stats.size(1), stats);
-  const at::Tensor loss = dice_class_losses(stats, p) * w;
-  if (red == Reduction::None) return loss;
-  if (red == Reduction::Sum) return loss.sum();
-  return loss.sum() / w.sum();
-}
-
-// Coefficients a and b [C] of each class's pixel gradient (dice_pixel_grad),
-// given the upstream gradient of the reduced loss.
-inline std::pair<at::Tensor, at::Tensor> dice_coefficients(const at::Tensor& stats, const DiceParams& p,
-                                                           const std::optional<at::Tensor>& weight, Reduction red,
-                                                           const at::Tensor& grad) {
-  const int64_t C = stats.size(1);
-  const at::Tensor w = dice_weights(weight, C, stats);
-  const at::Tensor g = grad.to(stats.options());
-  at::Tensor up = red == Reduction::None ? g * w : g.reshape({1}) * w;
-  if (red == Reduction::Mean) up = up / w.sum();
-  const at::Tensor I = stats[0], P = stats[1], T = stats[2];
-  const at::Tensor denom = P + T + p.smooth;
-  const at::Tensor pass = denom >= p.eps;  // clamp_min passes the gradient at and above the bound
-  const at::Tensor d = denom.clamp_min(p.eps);
-  const at::Tensor dice = (2.0 * I + p.smooth) / d;
-  at::Tensor dl_ddice = at::full_like(dice, -1.0);
-  if (p.log_loss) dl_ddice = at::where(dice >= p.eps, -1.0 / dice, at::zeros_like(dice));
-  const at::Tensor gg = at::where(T > 0, up * dl_ddice, at::zeros_like(dice));
-  const at::Tensor a = gg * 2.0 / d;
-  const at::Tensor b = at::where(pass, -gg * (2.0 * I + p.smooth) / (d * d), at::zeros_like(dice));
-  return {a, b};
+// Coefficients a and b [C] of lane `lane`'s classes (dice_class_coefficients)
+// given the upstream gradient g: class c's is g[c * g_stride] (stride 1 for
+// 'none', 0 for one gradient of the reduced loss) times its weight, divided
+// by `divisor` (the weights' sum for 'mean', else 1).
+VO_HOST_DEVICE_INLINE void dice_coefficients_lane(const double* stats, int64_t C, const double* w, const double* g,
+                                                  int64_t g_stride, double divisor, const DiceParams& p,
+                                                  int64_t lane, int64_t lanes, double* a, double* b) {
+  for (int64_t c = lane; c < C; c += lanes) {
+    const double up = g[c * g_stride] * (w ? w[c] : 1.0) / divisor;
+    dice_class_coefficients(stats[c], stats[C + c], stats[2 * C + c], up, p, a[c], b[c]);
+  }
 }
 
 }  // namespace vo

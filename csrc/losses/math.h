@@ -94,7 +94,7 @@ VO_HOST_DEVICE_INLINE double dice_softmax_exp(double d) { return std::exp(d); }
 
 // d loss / d p at one pixel of one class: the class's coefficients a (of the
 // target) and b (of dP/dp, which is 1, or 2p when squared). See
-// dice_coefficients in losses/dice_reduction.h.
+// dice_class_coefficients below.
 template <typename T>
 VO_HOST_DEVICE_INLINE T dice_pixel_grad(T a, T b, T t, T p, bool squared) {
   const T dp = T(2) * p;
@@ -107,6 +107,36 @@ VO_HOST_DEVICE_INLINE T dice_pixel_grad(T a, T b, T t, T p, bool squared) {
 template <typename T>
 VO_HOST_DEVICE_INLINE T dice_pixel_grad_factor(T a, T b, T t, T p, T squared) {
   return a * t + b * (T(2) * p * squared + (T(1) - squared));
+}
+
+// One class's loss from its statistics, before its weight (the formula at
+// the top): 0 where T is not above 0. The max keeps a NaN, as torch's
+// clamp_min does, so a NaN statistic gives a NaN loss (but not with T NaN:
+// then the class has no target pixels that count, and 0).
+VO_HOST_DEVICE_INLINE double dice_class_loss(double I, double P, double T, const DiceParams& p) {
+  const double denom = P + T + p.smooth;
+  const double d = denom < p.eps ? p.eps : denom;
+  const double dice = (2.0 * I + p.smooth) / d;
+  const double loss = p.log_loss ? -std::log(dice < p.eps ? p.eps : dice) : 1.0 - dice;
+  return T > 0.0 ? loss : 0.0;
+}
+
+// The coefficients a and b of one class's pixel gradient (dice_pixel_grad),
+// given up, the upstream gradient of its weighted loss times its weight:
+//   d loss / d I = 2 g / d,  d loss / d P = d loss / d T = -g (2 I + smooth) / d^2
+// with g = up * d loss / d dice and d = max(P + T + smooth, eps). The max
+// passes the gradient at and above the bound, not below it (torch's
+// clamp_min); so does the log loss's max(dice, eps).
+VO_HOST_DEVICE_INLINE void dice_class_coefficients(double I, double P, double T, double up, const DiceParams& p,
+                                                   double& a, double& b) {
+  const double denom = P + T + p.smooth;
+  const bool pass = denom >= p.eps;
+  const double d = denom < p.eps ? p.eps : denom;
+  const double dice = (2.0 * I + p.smooth) / d;
+  const double dl_ddice = p.log_loss ? (dice >= p.eps ? -1.0 / dice : 0.0) : -1.0;
+  const double g = T > 0.0 ? up * dl_ddice : 0.0;
+  a = g * 2.0 / d;
+  b = pass ? -g * (2.0 * I + p.smooth) / (d * d) : 0.0;
 }
 
 // ---------------------------------------------------------------- sigmoid focal loss

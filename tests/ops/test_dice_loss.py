@@ -95,6 +95,36 @@ def test_multiclass_tiles_blocks_and_tail(hw, dtype, device):
     torch.testing.assert_close(got.double(), want, **tol)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_class_formula_at_its_bounds(reduction, device):
+    # The per-class loss and gradient coefficients (losses/math.h, run by
+    # dice_reduction.h's loops) where their max()es bind: eps above a class's
+    # P + T + smooth (the clamp passes no gradient), log_loss with a Dice
+    # below eps, a class without target pixels, zero and negative weights,
+    # smooth.
+    # Against the float64 definition, loss and gradient.
+    g = torch.Generator().manual_seed(23)
+    x, t = make("multilabel", b=2, c=5, h=6, w=7, device=device, g=g)
+    t[:, 4] = 0  # no target pixels: loss 0
+    t[:, 3] = 0
+    t[0, 3, 0, 0] = 1  # one target pixel, probabilities near 0: P + T about 1.2, Dice about 0.004
+    x[:, 3] = -6.0
+    weight = torch.tensor([1.0, 0.0, 2.5, -0.5, 3.0], dtype=torch.float64, device=device)
+    for opts in ({"eps": 30.0}, {"log_loss": True, "eps": 0.05}, {"log_loss": True, "smooth": 0.5}):
+        for w in (None, weight):
+            xo = x.clone().requires_grad_()
+            xr = x.clone().requires_grad_()
+            ours = visionops.dice_loss(xo, t, mode="multilabel", weight=w, reduction=reduction, **opts)
+            want = ref.dice_loss(xr, t, mode="multilabel", weight=w, reduction=reduction, **opts)
+            torch.testing.assert_close(ours, want, rtol=1e-12, atol=1e-12)
+            (got,) = torch.autograd.grad(ours.sum(), xo)
+            (exp,) = torch.autograd.grad(want.sum(), xr)
+            torch.testing.assert_close(got, exp, rtol=1e-10, atol=1e-12)
+            assert (got[:, 4] == 0).all()
+            if opts == {"eps": 30.0}:  # class 3 clamped at eps: P and T pass no gradient, I does
+                assert (got[:, 3] == 0).sum() == got[:, 3].numel() - 1
+
+
 def test_gradcheck(device):
     g = torch.Generator().manual_seed(3)
     for opts in ({"mode": "binary"}, {"mode": "multiclass", "ignore_index": 255, "log_loss": True},
