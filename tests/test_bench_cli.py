@@ -70,6 +70,20 @@ def test_map_and_hungarian_suites_run(tmp_path):
     _check_ratios([r for r in rows if r["baseline_ms"] is not None])
 
 
+def test_small_suite_runs_every_op(tmp_path):
+    # The small-input cases: every op of the suite, each against its baseline,
+    # at the suite's fixed sizes whatever --sizes says.
+    require("torchvision")
+    from visionops.bench import small
+
+    out = tmp_path / "s.json"
+    assert main(["small", "--sizes", "500", "--threads", "1", "--min-run-time", "0.01", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert {r["op"] for r in rows} == set(small.ALL)
+    assert all(r["case"].startswith("small ") and "500" not in r["case"] for r in rows), rows
+    _check_ratios(rows)
+
+
 def test_png_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
     real_import = builtins.__import__
 

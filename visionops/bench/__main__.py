@@ -1,7 +1,8 @@
 """``python -m visionops.bench``: visionops against torchvision, side by side.
 
     python -m visionops.bench                       # every suite (boxes, nms, roi, coding, losses, dice, yolo,
-                                                    # map, hungarian), CPU, 1 and 2 threads
+                                                    # map, hungarian, small), CPU, 1 and 2 threads
+    python -m visionops.bench small                 # small inputs, where fixed costs dominate
     python -m visionops.bench map --sizes 5000      # COCO mAP over 5000 images (pycocotools: ~45 s a run)
     python -m visionops.bench hungarian             # DETR batch matching against scipy and DETR's matcher
     python -m visionops.bench boxes --ops box_iou --sizes 1000,4000 --threads 1,2 --json results/boxes.json
@@ -24,11 +25,11 @@ import sys
 
 import torch
 
-from visionops.bench import boxes, coding, dice, hungarian, losses, map, nms, roi, yolo
+from visionops.bench import boxes, coding, dice, hungarian, losses, map, nms, roi, small, yolo
 from visionops.bench.timing import Result, median_ms, print_header, print_row, write_json
 
 SUITES = {"boxes": boxes, "nms": nms, "roi": roi, "coding": coding, "losses": losses, "dice": dice, "yolo": yolo,
-          "map": map, "hungarian": hungarian}
+          "map": map, "hungarian": hungarian, "small": small}
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
