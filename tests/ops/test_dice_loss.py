@@ -196,6 +196,39 @@ def test_target_types_and_empty(device):
     assert e.item() == 0.0
 
 
+TARGET_DTYPES = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
+                 torch.bfloat16, torch.float32, torch.float64]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", [{"mode": "binary"}, {"mode": "binary", "ignore_index": 2},
+                                  {"mode": "multilabel"}, {"mode": "multiclass"},
+                                  {"mode": "multiclass", "ignore_index": 100}])
+def test_every_target_dtype_gives_the_same_loss_and_gradient(case, dtype, device):
+    """The CPU kernels read bytes, int64, float32 and the inputs' dtype as they are and convert the other
+    target dtypes first: every dtype that holds the targets' values gives the loss and the gradient of
+    int64 class ids or uint8 masks (both read as they are), bit for bit. 37 x 29 pixels: whole blocks and a partial one."""
+    g = torch.Generator().manual_seed(11)
+    mode = case["mode"]
+    x, t = make(mode, b=2, c=3, h=37, w=29, g=g, ignore=case.get("ignore_index"))
+    x = x.to(device=device, dtype=dtype)
+
+    def run(targets):
+        xx = x.clone().requires_grad_()
+        loss = visionops.dice_loss(xx, targets, **case)
+        loss.backward()
+        return loss.detach(), xx.grad
+
+    want = run(t.to(torch.int64 if mode == "multiclass" else torch.uint8))
+    for td in TARGET_DTYPES:
+        if td == torch.bool and ("ignore_index" in case or mode == "multiclass"):
+            continue  # a bool holds neither ignore_index nor class ids above 1
+        if td.is_floating_point and mode == "multiclass":
+            continue  # class ids must be integers (an error: tests/test_errors.py)
+        got = run(t.to(td))
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), (td, got[0], want[0])
+
+
 @pytest.mark.parametrize("mode", ["binary", "multilabel"])
 def test_saturated_and_infinite_logits(mode, device):
     # The sigmoid saturates: logits of any size, infinities included, give
