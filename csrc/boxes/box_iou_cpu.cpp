@@ -59,6 +59,42 @@ void pairwise_row(BoxRecord<T> a, RecordArrays<T> b, int64_t m, T eps,
   for (int64_t j = 0; j < m; ++j) out[j] = static_cast<out_t>(pairwise_iou<V>(a, b.load(j), eps));
 }
 
+// Rows [B * N) of the output from the records. A template of the records'
+// type T, not of the boxes' dtype: the nine box dtypes share two copies of
+// each row kernel per instruction set, where a lambda in the dtype dispatch
+// would be one copy for each (and of every output dtype: the file took
+// minutes to compile).
+template <IouVariant V, typename T>
+void pairwise_rows(const RecordArrays<T>& a, const at::Tensor& rec2, const PairwiseShapes& s, T teps,
+                   at::Tensor& out) {
+  const int64_t N = s.N, M = s.M;
+  // About 16k pairs per task: small enough to balance, large enough to
+  // amortize the task.
+  const int64_t grain = std::max<int64_t>(1, 16384 / M);
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "pairwise_out", [&] {
+    using out_t = scalar_t;
+    out_t* o = out.data_ptr<out_t>();
+    const bool stream = worth_streaming(o, out.nbytes(), static_cast<size_t>(kStreamingStoreBytes));
+    at::parallel_for(0, s.B * N, grain, [&](int64_t begin, int64_t end) {
+      constexpr int64_t kTile = 2048;  // computed in L1, then streamed out
+      out_t tile[kTile];
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t b0 = (r / N) * M;  // this row's batch in boxes2
+        if (!stream) {
+          with_cpu_isa([&] { pairwise_row<V, T, out_t>(a.load(r), record_arrays<T>(rec2, b0), M, teps, o + r * M); });
+          continue;
+        }
+        for (int64_t j0 = 0; j0 < M; j0 += kTile) {
+          const int64_t len = std::min(kTile, M - j0);
+          with_cpu_isa([&] { pairwise_row<V, T, out_t>(a.load(r), record_arrays<T>(rec2, b0 + j0), len, teps, tile); });
+          stream_copy(o + r * M + j0, tile, len);
+        }
+      }
+      if (stream) stream_fence();
+    });
+  });
+}
+
 template <IouVariant V>
 at::Tensor pairwise_forward(const at::Tensor& boxes1, const at::Tensor& boxes2, BoxFormat fmt, double eps,
                             const char* op) {
@@ -71,34 +107,7 @@ at::Tensor pairwise_forward(const at::Tensor& boxes1, const at::Tensor& boxes2, 
     constexpr bool kAspect = V == IouVariant::CIoU;
     const at::Tensor rec1 = make_records<scalar_t>(s.boxes1, fmt, kAspect);
     const at::Tensor rec2 = make_records<scalar_t>(s.boxes2, fmt, kAspect);
-    const RecordArrays<T> a = record_arrays<T>(rec1, 0);
-    const int64_t N = s.N, M = s.M;
-    const T teps = static_cast<T>(eps);
-    // About 16k pairs per task: small enough to balance, large enough to
-    // amortize the task.
-    const int64_t grain = std::max<int64_t>(1, 16384 / M);
-    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "pairwise_out", [&] {
-      using out_t = scalar_t;
-      out_t* o = out.data_ptr<out_t>();
-      const bool stream = worth_streaming(o, out.nbytes(), static_cast<size_t>(kStreamingStoreBytes));
-      at::parallel_for(0, s.B * N, grain, [&](int64_t begin, int64_t end) {
-        constexpr int64_t kTile = 2048;  // computed in L1, then streamed out
-        out_t tile[kTile];
-        for (int64_t r = begin; r < end; ++r) {
-          const int64_t b0 = (r / N) * M;  // this row's batch in boxes2
-          if (!stream) {
-            with_cpu_isa([&] { pairwise_row<V, T, out_t>(a.load(r), record_arrays<T>(rec2, b0), M, teps, o + r * M); });
-            continue;
-          }
-          for (int64_t j0 = 0; j0 < M; j0 += kTile) {
-            const int64_t len = std::min(kTile, M - j0);
-            with_cpu_isa([&] { pairwise_row<V, T, out_t>(a.load(r), record_arrays<T>(rec2, b0 + j0), len, teps, tile); });
-            stream_copy(o + r * M + j0, tile, len);
-          }
-        }
-        if (stream) stream_fence();
-      });
-    });
+    pairwise_rows<V, T>(record_arrays<T>(rec1, 0), rec2, s, static_cast<T>(eps), out);
   });
   return out;
 }

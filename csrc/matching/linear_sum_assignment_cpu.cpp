@@ -50,9 +50,14 @@ void copy_dense(const scalar_t* p, int64_t nrow, int64_t ncol, int64_t sr, int64
   }
 }
 
-// The solver on a dense copy, compiled for each vector width.
+// The solver on a dense copy, compiled for each vector width. Outside the
+// dtype dispatch: the copy is double whatever the input, and a lambda
+// passed to with_cpu_isa there would be one more copy of the solver per
+// instruction set and dtype.
 LsapStatus solve_dense(const double* m, int64_t ns, int64_t nb, const LsapScratch& s) {
-  return lsap_solve(ns, nb, LsapDenseCost{m, nb}, s);
+  LsapStatus result;
+  with_cpu_isa([&] { result = lsap_solve(ns, nb, LsapDenseCost{m, nb}, s); });
+  return result;
 }
 
 // A transposed problem (more rows than columns: DETR's queries by targets)
@@ -195,9 +200,15 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
   const int64_t n_small = std::min(R, C), n_big = std::max(R, C);
   int64_t* out = assignment.data_ptr<int64_t>();
   int32_t* st = status.data_ptr<int32_t>();
-  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, cost.scalar_type(), "linear_sum_assignment", [&] {
-    const scalar_t* base = cost.const_data_ptr<scalar_t>();
-    const int64_t sb = cost.stride(0), sr = cost.stride(1), sc = cost.stride(2);
+  // Integer costs as float64, the type the solver computes in (the same
+  // values: each entry is cast to double as it is read), so that the kernels
+  // are compiled for the four floating dtypes only: each is a copy of the
+  // solver per instruction set, and nine dtypes took two minutes to compile.
+  // An O(n^2) copy, for an O(n^3) solve, and only for integer costs.
+  const at::Tensor costs = at::isFloatingType(cost.scalar_type()) ? cost : cost.to(at::kDouble);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, costs.scalar_type(), "linear_sum_assignment", [&] {
+    const scalar_t* base = costs.const_data_ptr<scalar_t>();
+    const int64_t sb = costs.stride(0), sr = costs.stride(1), sc = costs.stride(2);
     // One problem is microseconds of work: small grains only where B is large.
     at::parallel_for(0, B, 4, [&](int64_t b0, int64_t b1) {
       std::vector<double> d(lsap_doubles(n_small, n_big));
@@ -226,7 +237,7 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
           // into contiguous doubles pays for itself.
           dense.resize(ns * nb);
           with_cpu_isa([&] { copy_dense(base + b * sb, nrow, ncol, sr, sc, sign, dense.data()); });
-          with_cpu_isa([&] { result = solve_dense(dense.data(), ns, nb, s); });
+          result = solve_dense(dense.data(), ns, nb, s);
         }
         st[b] = static_cast<int32_t>(result);
         if (result == LsapStatus::Ok) lsap_write_assignment(s.col4row, ns, transposed, out + b * R, nrow);
