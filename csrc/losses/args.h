@@ -104,6 +104,54 @@ inline at::Tensor checked_targets(const at::Tensor& targets, const DiceShape& sh
   return t;
 }
 
+// The target dtypes the Dice kernels read as they are: bytes, int64 and
+// float32 (masks and class ids as datasets give them), and the inputs' own
+// dtype (in_t). Each kernel is compiled for every pair of input and target
+// dtype (and on the CPU for every instruction set), so the ten dtypes
+// targets may have made dice_loss_cpu.cpp take minutes to compile, for no
+// gain: the rest are converted first (dice_kernel_targets), and the values
+// the kernels compute with stay the same. The body sees the type as tgt_t.
+#define VO_DISPATCH_DICE_KERNEL_TARGETS(in_t, TYPE, ...)                                                         \
+  [&] {                                                                                                          \
+    const at::ScalarType vo_target_type = (TYPE);                                                                \
+    switch (vo_target_type) {                                                                                    \
+      case at::kByte: {                                                                                          \
+        using tgt_t = uint8_t;                                                                                   \
+        return __VA_ARGS__();                                                                                    \
+      }                                                                                                          \
+      case at::kLong: {                                                                                          \
+        using tgt_t = int64_t;                                                                                   \
+        return __VA_ARGS__();                                                                                    \
+      }                                                                                                          \
+      case at::kFloat: {                                                                                         \
+        using tgt_t = float;                                                                                     \
+        return __VA_ARGS__();                                                                                    \
+      }                                                                                                          \
+      default: {                                                                                                 \
+        TORCH_CHECK(vo_target_type == c10::CppTypeToScalarType<in_t>::value,                                   \
+                    "visionops.dice_loss: internal error: targets of dtype ", vo_target_type, " reached the kernel"); \
+        using tgt_t = in_t;                                                                                      \
+        return __VA_ARGS__();                                                                                    \
+      }                                                                                                          \
+    }                                                                                                            \
+  }()
+
+// Targets (contiguous) as the Dice kernels read them. bool as bytes: the
+// same 0/1 values (and GCC converts bool loads one at a time, bytes a vector
+// at a time: 7x faster). Other dtypes outside VO_DISPATCH_DICE_KERNEL_TARGETS'
+// are converted: class ids (integers: check_dice_args) to int64, exactly,
+// and masks to the dtype the kernels compute in (float32, or float64 for
+// float64 inputs), which holds every value they would have cast to it. One
+// pass over the targets: about a class plane's share of the multiclass
+// work, and as much as the inputs' pass for binary masks of, say, int32.
+inline at::Tensor dice_kernel_targets(const at::Tensor& t, const DiceShape& sh, at::ScalarType in_dtype) {
+  const at::ScalarType st = t.scalar_type();
+  if (st == at::kBool) return t.view(at::kByte);
+  if (st == at::kByte || st == at::kLong || st == at::kFloat || st == in_dtype) return t;
+  if (sh.mode == DiceMode::Multiclass) return t.to(at::kLong);
+  return t.to(in_dtype == at::kDouble ? at::kDouble : at::kFloat);
+}
+
 // The Dice backward's arguments: its forward's, the forward's statistics
 // [3, C] (float64), and grad like the loss ([C] for 'none', else a scalar),
 // all on inputs' device.

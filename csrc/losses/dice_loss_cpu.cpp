@@ -18,7 +18,6 @@
 #include <optional>
 #include <string_view>
 #include <tuple>
-#include <type_traits>
 #include <vector>
 
 // Multiply-adds may fuse here (the rest of the library keeps
@@ -495,47 +494,6 @@ at::Tensor dice_loss_from_stats(const at::Tensor& stats, const DiceParams& param
   return out.to(dtype);
 }
 
-// The target dtypes the kernels read as they are: bytes, int64 and float32
-// (masks and class ids as datasets give them), and the inputs' own dtype.
-// Each kernel is compiled for every pair of input and target dtype and, in
-// that, for every instruction set, so the ten dtypes targets may have would
-// make this file take minutes to compile for no gain: the rest are
-// converted first (kernel_targets), where the values the kernels compute
-// with stay the same.
-template <typename in_t, typename F>
-void dispatch_kernel_targets(at::ScalarType st, F&& f) {
-  switch (st) {
-    case at::kByte:
-      return f(std::type_identity<uint8_t>{});
-    case at::kLong:
-      return f(std::type_identity<int64_t>{});
-    case at::kFloat:
-      return f(std::type_identity<float>{});
-    default:
-      if constexpr (!std::is_same_v<in_t, float>) {
-        if (st == c10::CppTypeToScalarType<in_t>::value) return f(std::type_identity<in_t>{});
-      }
-      TORCH_CHECK(false, "visionops.dice_loss: internal error: targets of dtype ", st, " reached the kernel");
-  }
-}
-
-// Targets (contiguous) as the kernels read them. bool as bytes: the same 0/1
-// values, and GCC converts bool loads one at a time, bytes a vector at a time
-// (7x faster here). Other dtypes outside dispatch_kernel_targets' are
-// converted: class ids (integers: check_dice_args) to int64, exactly, and
-// masks to the dtype the kernels compute in (float32, or
-// float64 for float64 inputs), which holds every value they would have cast
-// to it. One pass over the targets: about a class plane's share of the
-// multiclass work, and as much as the inputs' pass for binary masks of, say,
-// int32.
-at::Tensor kernel_targets(const at::Tensor& t, const DiceShape& sh, at::ScalarType in_dtype) {
-  const at::ScalarType st = t.scalar_type();
-  if (st == at::kBool) return t.view(at::kByte);
-  if (st == at::kByte || st == at::kLong || st == at::kFloat || st == in_dtype) return t;
-  if (sh.mode == DiceMode::Multiclass) return t.to(at::kLong);
-  return t.to(in_dtype == at::kDouble ? at::kDouble : at::kFloat);
-}
-
 std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const at::Tensor& targets,
                                                  std::string_view mode, bool from_logits, double smooth, double eps,
                                                  bool squared, std::optional<int64_t> ignore_index,
@@ -546,7 +504,7 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const
   const DiceShape sh = check_dice_args(inputs, targets, mode, weight, op);
   const DiceParams params{smooth, eps, squared, log_loss};
   at::Tensor stats = at::zeros({3, sh.C}, inputs.options().dtype(at::kDouble));
-  const at::Tensor t = kernel_targets(checked_targets(targets, sh, ignore_index, op), sh, inputs.scalar_type());
+  const at::Tensor t = dice_kernel_targets(checked_targets(targets, sh, ignore_index, op), sh, inputs.scalar_type());
   if (inputs.numel() > 0) {
     const at::Tensor x = inputs.contiguous();
     const int64_t chunks = (sh.S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
@@ -554,8 +512,7 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dice_loss", [&] {
       using in_t = scalar_t;
       using T = at::opmath_type<in_t>;
-      dispatch_kernel_targets<in_t>(t.scalar_type(), [&](auto tag) {
-        using tgt_t = typename decltype(tag)::type;
+      VO_DISPATCH_DICE_KERNEL_TARGETS(in_t, t.scalar_type(), [&] {
         const in_t* xp = x.data_ptr<in_t>();
         const tgt_t* tp = t.data_ptr<tgt_t>();
         at::parallel_for(0, tasks, 1, [&](int64_t k0, int64_t k1) {
@@ -649,15 +606,14 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
   const double* ap = av.data();
   const double* bp = bv.data();
   const at::Tensor x = inputs.contiguous();
-  const at::Tensor t = kernel_targets(targets.contiguous(), sh, inputs.scalar_type());
+  const at::Tensor t = dice_kernel_targets(targets.contiguous(), sh, inputs.scalar_type());
   const int64_t C = sh.C, S = sh.S;
   const int64_t chunks = (S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
   const bool stream = worth_streaming(gx.data_ptr(), gx.nbytes(), kStreamBytes);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_dice_loss_backward", [&] {
     using T = at::opmath_type<scalar_t>;
     using in_t = scalar_t;
-    dispatch_kernel_targets<in_t>(t.scalar_type(), [&](auto tag) {
-      using tgt_t = typename decltype(tag)::type;
+    VO_DISPATCH_DICE_KERNEL_TARGETS(in_t, t.scalar_type(), [&] {
       const in_t* xp = x.data_ptr<in_t>();
       const tgt_t* tp = t.data_ptr<tgt_t>();
       in_t* gp = gx.data_ptr<in_t>();

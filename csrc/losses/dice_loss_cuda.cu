@@ -214,7 +214,7 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cuda(const at::Tensor& inputs, cons
               shape_str(inputs));
   const c10::cuda::CUDAGuard guard(inputs.device());
   const DiceParams params{smooth, eps, squared, log_loss};
-  const at::Tensor t = checked_targets(targets, sh, ignore_index, op);
+  const at::Tensor t = dice_kernel_targets(checked_targets(targets, sh, ignore_index, op), sh, inputs.scalar_type());
   at::Tensor stats = at::zeros({3, sh.C}, inputs.options().dtype(at::kDouble));
   if (inputs.numel() > 0) {
     const at::Tensor x = inputs.contiguous();
@@ -222,11 +222,11 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cuda(const at::Tensor& inputs, cons
     at::Tensor partial = at::empty({sh.C, sh.B * chunks, 3}, inputs.options().dtype(at::kDouble));
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dice_loss", [&] {
       using in_t = scalar_t;
-      VO_DISPATCH_DICE_TARGETS(t.scalar_type(), "dice_loss_targets", [&] {
+      VO_DISPATCH_DICE_KERNEL_TARGETS(in_t, t.scalar_type(), [&] {
         const dim3 grid(static_cast<unsigned int>(chunks), static_cast<unsigned int>(sh.B),
                         static_cast<unsigned int>(sh.C));
-        dice_stats_kernel<in_t, scalar_t><<<grid, kDiceThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-            x.const_data_ptr<in_t>(), t.const_data_ptr<scalar_t>(), sh, from_logits, squared,
+        dice_stats_kernel<in_t, tgt_t><<<grid, kDiceThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+            x.const_data_ptr<in_t>(), t.const_data_ptr<tgt_t>(), sh, from_logits, squared,
             ignore_index.has_value(), ignore_index.value_or(0), chunks, partial.mutable_data_ptr<double>());
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
@@ -261,19 +261,19 @@ at::Tensor dice_loss_backward_cuda(const at::Tensor& grad, const at::Tensor& inp
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   const at::Tensor x = inputs.contiguous();
-  const at::Tensor t = targets.contiguous();
+  const at::Tensor t = dice_kernel_targets(targets.contiguous(), sh, inputs.scalar_type());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_dice_loss_backward", [&] {
     using in_t = scalar_t;
-    VO_DISPATCH_DICE_TARGETS(t.scalar_type(), "_dice_loss_backward_targets", [&] {
+    VO_DISPATCH_DICE_KERNEL_TARGETS(in_t, t.scalar_type(), [&] {
       const auto stream = at::cuda::getCurrentCUDAStream();
       if (from_logits && sh.mode == DiceMode::Multiclass) {
-        dice_softmax_backward_kernel<in_t, scalar_t><<<cuda::blocks_for(sh.B * sh.S), cuda::kThreads, 0, stream>>>(
-            x.const_data_ptr<in_t>(), t.const_data_ptr<scalar_t>(), sh, squared, ignore_index.has_value(),
+        dice_softmax_backward_kernel<in_t, tgt_t><<<cuda::blocks_for(sh.B * sh.S), cuda::kThreads, 0, stream>>>(
+            x.const_data_ptr<in_t>(), t.const_data_ptr<tgt_t>(), sh, squared, ignore_index.has_value(),
             ignore_index.value_or(0), ac.const_data_ptr<double>(), bc.const_data_ptr<double>(),
             gx.mutable_data_ptr<in_t>());
       } else {
-        dice_backward_kernel<in_t, scalar_t><<<cuda::blocks_for(gx.numel()), cuda::kThreads, 0, stream>>>(
-            x.const_data_ptr<in_t>(), t.const_data_ptr<scalar_t>(), sh, from_logits, squared,
+        dice_backward_kernel<in_t, tgt_t><<<cuda::blocks_for(gx.numel()), cuda::kThreads, 0, stream>>>(
+            x.const_data_ptr<in_t>(), t.const_data_ptr<tgt_t>(), sh, from_logits, squared,
             ignore_index.has_value(), ignore_index.value_or(0), ac.const_data_ptr<double>(),
             bc.const_data_ptr<double>(), gx.mutable_data_ptr<in_t>());
       }
