@@ -62,8 +62,8 @@ void pairwise_row(BoxRecord<T> a, RecordArrays<T> b, int64_t m, T eps,
 // Rows [B * N) of the output from the records. A template of the records'
 // type T, not of the boxes' dtype: the nine box dtypes share two copies of
 // each row kernel per instruction set, where a lambda in the dtype dispatch
-// would be one copy for each (and of every output dtype: the file took
-// minutes to compile).
+// was one copy for each, and for both output dtypes (the file took 69 s to
+// compile that way, 35 s this way).
 template <IouVariant V, typename T>
 void pairwise_rows(const RecordArrays<T>& a, const at::Tensor& rec2, const PairwiseShapes& s, T teps,
                    at::Tensor& out) {

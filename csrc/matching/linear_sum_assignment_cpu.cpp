@@ -203,7 +203,8 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
   // Integer costs as float64, the type the solver computes in (the same
   // values: each entry is cast to double as it is read), so that the kernels
   // are compiled for the four floating dtypes only: each is a copy of the
-  // solver per instruction set, and nine dtypes took two minutes to compile.
+  // solver per instruction set (this file took 108 s to compile with nine
+  // dtypes, 68 s with four).
   // An O(n^2) copy, for an O(n^3) solve, and only for integer costs.
   const at::Tensor costs = at::isFloatingType(cost.scalar_type()) ? cost : cost.to(at::kDouble);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, costs.scalar_type(), "linear_sum_assignment", [&] {
