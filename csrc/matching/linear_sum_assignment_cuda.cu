@@ -68,9 +68,12 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cuda(const at::Tensor& 
   // A few threads per block: each thread is a whole serial solve.
   constexpr int kSolverThreads = 32;
   const auto blocks = static_cast<unsigned int>(std::min<int64_t>((B + kSolverThreads - 1) / kSolverThreads, 65535));
-  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, cost.scalar_type(), "linear_sum_assignment", [&] {
+  // Integer costs as float64, as on the CPU (the values the kernel would
+  // cast them to): the kernel is compiled for the four floating dtypes only.
+  const at::Tensor costs = at::isFloatingType(cost.scalar_type()) ? cost : cost.to(at::kDouble);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, costs.scalar_type(), "linear_sum_assignment", [&] {
     linear_sum_assignment_kernel<scalar_t><<<blocks, kSolverThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        cost.const_data_ptr<scalar_t>(), B, R, C, cost.stride(0), cost.stride(1), cost.stride(2),
+        costs.const_data_ptr<scalar_t>(), B, R, C, costs.stride(0), costs.stride(1), costs.stride(2),
         rc.defined() ? rc.const_data_ptr<int64_t>() : nullptr, cc.defined() ? cc.const_data_ptr<int64_t>() : nullptr,
         maximize, doubles.mutable_data_ptr<double>(), indices.mutable_data_ptr<int64_t>(),
         flags.mutable_data_ptr<int64_t>(), n_small, n_big, assignment.mutable_data_ptr<int64_t>(),
