@@ -188,6 +188,12 @@ struct Avx512 {
   VO_SIMD_AVX512 static U shift_right(U a) {  // logical
     return _mm512_srli_epi32(a, kBits);
   }
+  // table8[i & 7] in each lane (i's other bits ignored): one permute of an
+  // 8-entry table held in a register (broadcast twice into the 16 lanes).
+  VO_SIMD_AVX512 static U lookup8(const uint32_t* table8, U i) {
+    const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table8));
+    return _mm512_permutexvar_epi32(i, _mm512_broadcast_i64x4(t));
+  }
   // dst[j * ds + i] = src[i * ss + j] for i, j < 8 (floats).
   VO_SIMD_AVX512 static void transpose8x8_f32(const float* src, int64_t ss, float* dst, int64_t ds) {
     avx2_detail::transpose8x8_f32(src, ss, dst, ds);
@@ -386,6 +392,10 @@ struct Avx2 {
   template <int kBits>
   VO_SIMD_AVX2 static U shift_right(U a) {
     return {_mm256_srli_epi32(a.lo, kBits), _mm256_srli_epi32(a.hi, kBits)};
+  }
+  VO_SIMD_AVX2 static U lookup8(const uint32_t* table8, U i) {
+    const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table8));
+    return {_mm256_permutevar8x32_epi32(t, i.lo), _mm256_permutevar8x32_epi32(t, i.hi)};
   }
   // dst[j * ds + i] = src[i * ss + j] for i, j < 8 (floats).
   VO_SIMD_AVX2 static void transpose8x8_f32(const float* src, int64_t ss, float* dst, int64_t ds) {

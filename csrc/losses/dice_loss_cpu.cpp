@@ -494,6 +494,17 @@ at::Tensor dice_loss_from_stats(const at::Tensor& stats, const DiceParams& param
   return out.to(dtype);
 }
 
+// losses/args.h's dice_kernel_targets, and int64 masks of float32 inputs
+// converted to float32 too: the fused sigmoid loops (dice_sigmoid_simd.h)
+// read float32 and bytes, and their sigmoid (dice_sigmoid_eighths) rounds
+// differently from the scalar loops' (dice_sigmoid), so int64 masks would
+// otherwise give other bits than the same masks as uint8 or float32.
+at::Tensor cpu_kernel_targets(const at::Tensor& t, const DiceShape& sh, at::ScalarType in_dtype) {
+  if (sh.mode != DiceMode::Multiclass && in_dtype == at::kFloat && t.scalar_type() == at::kLong)
+    return t.to(at::kFloat);
+  return dice_kernel_targets(t, sh, in_dtype);
+}
+
 std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const at::Tensor& targets,
                                                  std::string_view mode, bool from_logits, double smooth, double eps,
                                                  bool squared, std::optional<int64_t> ignore_index,
@@ -504,7 +515,7 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const
   const DiceShape sh = check_dice_args(inputs, targets, mode, weight, op);
   const DiceParams params{smooth, eps, squared, log_loss};
   at::Tensor stats = at::zeros({3, sh.C}, inputs.options().dtype(at::kDouble));
-  const at::Tensor t = dice_kernel_targets(checked_targets(targets, sh, ignore_index, op), sh, inputs.scalar_type());
+  const at::Tensor t = cpu_kernel_targets(checked_targets(targets, sh, ignore_index, op), sh, inputs.scalar_type());
   if (inputs.numel() > 0) {
     const at::Tensor x = inputs.contiguous();
     const int64_t chunks = (sh.S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
@@ -606,7 +617,7 @@ at::Tensor dice_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& inpu
   const double* ap = av.data();
   const double* bp = bv.data();
   const at::Tensor x = inputs.contiguous();
-  const at::Tensor t = dice_kernel_targets(targets.contiguous(), sh, inputs.scalar_type());
+  const at::Tensor t = cpu_kernel_targets(targets.contiguous(), sh, inputs.scalar_type());
   const int64_t C = sh.C, S = sh.S;
   const int64_t chunks = (S + kChunk - 1) / kChunk, tasks = sh.B * chunks;
   const bool stream = worth_streaming(gx.data_ptr(), gx.nbytes(), kStreamBytes);

@@ -1,9 +1,9 @@
 // C++ tests of core/fast_math.h and coding/math.h: exp_ and log_ within 2
 // ulp of the correctly rounded value over the float range, special values
 // as libm, and box decoding against a hand example, its inverse (encoding)
-// and finite differences of its backward; and losses/math.h's dice_sigmoid
-// and dice_softmax_exp (exp_'s reduction, their own polynomial) against the
-// exact values. No torch needed; ctest.
+// and finite differences of its backward; and losses/math.h's dice_sigmoid,
+// dice_sigmoid_eighths and dice_softmax_exp (their own reductions and
+// polynomials) against the exact values. No torch needed; ctest.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -117,6 +117,49 @@ void test_dice_sigmoid() {
   check(std::isnan(vo::dice_sigmoid(payload)), "dice_sigmoid(NaN with payload) is NaN");
 }
 
+void test_dice_sigmoid_eighths() {
+  // As test_dice_sigmoid, for the vector loops' sigmoid (its 2^(j / 8) from
+  // a table): within 3.1 ulp here, where this file is built without
+  // contraction (2.5 with multiply-adds fused, as the loops compute it);
+  // the same clamp and special values as dice_sigmoid.
+  double worst = 0, worst_abs_below = 0;
+  for (uint32_t u = 0; u < 0x42B00000u; u += 31) {  // 0x42B00000 = 88.0f
+    float x;
+    std::memcpy(&x, &u, sizeof(x));
+    for (const float v : {x, -x}) {
+      const double exact = 1.0 / (1.0 + std::exp(-static_cast<double>(v)));
+      const float got = vo::dice_sigmoid_eighths(v);
+      if (exact >= 1.17549435e-38) {
+        worst = std::fmax(worst, ulps(got, exact));
+      } else {
+        worst_abs_below = std::fmax(worst_abs_below, std::fabs(got - exact));
+      }
+    }
+  }
+  check(worst <= 3.1, "dice_sigmoid_eighths within 3.1 ulp", worst, 3.1);
+  check(worst_abs_below <= 6.2e-39, "dice_sigmoid_eighths within 6.2e-39 below the normal range", worst_abs_below,
+        6.2e-39);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  check(vo::dice_sigmoid_eighths(0.0f) == 0.5f && vo::dice_sigmoid_eighths(86.5f) == 1.0f &&
+            vo::dice_sigmoid_eighths(inf) == 1.0f,
+        "dice_sigmoid_eighths(0) = 0.5, 1 from 86 up");
+  const float tiny = vo::dice_sigmoid(-inf);
+  check(vo::dice_sigmoid_eighths(-inf) == tiny && vo::dice_sigmoid_eighths(-1e30f) == tiny,
+        "dice_sigmoid_eighths held at dice_sigmoid's 6.1e-39 below -88");
+  float payload;
+  const uint32_t pu = 0x7FC001FFu;
+  std::memcpy(&payload, &pu, sizeof(payload));
+  check(std::isnan(vo::dice_sigmoid_eighths(nan)) && std::isnan(vo::dice_sigmoid_eighths(-nan)) &&
+            std::isnan(vo::dice_sigmoid_eighths(payload)),
+        "dice_sigmoid_eighths(NaN) is NaN, payload bits included");
+  // Each table entry: 2^(j / 8) to float's precision, over j = 0..7 (n = 8k + j).
+  for (int j = 0; j < 8; ++j) {
+    const float e = vo::bits_to_float(vo::kDiceExp2Eighths[j] + (static_cast<uint32_t>(j) << 20));
+    const double err = ulps(e, std::exp2(j / 8.0));
+    check(err <= 0.5, "kDiceExp2Eighths entry correctly rounded", err, 0.5);
+  }
+}
+
 void test_dice_softmax_exp() {
   // Every 29th float in [-86, 0]: within 2 ulp of exp (dice_exp_poly's
   // 0.72, then 2^n exactly: one rounding of the product); held at exp(-86)
@@ -189,6 +232,7 @@ int main() {
   test_exp_nonpositive_is_exp();
   test_exp_normal_range_is_exp();
   test_dice_sigmoid();
+  test_dice_sigmoid_eighths();
   test_dice_softmax_exp();
   test_decode_hand_example();
   test_decode_backward();
