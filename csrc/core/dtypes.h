@@ -8,6 +8,8 @@
 
 #include <type_traits>
 
+#include "core/float16_bits.h"
+
 namespace vo {
 
 // Pairwise IoU family and the IoU losses: float64 stays float64, everything
@@ -37,6 +39,22 @@ using area_acc_t = std::conditional_t<std::is_integral_v<scalar_t>, int64_t, at:
 // int64; the others compute in the floating accumulation type and round once.
 template <typename scalar_t, typename out_t>
 using convert_acc_t = std::conditional_t<std::is_integral_v<out_t>, int64_t, box_acc_t<scalar_t>>;
+
+// v as out_t, rounded as c10 rounds it; a float to half or bfloat16, and a
+// half to float, through core/float16_bits.h's arithmetic, which GCC
+// vectorizes (c10's own conversions keep such a loop a lane at a time).
+template <typename out_t, typename T>
+inline out_t vectorizable_cast(const T& v) {
+  if constexpr (std::is_same_v<out_t, c10::BFloat16> && std::is_same_v<T, float>) {
+    return c10::BFloat16(bfloat16_bits(v), c10::BFloat16::from_bits());
+  } else if constexpr (std::is_same_v<out_t, c10::Half> && std::is_same_v<T, float>) {
+    return c10::Half(half_bits(v), c10::Half::from_bits());
+  } else if constexpr (std::is_same_v<out_t, float> && std::is_same_v<T, c10::Half>) {
+    return half_to_float(v.x);
+  } else {
+    return static_cast<out_t>(v);
+  }
+}
 
 }  // namespace vo
 

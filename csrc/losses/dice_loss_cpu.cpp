@@ -31,6 +31,7 @@
 #endif
 
 #include "core/cpu_isa.h"
+#include "core/dtypes.h"
 #include "core/huge_pages.h"
 #include "core/macros.h"
 #include "core/streaming_store.h"
@@ -88,7 +89,7 @@ inline void pixel_max(const in_t* __restrict__ x, int64_t xs, int64_t C, T* __re
   for (int64_t c = 0; c < C; ++c) {
     VO_SIMD
     for (int64_t j = 0; j < W; ++j) {
-      const T v = static_cast<T>(x[c * xs + j]);
+      const T v = vectorizable_cast<T>(x[c * xs + j]);
       mx[j] = mx[j] < v ? v : mx[j];
     }
   }
@@ -104,7 +105,7 @@ void block_softmax(const in_t* __restrict__ x, int64_t xs, int64_t C, bool from_
                                        T* __restrict__ prob, T* __restrict__ inv) {
   if (!from_logits) {
     for (int64_t c = 0; c < C; ++c)
-      for (int64_t j = 0; j < W; ++j) prob[c * W + j] = static_cast<T>(x[c * xs + j]);
+      for (int64_t j = 0; j < W; ++j) prob[c * W + j] = vectorizable_cast<T>(x[c * xs + j]);
     for (int64_t j = 0; j < W; ++j) inv[j] = T(1);
     return;
   }
@@ -114,7 +115,7 @@ void block_softmax(const in_t* __restrict__ x, int64_t xs, int64_t C, bool from_
   for (int64_t c = 0; c < C; ++c) {
     VO_SIMD
     for (int64_t j = 0; j < W; ++j) {
-      const T e = dice_softmax_exp(static_cast<T>(x[c * xs + j]) - mx[j]);  // x - max <= 0, or NaN
+      const T e = dice_softmax_exp(vectorizable_cast<T>(x[c * xs + j]) - mx[j]);  // x - max <= 0, or NaN
       prob[c * W + j] = e;
       sum[j] += e;
     }
@@ -194,9 +195,9 @@ void block_stats_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t*
 template <typename in_t, typename T>
 inline void block_probabilities(const in_t* __restrict__ x, bool from_logits, T* __restrict__ prob) {
   if (from_logits) {
-    for (int64_t j = 0; j < kLanes; ++j) prob[j] = dice_sigmoid(static_cast<T>(x[j]));
+    for (int64_t j = 0; j < kLanes; ++j) prob[j] = dice_sigmoid(vectorizable_cast<T>(x[j]));
   } else {
-    for (int64_t j = 0; j < kLanes; ++j) prob[j] = static_cast<T>(x[j]);
+    for (int64_t j = 0; j < kLanes; ++j) prob[j] = vectorizable_cast<T>(x[j]);
   }
 }
 
@@ -230,7 +231,7 @@ void block_stats_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t
       for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes) {
         VO_SIMD
         for (int64_t j = 0; j < kLanes; ++j)
-          add_plain_stats(dice_sigmoid(static_cast<T>(x[j])), static_cast<T>(t[j]), sq, I[j], P[j], Tt[j]);
+          add_plain_stats(dice_sigmoid(vectorizable_cast<T>(x[j])), vectorizable_cast<T>(t[j]), sq, I[j], P[j], Tt[j]);
       }
       return;
     }
@@ -242,11 +243,11 @@ void block_stats_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t
     block_probabilities(x, from_logits, prob);
     if constexpr (kPlain) {
       VO_SIMD
-      for (int64_t j = 0; j < kLanes; ++j) add_plain_stats(prob[j], static_cast<T>(t[j]), sq, I[j], P[j], Tt[j]);
+      for (int64_t j = 0; j < kLanes; ++j) add_plain_stats(prob[j], vectorizable_cast<T>(t[j]), sq, I[j], P[j], Tt[j]);
       continue;
     }
     for (int64_t j = 0; j < kLanes; ++j) {
-      const T tv = static_cast<T>(t[j]), p = prob[j];
+      const T tv = vectorizable_cast<T>(t[j]), p = prob[j];
       const T ignored = tv == pb.ignore ? check_ignore : T(0);
       const T valid = pb.live[j] * (T(1) - ignored);
       const T pp = p * p, tt = tv * tv;
@@ -364,7 +365,7 @@ void tile_grad_softmax_plain(const in_t* __restrict__ x, int64_t xs, const tgt_t
     const T bc = bb[c];
     VO_SIMD
     for (int64_t j = 0; j < W; ++j) {
-      const T ev = dice_softmax_exp(static_cast<T>(x[c * xs + j]) - mx[j]);  // x - max <= 0, or NaN
+      const T ev = dice_softmax_exp(vectorizable_cast<T>(x[c * xs + j]) - mx[j]);  // x - max <= 0, or NaN
       e[c * W + j] = ev;
       sum[j] += ev;
       sb[j] += bc * ev;
@@ -383,7 +384,7 @@ void tile_grad_softmax_plain(const in_t* __restrict__ x, int64_t xs, const tgt_t
     for (int64_t j = 0; j < W; ++j) {
       const T p = e[c * W + j] * sum[j];
       const T g = (label[j] == cf ? ac : T(0)) + bc;
-      out[c * os + j] = static_cast<out_t>(p * (g - dot[j]));
+      out[c * os + j] = vectorizable_cast<out_t>(p * (g - dot[j]));
     }
   }
 }
@@ -423,10 +424,10 @@ void block_grad_multiclass(const in_t* __restrict__ x, int64_t xs, const tgt_t* 
   if (from_logits) {
     for (int64_t c = 0; c < C; ++c)
       for (int64_t j = 0; j < kLanes; ++j)
-        out[c * os + j] = static_cast<out_t>(prob[c * kLanes + j] * (g[c * kLanes + j] - dot[j]));
+        out[c * os + j] = vectorizable_cast<out_t>(prob[c * kLanes + j] * (g[c * kLanes + j] - dot[j]));
   } else {
     for (int64_t c = 0; c < C; ++c)
-      for (int64_t j = 0; j < kLanes; ++j) out[c * os + j] = static_cast<out_t>(g[c * kLanes + j]);
+      for (int64_t j = 0; j < kLanes; ++j) out[c * os + j] = vectorizable_cast<out_t>(g[c * kLanes + j]);
   }
 }
 
@@ -450,8 +451,8 @@ void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t,
       for (int64_t k = 0; k < blocks; ++k, x += kLanes, t += kLanes, out += kLanes) {
         VO_SIMD
         for (int64_t j = 0; j < kLanes; ++j) {
-          const T tv = static_cast<T>(t[j]), p = dice_sigmoid(static_cast<T>(x[j]));
-          out[j] = static_cast<out_t>(dice_pixel_grad_factor(a, bb, tv, p, sq) * (p * (T(1) - p)));
+          const T tv = vectorizable_cast<T>(t[j]), p = dice_sigmoid(vectorizable_cast<T>(x[j]));
+          out[j] = vectorizable_cast<out_t>(dice_pixel_grad_factor(a, bb, tv, p, sq) * (p * (T(1) - p)));
         }
       }
       return;
@@ -463,18 +464,18 @@ void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t,
     if constexpr (kPlain) {
       VO_SIMD
       for (int64_t j = 0; j < kLanes; ++j) {
-        const T tv = static_cast<T>(t[j]), p = prob[j];
+        const T tv = vectorizable_cast<T>(t[j]), p = prob[j];
         const T gv = dice_pixel_grad_factor(a, bb, tv, p, sq);
-        out[j] = static_cast<out_t>(gv * (through * p * (T(1) - p) + (T(1) - through)));
+        out[j] = vectorizable_cast<out_t>(gv * (through * p * (T(1) - p) + (T(1) - through)));
       }
       continue;
     }
     for (int64_t j = 0; j < kLanes; ++j) {
-      const T tv = static_cast<T>(t[j]), p = prob[j];
+      const T tv = vectorizable_cast<T>(t[j]), p = prob[j];
       const T ignored = tv == pb.ignore ? check_ignore : T(0);
       const T gv = pb.live[j] * (T(1) - ignored) * dice_pixel_grad(a, bb, tv, p, squared);
       // through the sigmoid, p (1 - p), or not at all
-      out[j] = static_cast<out_t>(gv * (through * p * (T(1) - p) + (T(1) - through)));
+      out[j] = vectorizable_cast<out_t>(gv * (through * p * (T(1) - p) + (T(1) - through)));
     }
   }
 }
