@@ -83,18 +83,15 @@ void test_exp_normal_range_is_exp() {
   }
 }
 
-void test_dice_sigmoid() {
-  // Every 31st float of either sign up to 88: within 3 ulp of the exact
-  // sigmoid (exp_'s 2, then the sum and the division round) while the
-  // result is a normal float, and within 6.2e-39 of it below that, where the
-  // clamp at -88 holds the result at 1 / (1 + e^88).
-  double worst = 0, worst_abs_below = 0;
+// A sigmoid's largest error over every 31st float of either sign up to 88:
+// in ulps while the exact result is a normal float, absolute below that.
+void sigmoid_errors(float (*sigmoid)(float), double& worst, double& worst_abs_below) {
   for (uint32_t u = 0; u < 0x42B00000u; u += 31) {  // 0x42B00000 = 88.0f
     float x;
     std::memcpy(&x, &u, sizeof(x));
     for (const float v : {x, -x}) {
       const double exact = 1.0 / (1.0 + std::exp(-static_cast<double>(v)));
-      const float got = vo::dice_sigmoid(v);
+      const float got = sigmoid(v);
       if (exact >= 1.17549435e-38) {
         worst = std::fmax(worst, ulps(got, exact));
       } else {
@@ -102,6 +99,15 @@ void test_dice_sigmoid() {
       }
     }
   }
+}
+
+void test_dice_sigmoid() {
+  // Every 31st float of either sign up to 88: within 3 ulp of the exact
+  // sigmoid (exp_'s 2, then the sum and the division round) while the
+  // result is a normal float, and within 6.2e-39 of it below that, where the
+  // clamp at -88 holds the result at 1 / (1 + e^88).
+  double worst = 0, worst_abs_below = 0;
+  sigmoid_errors(vo::dice_sigmoid, worst, worst_abs_below);
   check(worst <= 3.0, "dice_sigmoid within 3 ulp", worst, 3);
   check(worst_abs_below <= 6.2e-39, "dice_sigmoid within 6.2e-39 below the normal range", worst_abs_below, 6.2e-39);
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
@@ -123,19 +129,7 @@ void test_dice_sigmoid_eighths() {
   // contraction (2.5 with multiply-adds fused, as the loops compute it);
   // the same clamp and special values as dice_sigmoid.
   double worst = 0, worst_abs_below = 0;
-  for (uint32_t u = 0; u < 0x42B00000u; u += 31) {  // 0x42B00000 = 88.0f
-    float x;
-    std::memcpy(&x, &u, sizeof(x));
-    for (const float v : {x, -x}) {
-      const double exact = 1.0 / (1.0 + std::exp(-static_cast<double>(v)));
-      const float got = vo::dice_sigmoid_eighths(v);
-      if (exact >= 1.17549435e-38) {
-        worst = std::fmax(worst, ulps(got, exact));
-      } else {
-        worst_abs_below = std::fmax(worst_abs_below, std::fabs(got - exact));
-      }
-    }
-  }
+  sigmoid_errors(vo::dice_sigmoid_eighths, worst, worst_abs_below);
   check(worst <= 3.1, "dice_sigmoid_eighths within 3.1 ulp", worst, 3.1);
   check(worst_abs_below <= 6.2e-39, "dice_sigmoid_eighths within 6.2e-39 below the normal range", worst_abs_below,
         6.2e-39);
