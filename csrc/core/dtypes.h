@@ -1,6 +1,8 @@
 // Which dtype the box-taking ops return and which type they compute in. These
 // rules are torchvision's (its Python upcasts), written down once for the CPU
 // and CUDA kernels; visionops/_checks.py repeats them for the fake kernels.
+// And vectorizable_cast: the kernels' conversions to and from the 16-bit
+// floating types, in arithmetic the compiler vectorizes.
 #pragma once
 
 #include <ATen/OpMathType.h>
