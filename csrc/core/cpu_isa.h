@@ -24,6 +24,12 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__) && \
+    !defined(VISIONOPS_NO_MULTIVERSION)
+#define VO_HAVE_X86_ISA_DISPATCH 1
+#include <immintrin.h>
+#endif
+
 namespace vo {
 
 enum class CpuIsa : int { Portable = 0, Avx2 = 1, Avx512 = 2 };
@@ -38,12 +44,6 @@ inline const char* cpu_isa_name(CpuIsa isa) {
       return "portable";
   }
 }
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__) && \
-    !defined(VISIONOPS_NO_MULTIVERSION)
-#define VO_HAVE_X86_ISA_DISPATCH 1
-#include <immintrin.h>
-#endif
 
 // The highest instruction set this build and CPU can run, ignoring the
 // environment (what the tests ask before running a path).
