@@ -96,35 +96,49 @@ VO_HOST_DEVICE_INLINE double dice_sigmoid(double x) { return 1.0 / (1.0 + std::e
 inline constexpr uint32_t kDiceExp2Eighths[8] = {0x3f800000u, 0x3f7b95c2u, 0x3f7837f0u, 0x3f75fed7u,
                                                  0x3f7504f3u, 0x3f75672au, 0x3f7744fdu, 0x3f7ac0c7u};
 
+// a b + c, rounded once where kFused (std::fma, as the vector loops'
+// multiply-adds round) and twice where not (as the file's compile flags
+// allow: the C++ tests are built without contraction).
+template <bool kFused>
+inline float dice_mad(float a, float b, float c) {
+  if constexpr (kFused) {
+    return std::fma(a, b, c);
+  } else {
+    return a * b + c;
+  }
+}
+
 // exp(r) for |r| <= ln 2 / 16: 1 + r + r^2 / 2 + c3 r^3 + c4 r^4 in Horner
 // form, c3 and c4 fitted here for the least largest relative error
 // (Lawson's iteration on 4001 Chebyshev points): 1.7e-10 in exact
 // arithmetic, below float's rounding.
+template <bool kFused = false>
 inline float dice_sigmoid_exp_poly(float r) {
-  float p = 4.166686534881592e-2f;
-  p = p * r + 1.666802018880844e-1f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  return p * r + 1.0f;
+  float p = dice_mad<kFused>(4.166686534881592e-2f, r, 1.666802018880844e-1f);
+  p = dice_mad<kFused>(p, r, 0.5f);
+  p = dice_mad<kFused>(p, r, 1.0f);
+  return dice_mad<kFused>(p, r, 1.0f);
 }
 
 // The same clamp as dice_sigmoid (2^floor(n / 8) a normal float, applied
 // exactly; 1 from 86 up, 1 / (1 + e^88) = 6.1e-39 below -88; NaN stays NaN:
 // t's bits are then no number, but exp(r) is NaN and so is the result).
-// Within 2.5 ulp of the exact sigmoid with multiply-adds fused, as the
-// vector loops compute it (2.45 for dice_sigmoid), and within 3.1 without
-// (2.45 for dice_sigmoid; the table's rounding, up to half an ulp of
-// 2^(j / 8), makes the difference): measured on every second float below 88
-// of either sign against float64.
+// Within 2.5 ulp of the exact sigmoid with multiply-adds fused (kFused, as
+// the vector loops compute it, which give the same bits: the C++ tests
+// compare every 7th float), and within 3.1 without (2.45 for dice_sigmoid;
+// the table's rounding, up to half an ulp of 2^(j / 8), makes the
+// difference): measured on every second float below 88 of either sign
+// against float64.
+template <bool kFused = false>
 inline float dice_sigmoid_eighths(float x) {
   const float xc = x > 86.0f ? 86.0f : (x < -88.0f ? -88.0f : x);  // NaN stays NaN
-  const float t = xc * -11.5415603271f + 12582912.0f;  // 1.5 * 2^23 + n: rounds -8 xc / ln 2 to n
+  const float t = dice_mad<kFused>(xc, -11.5415603271f, 12582912.0f);  // 1.5 * 2^23 + n: rounds -8 xc / ln 2 to n
   const float n = t - 12582912.0f;
-  float r = n * -0.086669921875f - xc;  // -xc - n ln 2 / 8, ln 2 / 8 in two parts (Cody and Waite)
-  r = n * 2.6524305e-5f + r;
+  // -xc - n ln 2 / 8, ln 2 / 8 in two parts (Cody and Waite)
+  const float r = dice_mad<kFused>(n, 2.6524305e-5f, dice_mad<kFused>(n, -0.086669921875f, -xc));
   const uint32_t tb = float_to_bits(t);  // 0x4B400000 + n
   const float scale = bits_to_float(kDiceExp2Eighths[tb & 7u] + (tb << 20));
-  return 1.0f / (dice_sigmoid_exp_poly(r) * scale + 1.0f);
+  return 1.0f / dice_mad<kFused>(dice_sigmoid_exp_poly<kFused>(r), scale, 1.0f);
 }
 
 // exp(d) for the Dice softmax's d = x - max <= 0 (or NaN): d is clamped at

@@ -126,13 +126,19 @@ void test_dice_sigmoid() {
 void test_dice_sigmoid_eighths() {
   // As test_dice_sigmoid, for the vector loops' sigmoid (its 2^(j / 8) from
   // a table): within 3.1 ulp here, where this file is built without
-  // contraction (2.5 with multiply-adds fused, as the loops compute it);
-  // the same clamp and special values as dice_sigmoid.
+  // contraction, and within 2.5 with multiply-adds fused, as the loops
+  // compute it (test_dice_sigmoid_simd checks that they give the fused
+  // form's bits); the same clamp and special values as dice_sigmoid.
   double worst = 0, worst_abs_below = 0;
-  sigmoid_errors(vo::dice_sigmoid_eighths, worst, worst_abs_below);
+  sigmoid_errors(vo::dice_sigmoid_eighths<false>, worst, worst_abs_below);
   check(worst <= 3.1, "dice_sigmoid_eighths within 3.1 ulp", worst, 3.1);
   check(worst_abs_below <= 6.2e-39, "dice_sigmoid_eighths within 6.2e-39 below the normal range", worst_abs_below,
         6.2e-39);
+  double worst_fused = 0, worst_abs_below_fused = 0;
+  sigmoid_errors(vo::dice_sigmoid_eighths<true>, worst_fused, worst_abs_below_fused);
+  check(worst_fused <= 2.5, "dice_sigmoid_eighths fused within 2.5 ulp", worst_fused, 2.5);
+  check(worst_abs_below_fused <= 6.2e-39, "dice_sigmoid_eighths fused within 6.2e-39 below the normal range",
+        worst_abs_below_fused, 6.2e-39);
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   check(vo::dice_sigmoid_eighths(0.0f) == 0.5f && vo::dice_sigmoid_eighths(86.5f) == 1.0f &&
             vo::dice_sigmoid_eighths(inf) == 1.0f,
