@@ -58,6 +58,33 @@ inline out_t vectorizable_cast(const T& v) {
   }
 }
 
+// The type a vector loop (core/simd.h) reads elements of T as: T itself,
+// or for bfloat16 and half their bits (core/float16_bits.h), so that the
+// loops need no torch.
+template <typename T>
+struct simd_storage {
+  using type = T;
+};
+template <>
+struct simd_storage<c10::BFloat16> {
+  using type = bfloat16_storage;
+};
+template <>
+struct simd_storage<c10::Half> {
+  using type = half_storage;
+};
+template <typename T>
+using simd_storage_t = typename simd_storage<T>::type;
+static_assert(sizeof(c10::BFloat16) == 2 && sizeof(c10::Half) == 2, "16-bit types read as their bits");
+
+// p as simd_storage_t's pointer (the same bytes).
+template <typename T>
+inline auto simd_storage_ptr(T* p) {
+  using S = std::conditional_t<std::is_const_v<T>, const simd_storage_t<std::remove_const_t<T>>,
+                               simd_storage_t<T>>;
+  return reinterpret_cast<S*>(p);
+}
+
 }  // namespace vo
 
 // Every dtype the box ops accept: the four floating types and the integers.

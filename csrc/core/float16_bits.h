@@ -57,6 +57,17 @@ inline uint16_t half_bits(float f) {
   return static_cast<uint16_t>(sign | h);
 }
 
+// A bfloat16 and a half as their bits, for code without torch: core/simd.h's
+// users name the element types of their loads and stores with these
+// (core/dtypes.h's simd_storage_t maps c10::BFloat16 and c10::Half, which
+// have this layout, to them).
+struct bfloat16_storage {
+  uint16_t bits;
+};
+struct half_storage {
+  uint16_t bits;
+};
+
 // The float of half bits, exactly (NaN stays NaN).
 inline float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16, a = h & 0x7FFFu;

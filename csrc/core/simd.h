@@ -202,6 +202,37 @@ struct Avx512 {
   VO_SIMD_AVX512 static F load_u8(const uint8_t* p) {
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
   }
+  // 16 bfloat16 and 16 half (by their bits) as floats, exactly; and floats
+  // stored as them, rounded to nearest even with c10's NaN (0x7FC0 for
+  // bfloat16, the sign and 0x7E00 for half): core/float16_bits.h's
+  // bfloat16_bits and half_bits, lane by lane. The half conversions are
+  // F16C's (x86-64-v3 has it), a NaN made 0x7FC00000 with its sign first.
+  VO_SIMD_AVX512 static F load_bf16(const uint16_t* p) {
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+  VO_SIMD_AVX512 static F load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  VO_SIMD_AVX512 static __m256i bf16_bits(F v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd), 16);
+    r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r, _mm512_set1_epi32(0x7FC0));
+    return _mm512_cvtepi32_epi16(r);
+  }
+  VO_SIMD_AVX512 static __m256i f16_bits(F v) {
+    const __m512i quiet = _mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)),
+                                          _mm512_set1_epi32(0x7FC00000));
+    const F c = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v, _mm512_castsi512_ps(quiet));
+    return _mm512_cvtps_ph(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  VO_SIMD_AVX512 static void store_bf16(uint16_t* p, F v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bf16_bits(v));
+  }
+  VO_SIMD_AVX512 static void store_f16(uint16_t* p, F v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), f16_bits(v));
+  }
 
   VO_SIMD_AVX512 static U load(const uint32_t* p) { return _mm512_loadu_si512(p); }
   VO_SIMD_AVX512 static U load(const int32_t* p) { return _mm512_loadu_si512(p); }
@@ -404,6 +435,40 @@ struct Avx2 {
   VO_SIMD_AVX2 static F load_u8(const uint8_t* p) {
     return {_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))),
             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8))))};
+  }
+  VO_SIMD_AVX2 static __m256 load_bf16_8(const uint16_t* p) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  VO_SIMD_AVX2 static F load_bf16(const uint16_t* p) { return {load_bf16_8(p), load_bf16_8(p + 8)}; }
+  VO_SIMD_AVX2 static F load_f16(const uint16_t* p) {
+    return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)))};
+  }
+  VO_SIMD_AVX2 static __m256i bf16_bits8(__m256 v) {  // 8 rounded bfloat16 in 32-bit lanes
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)), odd), 16);
+    return _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+  }
+  VO_SIMD_AVX2 static __m256i bf16_bits(F v) {
+    // packus interleaves the 128-bit halves (lo 0-3, hi 0-3, lo 4-7, hi
+    // 4-7); the permute puts them in order. Values are below 2^16: exact.
+    const __m256i packed = _mm256_packus_epi32(bf16_bits8(v.lo), bf16_bits8(v.hi));
+    return _mm256_permute4x64_epi64(packed, 0xD8);
+  }
+  VO_SIMD_AVX2 static __m128i f16_bits8(__m256 v) {
+    const __m256i quiet = _mm256_or_si256(_mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(INT32_MIN)),
+                                          _mm256_set1_epi32(0x7FC00000));
+    const __m256 c = _mm256_blendv_ps(v, _mm256_castsi256_ps(quiet), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    return _mm256_cvtps_ph(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  VO_SIMD_AVX2 static __m256i f16_bits(F v) { return _mm256_set_m128i(f16_bits8(v.hi), f16_bits8(v.lo)); }
+  VO_SIMD_AVX2 static void store_bf16(uint16_t* p, F v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bf16_bits(v));
+  }
+  VO_SIMD_AVX2 static void store_f16(uint16_t* p, F v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), f16_bits(v));
   }
 
   VO_SIMD_AVX2 static U load(const uint32_t* p) {

@@ -221,9 +221,11 @@ void block_stats_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t
   if constexpr (kPlain) {
     if (from_logits) {  // the sigmoid fused in: no round trip through memory
 #ifdef VO_HAVE_DICE_SIGMOID_SIMD
-      if constexpr (kDiceSigmoidSimd<in_t, tgt_t> && std::is_same_v<T, float>) {
+      if constexpr (kDiceSigmoidSimd<simd_storage_t<in_t>, simd_storage_t<tgt_t>> && std::is_same_v<T, float>) {
         if (simd_available()) {
-          with_simd([&](auto s) { dice_stats_simd<decltype(s)>(x, t, blocks, sq, I, P, Tt); });
+          with_simd([&](auto s) {
+            dice_stats_simd<decltype(s)>(simd_storage_ptr(x), simd_storage_ptr(t), blocks, sq, I, P, Tt);
+          });
           return;
         }
       }
@@ -441,9 +443,13 @@ void block_grad_sigmoid(const in_t* __restrict__ x, const tgt_t* __restrict__ t,
   if constexpr (kPlain) {
     if (from_logits) {  // the sigmoid fused in
 #ifdef VO_HAVE_DICE_SIGMOID_SIMD
-      if constexpr (kDiceSigmoidSimd<in_t, tgt_t> && std::is_same_v<T, float> && std::is_same_v<out_t, float>) {
+      if constexpr (kDiceSigmoidSimd<simd_storage_t<in_t>, simd_storage_t<tgt_t>> && std::is_same_v<T, float> &&
+                    std::is_same_v<out_t, in_t>) {
         if (simd_available()) {
-          with_simd([&](auto s) { dice_grad_simd<decltype(s)>(x, t, blocks, sq, a, bb, out, stream); });
+          with_simd([&](auto s) {
+            dice_grad_simd<decltype(s)>(simd_storage_ptr(x), simd_storage_ptr(t), blocks, sq, a, bb,
+                                        simd_storage_ptr(out), stream);
+          });
           return;
         }
       }
@@ -495,14 +501,15 @@ at::Tensor dice_loss_from_stats(const at::Tensor& stats, const DiceParams& param
   return out.to(dtype);
 }
 
-// losses/args.h's dice_kernel_targets, and int64 masks of float32 inputs
-// converted to float32 too: the fused sigmoid loops (dice_sigmoid_simd.h)
-// read float32 and bytes, and their sigmoid (dice_sigmoid_eighths) rounds
-// differently from the scalar loops' (dice_sigmoid), so int64 masks would
-// otherwise give other bits than the same masks as uint8 or float32.
+// losses/args.h's dice_kernel_targets, and int64 masks of float32, bfloat16
+// and half inputs converted to float32 too: the fused sigmoid loops
+// (dice_sigmoid_simd.h) read float32, the inputs' 16-bit type and bytes,
+// and their sigmoid (dice_sigmoid_eighths) rounds differently from the
+// scalar loops' (dice_sigmoid), so int64 masks would otherwise give other
+// bits than the same masks as uint8 or float32.
 at::Tensor cpu_kernel_targets(const at::Tensor& t, const DiceShape& sh, at::ScalarType in_dtype) {
-  if (sh.mode != DiceMode::Multiclass && in_dtype == at::kFloat && t.scalar_type() == at::kLong)
-    return t.to(at::kFloat);
+  const bool simd_logits = in_dtype == at::kFloat || in_dtype == at::kHalf || in_dtype == at::kBFloat16;
+  if (sh.mode != DiceMode::Multiclass && simd_logits && t.scalar_type() == at::kLong) return t.to(at::kFloat);
   return dice_kernel_targets(t, sh, in_dtype);
 }
 
@@ -544,7 +551,7 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const
           };
           int64_t k = k0;
 #ifdef VO_HAVE_DICE_SIGMOID_SIMD
-          if constexpr (kDiceSigmoidSimd<in_t, tgt_t> && std::is_same_v<T, float>) {
+          if constexpr (kDiceSigmoidSimd<simd_storage_t<in_t>, simd_storage_t<tgt_t>> && std::is_same_v<T, float>) {
             if (sh.mode != DiceMode::Multiclass && !ignore_index && from_logits && simd_available()) {
               // The common sigmoid case: each class's run of whole chunks
               // of one image through the vector loop in one call, then
@@ -561,7 +568,8 @@ std::tuple<at::Tensor, at::Tensor> dice_loss_cpu(const at::Tensor& inputs, const
                 for (int64_t c = 0; c < C; ++c) {
                   const int64_t o = (b * C + c) * sh.S + ch * kChunk;
                   with_simd([&](auto s) {
-                    dice_stats_chunks_simd<decltype(s)>(xp + o, tp + o, n, kChunk / kLanes, squared ? 1.0f : 0.0f,
+                    dice_stats_chunks_simd<decltype(s)>(simd_storage_ptr(xp + o), simd_storage_ptr(tp + o), n,
+                                                        kChunk / kLanes, squared ? 1.0f : 0.0f,
                                                         lanes.data() + c * n * 48);
                   });
                 }

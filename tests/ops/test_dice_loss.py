@@ -183,22 +183,25 @@ def test_low_precision(dtype, device):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("mode", ["binary", "multiclass"])
-def test_low_precision_gradient_rounds_as_torch(mode, dtype):
+@pytest.mark.parametrize("mode,ignore", [("binary", 7), ("binary", None), ("multiclass", 7)])
+def test_low_precision_gradient_rounds_as_torch(mode, ignore, dtype):
     # The CPU kernels compute half and bfloat16 inputs in float and round the
-    # gradient with core/float16_bits.h's vectorizable arithmetic: the same
-    # bits as computing from the same values as float32 (ignore_index takes
-    # both through the same loops) and rounding with torch's .to(dtype).
-    # Gradients of a 64 x 64 image are around 1e-5, many of them half
+    # gradient as c10 does (core/float16_bits.h's arithmetic in the scalar
+    # loops, core/simd.h's stores in the fused sigmoid loops): the same bits
+    # as computing from the same values as float32 (through the same loops:
+    # with ignore_index the scalar ones, binary without it the fused ones)
+    # and rounding with torch's .to(dtype). Gradients of a 64 x 64 image
+    # (32 x 32 without ignored pixels) are around 1e-5, many of them half
     # subnormals. With a NaN logit every gradient is NaN in both (it makes
     # its class's statistics NaN; softmax spreads it to every class).
     g = torch.Generator().manual_seed(21)
-    x, t = make(mode, b=2, c=3 if mode == "multiclass" else 1, h=64, w=64, dtype=torch.float32, g=g, ignore=7)
+    side = 64 if ignore is not None else 32
+    x, t = make(mode, b=2, c=3 if mode == "multiclass" else 1, h=side, w=side, dtype=torch.float32, g=g, ignore=ignore)
     x = (x * 8).to(dtype)
 
     def grad(inputs):
         xx = inputs.clone().requires_grad_()
-        visionops.dice_loss(xx, t, mode=mode, ignore_index=7, reduction="sum").backward()
+        visionops.dice_loss(xx, t, mode=mode, ignore_index=ignore, reduction="sum").backward()
         return xx.grad
 
     got, want = grad(x), grad(x.float()).to(dtype)
@@ -388,24 +391,27 @@ def test_module_opcheck_and_compile(device):
 
 
 def _dice_results(path):
-    """Loss and gradient of binary and multilabel Dice on float, bool and
-    byte targets, squared or not, logits over the whole exp range."""
+    """Loss and gradient of binary and multilabel Dice on float32, float16
+    and bfloat16 logits over the whole exp range, with float, bool and byte
+    targets and targets of the logits' dtype, squared or not."""
     g = torch.Generator().manual_seed(0)
     out = {}
     # 37 x 29: under one chunk of 4096 pixels; 97 x 130: three whole chunks
     # (one run of the vector loop) and 322 pixels.
     for hw in ((37, 29), (97, 130)):
-        x = torch.randn(3, 2, *hw, generator=g) * 12
-        x.view(-1)[:8] = torch.tensor([103.0, 100.0, -100.0, -88.5, 0.0, -0.0, 1e-30, -17.0])
-        for name, t in [("float", (torch.rand(x.shape, generator=g) > 0.5).float()),
-                        ("bool", torch.rand(x.shape, generator=g) > 0.5),
-                        ("uint8", (torch.rand(x.shape, generator=g) > 0.5).to(torch.uint8))]:
-            for squared in (False, True):
-                for mode, xs, ts in (("binary", x[:, :1], t[:, :1]), ("multilabel", x, t)):
-                    xx = xs.clone().requires_grad_()
-                    loss = visionops.dice_loss(xx, ts, mode=mode, squared=squared)
-                    loss.backward()
-                    out[f"{hw}-{name}-{squared}-{mode}"] = (loss.detach(), xx.grad)
+        x32 = torch.randn(3, 2, *hw, generator=g) * 12
+        x32.view(-1)[:8] = torch.tensor([103.0, 100.0, -100.0, -88.5, 0.0, -0.0, 1e-30, -17.0])
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            x = x32.to(dtype)
+            mask = torch.rand(x.shape, generator=g) > 0.5
+            for name, t in [("float", mask.float()), ("bool", mask), ("uint8", mask.to(torch.uint8)),
+                            ("own", mask.to(dtype))]:
+                for squared in (False, True):
+                    for mode, xs, ts in (("binary", x[:, :1], t[:, :1]), ("multilabel", x, t)):
+                        xx = xs.clone().requires_grad_()
+                        loss = visionops.dice_loss(xx, ts, mode=mode, squared=squared)
+                        loss.backward()
+                        out[f"{hw}-{dtype}-{name}-{squared}-{mode}"] = (loss.detach(), xx.grad)
     torch.save(out, path)
 
 
@@ -417,7 +423,8 @@ def test_avx2_sigmoid_loops_match_avx512_bitwise(tmp_path):
     # source over core/simd.h's vectors: one zmm register a vector here,
     # two ymm registers under VISIONOPS_CPU_ISA=avx2, as an AVX2 machine
     # runs them. Both compute the same roundings (multiply-adds fused alike,
-    # 2^n added to the exponent bits as an integer): equal bits.
+    # 2^n added to the exponent bits as an integer, 16-bit values converted
+    # exactly and rounded to nearest even): equal bits.
     code = f"from tests.ops.test_dice_loss import _dice_results; _dice_results({str(tmp_path / 'portable.pt')!r})"
     done = run_python(code, VISIONOPS_CPU_ISA="avx2")
     assert done.returncode == 0, done.stderr[-2000:]

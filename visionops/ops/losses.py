@@ -90,9 +90,10 @@ def dice_loss(inputs: Tensor, targets: Tensor, mode: str = "binary", from_logits
 
     Targets of any real dtype give the same result. On the CPU, bool, uint8,
     int64, float32 and the inputs' dtype are read as they are, except int64
-    masks of float32 inputs (read as float32 by the vectorized sigmoid
-    loops); others are converted first (class ids to int64, masks to
-    float32, or float64 for float64 inputs): one extra pass over the targets.
+    masks of float32, float16 and bfloat16 inputs (read as float32 by the
+    vectorized sigmoid loops); others are converted first (class ids to
+    int64, masks to float32, or float64 for float64 inputs): one extra pass
+    over the targets.
 
     A class id outside [0, C) (not ``ignore_index``) raises IndexError; on
     CUDA that check is the op's one host synchronization. A NaN input makes
