@@ -95,6 +95,30 @@ def test_multiclass_tiles_blocks_and_tail(hw, dtype, device):
     torch.testing.assert_close(got.double(), want, **tol)
 
 
+@pytest.mark.parametrize("hw", [(17, 23), (10, 30), (16, 8), (1, 5)])
+def test_multiclass_float16_tiles_blocks_and_tail_as_float32(hw, device):
+    # float16 logits go through the same tiles, blocks and tail, staged as
+    # floats on the CPU's vector paths: the gradient is float32's, rounded
+    # by torch, bit for bit; the loss within float16's rounding of it.
+    h, w = hw
+    g = torch.Generator().manual_seed(h * w + 1)
+    x, t = make("multiclass", b=3, c=21, h=h, w=w, dtype=torch.float32, device=device, g=g)
+    x = (x * 4).half()
+
+    def run(inputs):
+        xg = inputs.clone().requires_grad_()
+        loss = visionops.dice_loss(xg, t, mode="multiclass", reduction="none")
+        (grad,) = torch.autograd.grad(loss.sum(), xg)
+        return loss.detach(), grad
+
+    (loss16, got), (loss32, want) = run(x), run(x.float())
+    if device == "cpu":
+        assert torch.equal(got.view(torch.int16), want.half().view(torch.int16))
+    else:  # the CUDA kernels' own order of additions
+        torch.testing.assert_close(got.float(), want, rtol=1e-3, atol=1e-7)
+    torch.testing.assert_close(loss16.float(), loss32, rtol=1e-3, atol=1e-5)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_class_formula_at_its_bounds(reduction, device):
     # The per-class loss and gradient coefficients (losses/math.h, run by
@@ -183,14 +207,15 @@ def test_low_precision(dtype, device):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("mode,ignore", [("binary", 7), ("binary", None), ("multiclass", 7)])
+@pytest.mark.parametrize("mode,ignore", [("binary", 7), ("binary", None), ("multiclass", 7), ("multiclass", None)])
 def test_low_precision_gradient_rounds_as_torch(mode, ignore, dtype):
     # The CPU kernels compute half and bfloat16 inputs in float and round the
     # gradient as c10 does (core/float16_bits.h's arithmetic in the scalar
     # loops, core/simd.h's stores in the fused sigmoid loops): the same bits
     # as computing from the same values as float32 (through the same loops:
-    # with ignore_index the scalar ones, binary without it the fused ones)
-    # and rounding with torch's .to(dtype). Gradients of a 64 x 64 image
+    # with ignore_index the scalar ones, binary without it the fused ones,
+    # multiclass without it the tiles, from float16 staged as floats) and
+    # rounding with torch's .to(dtype). Gradients of a 64 x 64 image
     # (32 x 32 without ignored pixels) are around 1e-5, many of them half
     # subnormals. With a NaN logit every gradient is NaN in both (it makes
     # its class's statistics NaN; softmax spreads it to every class).
