@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "core/cpu_isa.h"
 #include "losses/dice_sigmoid_simd.h"
 #include "tests/check.h"
+#include "tests/simd_isas.h"
 
 namespace {
 
@@ -58,21 +58,9 @@ void check_isa(const char* name) {
 
 int main() {
 #ifdef VO_HAVE_DICE_SIGMOID_SIMD
-  const vo::CpuIsa isa = vo::cpu_isa_supported();
-  if (isa == vo::CpuIsa::Avx512) {
-    auto f = [] { check_isa<vo::simd::Avx512>("avx512"); };
-    vo::isa_detail::run_avx512(f);
-  } else {
-    std::printf("skipped: avx512 (this CPU does not run x86-64-v4)\n");
-  }
-  if (isa != vo::CpuIsa::Portable) {
-    auto f = [] { check_isa<vo::simd::Avx2>("avx2"); };
-    vo::isa_detail::run_avx2(f);
-  } else {
-    std::printf("skipped: avx2 (this CPU does not run x86-64-v3)\n");
-  }
+  vo_test::for_each_simd_isa([](auto s, const char* name) { check_isa<decltype(s)>(name); });
 #else
-  std::printf("skipped: avx512 and avx2 (no x86-64 vector loops in this build)\n");
+  vo_test::for_each_simd_isa([](auto, const char*) {});
 #endif
   return vo_test::report("dice sigmoid simd");
 }
