@@ -1,6 +1,7 @@
 // A 16-lane vector type for the CPU kernels that need what the compiler
 // does not find alone: masks as bits (one test answers "any lane?"),
-// compress stores, masked reductions, a blend on a compare.
+// compress stores, masked reductions, a blend on a compare, float16 and
+// bfloat16 loads and stores (F16C, and c10's rounding).
 //
 // A kernel is written once as a template over S, one of the structs below,
 // and run through with_simd(f), which calls f(S{}) inside core/cpu_isa.h's
