@@ -234,13 +234,24 @@ void evaluate_class(int64_t k, const ClassMembers& cm, const Side& det, const Si
       }
     }
   }
-  std::vector<uint8_t> column(n);
-  std::vector<double> tp_at(n + 1), fp_at(n + 1), cs(n + 1), cr(n + 1), cp(n + 1);
+  // The states in score order, one row of n per (area range, threshold):
+  // each curve below then reads its row in order, where reading the states
+  // through `sorted` took a scattered byte per detection for every row.
+  std::vector<uint8_t> by_score(AT * n);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* st = state.data() + sorted[i] * AT;
+    for (int64_t at = 0; at < AT; ++at) by_score[at * n + i] = st[at];
+  }
+  // Counts as integers: the running sums were a chain of dependent double
+  // additions, one per detection; the same whole numbers, exact either way,
+  // become doubles only at the true positives.
+  std::vector<int64_t> tp_at(n + 1), fp_at(n + 1);
+  std::vector<double> cs(n + 1), cr(n + 1), cp(n + 1);
   for (int64_t a = 0; a < A; ++a) {
     if (npig[a] == 0) continue;  // stays -1, as in pycocotools
     const double n_pos = static_cast<double>(npig[a]);
     for (int64_t t = 0; t < T; ++t) {
-      for (int64_t i = 0; i < n; ++i) column[i] = state[sorted[i] * AT + a * T + t];
+      const uint8_t* column = by_score.data() + (a * T + t) * n;
       for (int64_t m = 0; m < M; ++m) {
         const std::vector<int64_t>& pos = within[m];
         if (same_as[m] >= 0) {  // the same detections as a smaller limit: the same curve
@@ -255,23 +266,24 @@ void evaluate_class(int64_t k, const ClassMembers& cm, const Side& det, const Si
         }
         const int64_t nd = pos.size();
         // Branch-free: every position writes slot c; a true positive keeps it.
-        double tp = 0, fp = 0;
-        int64_t c = 0;
+        int64_t tp = 0, fp = 0, c = 0;
         for (int64_t q = 0; q < nd; ++q) {
           const int64_t i = pos[q];
           const uint8_t st = column[i];
-          tp += st == kTruePositive ? 1.0 : 0.0;
-          fp += st == kFalsePositive ? 1.0 : 0.0;
+          tp += st == kTruePositive;
+          fp += st == kFalsePositive;
           tp_at[c] = tp;
           fp_at[c] = fp;
           cs[c] = score[i];
           c += st == kTruePositive;
         }
         for (int64_t j = 0; j < c; ++j) {
-          cr[j] = tp_at[j] / n_pos;
-          cp[j] = tp_at[j] / (fp_at[j] + tp_at[j] + std::numeric_limits<double>::epsilon());  // np.spacing(1)
+          const double tpj = static_cast<double>(tp_at[j]), fpj = static_cast<double>(fp_at[j]);
+          cr[j] = tpj / n_pos;
+          cp[j] = tpj / (fpj + tpj + std::numeric_limits<double>::epsilon());  // np.spacing(1)
         }
-        out.recall[((t * K + k) * A + a) * M + m] = tp / n_pos;  // rc[-1], or 0 without detections
+        // rc[-1], or 0 without detections
+        out.recall[((t * K + k) * A + a) * M + m] = static_cast<double>(tp) / n_pos;
         for (int64_t j = c - 1; j > 0; --j) {
           if (cp[j] > cp[j - 1]) cp[j - 1] = cp[j];
         }
