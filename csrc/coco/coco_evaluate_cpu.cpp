@@ -245,7 +245,7 @@ void evaluate_class(int64_t k, const ClassMembers& cm, const Side& det, const Si
   // Counts as integers: the running sums were a chain of dependent double
   // additions, one per detection; the same whole numbers, exact either way,
   // become doubles only at the true positives.
-  std::vector<int64_t> tp_at(n + 1), fp_at(n + 1);
+  std::vector<int64_t> fp_at(n + 1), tp_pos(n + 1);
   std::vector<double> cs(n + 1), cr(n + 1), cp(n + 1);
   for (int64_t a = 0; a < A; ++a) {
     if (npig[a] == 0) continue;  // stays -1, as in pycocotools
@@ -265,25 +265,35 @@ void evaluate_class(int64_t k, const ClassMembers& cm, const Side& det, const Si
           continue;
         }
         const int64_t nd = pos.size();
+        // The j-th true positive has j + 1 true positives up to it, so only
+        // the false positives before it and its position are kept.
         // Branch-free: every position writes slot c; a true positive keeps it.
-        int64_t tp = 0, fp = 0, c = 0;
-        for (int64_t q = 0; q < nd; ++q) {
-          const int64_t i = pos[q];
-          const uint8_t st = column[i];
-          tp += st == kTruePositive;
-          fp += st == kFalsePositive;
-          tp_at[c] = tp;
-          fp_at[c] = fp;
-          cs[c] = score[i];
-          c += st == kTruePositive;
+        // A limit that keeps every detection reads the column in order.
+        int64_t c = 0;
+        auto compact = [&](auto position) {
+          int64_t fp = 0;
+          for (int64_t q = 0; q < nd; ++q) {
+            const int64_t i = position(q);
+            const uint8_t st = column[i];
+            fp += st == kFalsePositive;
+            fp_at[c] = fp;
+            tp_pos[c] = i;
+            c += st == kTruePositive;
+          }
+        };
+        if (nd == n) {
+          compact([](int64_t q) { return q; });
+        } else {
+          compact([&](int64_t q) { return pos[q]; });
         }
         for (int64_t j = 0; j < c; ++j) {
-          const double tpj = static_cast<double>(tp_at[j]), fpj = static_cast<double>(fp_at[j]);
+          const double tpj = static_cast<double>(j + 1), fpj = static_cast<double>(fp_at[j]);
           cr[j] = tpj / n_pos;
           cp[j] = tpj / (fpj + tpj + std::numeric_limits<double>::epsilon());  // np.spacing(1)
+          cs[j] = score[tp_pos[j]];
         }
         // rc[-1], or 0 without detections
-        out.recall[((t * K + k) * A + a) * M + m] = static_cast<double>(tp) / n_pos;
+        out.recall[((t * K + k) * A + a) * M + m] = static_cast<double>(c) / n_pos;
         for (int64_t j = c - 1; j > 0; --j) {
           if (cp[j] > cp[j - 1]) cp[j - 1] = cp[j];
         }
