@@ -7,6 +7,7 @@
 
 #include "core/cpu_isa.h"
 #include "core/simd.h"
+#include "tests/check.h"
 
 namespace vo_test {
 
@@ -33,3 +34,19 @@ void for_each_simd_isa(F&& f) {
 }
 
 }  // namespace vo_test
+
+// The main() of a test written as check_isa<S>(name), defined where
+// VO_HAVE_SIMD16 is: runs it on each vector type, then reports the suite.
+#ifdef VO_HAVE_SIMD16
+#define VO_TEST_MAIN_EACH_SIMD_ISA(suite)                                                           \
+  int main() {                                                                                      \
+    vo_test::for_each_simd_isa([](auto s, const char* name) { check_isa<decltype(s)>(name); });     \
+    return vo_test::report(suite);                                                                  \
+  }
+#else
+#define VO_TEST_MAIN_EACH_SIMD_ISA(suite)                 \
+  int main() {                                            \
+    vo_test::for_each_simd_isa([](auto, const char*) {}); \
+    return vo_test::report(suite);                        \
+  }
+#endif

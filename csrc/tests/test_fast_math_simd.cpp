@@ -82,11 +82,4 @@ void check_isa(const char* name) {
 
 }  // namespace
 
-int main() {
-#ifdef VO_HAVE_SIMD16
-  vo_test::for_each_simd_isa([](auto s, const char* name) { check_isa<decltype(s)>(name); });
-#else
-  vo_test::for_each_simd_isa([](auto, const char*) {});
-#endif
-  return vo_test::report("fast math simd");
-}
+VO_TEST_MAIN_EACH_SIMD_ISA("fast math simd")
