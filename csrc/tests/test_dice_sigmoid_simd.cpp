@@ -56,11 +56,6 @@ void check_isa(const char* name) {
 
 }  // namespace
 
-int main() {
-#ifdef VO_HAVE_DICE_SIGMOID_SIMD
-  vo_test::for_each_simd_isa([](auto s, const char* name) { check_isa<decltype(s)>(name); });
-#else
-  vo_test::for_each_simd_isa([](auto, const char*) {});
-#endif
-  return vo_test::report("dice sigmoid simd");
-}
+// (dice_sigmoid_simd.h defines VO_HAVE_DICE_SIGMOID_SIMD exactly where
+// VO_HAVE_SIMD16 is, the macro's condition)
+VO_TEST_MAIN_EACH_SIMD_ISA("dice sigmoid simd")
